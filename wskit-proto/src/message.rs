@@ -1,0 +1,270 @@
+//! Messages: what a connection delivers to the application and takes from it.
+
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// A complete WebSocket message.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Message {
+    /// A text message, validated UTF-8.
+    Text(Utf8Bytes),
+    /// A binary message.
+    Binary(Bytes),
+}
+
+impl Message {
+    /// The text of a text message.
+    ///
+    /// # Errors
+    ///
+    /// [`NotText`] for a binary message.
+    pub fn as_text(&self) -> Result<&str, NotText> {
+        match self {
+            Self::Text(text) => Ok(text.as_str()),
+            Self::Binary(_) => Err(NotText),
+        }
+    }
+
+    /// The payload bytes, whatever the type.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Text(text) => text.as_bytes(),
+            Self::Binary(data) => data,
+        }
+    }
+
+    /// The payload bytes, without copying.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Self::Text(text) => text.into_bytes(),
+            Self::Binary(data) => data,
+        }
+    }
+
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Self::Binary(_))
+    }
+
+    /// The payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.debug_tuple("Text").field(&text.as_str()).finish(),
+            Self::Binary(data) => f.debug_tuple("Binary").field(data).finish(),
+        }
+    }
+}
+
+/// Text prints as itself; binary as `(binary) N bytes`.
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(text) => f.write_str(text),
+            Self::Binary(data) => write!(f, "(binary) {} bytes", data.len()),
+        }
+    }
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Self {
+        Self::Text(text.into())
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Self {
+        Self::Text(text.into())
+    }
+}
+
+impl From<&String> for Message {
+    fn from(text: &String) -> Self {
+        Self::Text(text.as_str().into())
+    }
+}
+
+impl From<Utf8Bytes> for Message {
+    fn from(text: Utf8Bytes) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<Bytes> for Message {
+    fn from(data: Bytes) -> Self {
+        Self::Binary(data)
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Self {
+        Self::Binary(data.into())
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Self {
+        Self::Binary(Bytes::copy_from_slice(data))
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Message {
+    fn from(data: &[u8; N]) -> Self {
+        Self::Binary(Bytes::copy_from_slice(data))
+    }
+}
+
+/// A binary message was used where text was expected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotText;
+
+impl fmt::Display for NotText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("expected a text message, got binary")
+    }
+}
+
+impl std::error::Error for NotText {}
+
+/// Immutable bytes that are valid UTF-8: the payload of a text message.
+///
+/// Cheap to clone (a reference count, like [`Bytes`]), and dereferences to `&str`.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Utf8Bytes(Bytes);
+
+impl Utf8Bytes {
+    /// Text from a static string, without copying.
+    pub const fn from_static(text: &'static str) -> Self {
+        Self(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// Wrap bytes that the caller has validated as UTF-8.
+    pub(crate) fn from_validated(bytes: Bytes) -> Self {
+        debug_assert!(std::str::from_utf8(&bytes).is_ok());
+        Self(bytes)
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // SAFETY: every constructor either takes a `str`/`String` or validates the bytes
+        // (`TryFrom<Bytes>`, and `from_validated`, whose callers ran the UTF-8 validator on
+        // exactly these bytes), and `Bytes` is immutable. Tested by `utf8_bytes_invariant`.
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// The underlying bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The underlying bytes, without copying.
+    pub fn into_bytes(self) -> Bytes {
+        self.0
+    }
+}
+
+impl Deref for Utf8Bytes {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Utf8Bytes {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Utf8Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Utf8Bytes {
+    fn from(text: String) -> Self {
+        Self(Bytes::from(text.into_bytes()))
+    }
+}
+
+impl From<&str> for Utf8Bytes {
+    fn from(text: &str) -> Self {
+        Self(Bytes::copy_from_slice(text.as_bytes()))
+    }
+}
+
+impl TryFrom<Bytes> for Utf8Bytes {
+    type Error = crate::utf8::Utf8Error;
+
+    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
+        if crate::utf8::is_valid(&bytes) {
+            Ok(Self(bytes))
+        } else {
+            Err(crate::utf8::Utf8Error)
+        }
+    }
+}
+
+impl PartialEq<str> for Utf8Bytes {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Utf8Bytes {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_bytes_invariant() {
+        assert!(Utf8Bytes::try_from(Bytes::from_static(&[0xff, 0xfe])).is_err());
+        assert!(Utf8Bytes::try_from(Bytes::from_static(&[0xe2, 0x9c])).is_err());
+        let text = Utf8Bytes::try_from(Bytes::from_static("✓ ok".as_bytes())).unwrap();
+        assert_eq!(text.as_str(), "✓ ok");
+        assert_eq!(Utf8Bytes::from("é".to_owned()).as_str(), "é");
+        assert_eq!(Utf8Bytes::from_static("static"), "static");
+    }
+
+    #[test]
+    fn message_conversions() {
+        let text = Message::from("hi");
+        assert_eq!(text.as_text(), Ok("hi"));
+        assert_eq!(text.to_string(), "hi");
+        let binary = Message::from(vec![1, 2, 3]);
+        assert_eq!(binary.as_text(), Err(NotText));
+        assert_eq!(binary.to_string(), "(binary) 3 bytes");
+        assert_eq!(binary.len(), 3);
+        assert!(binary.is_binary() && text.is_text());
+    }
+}
