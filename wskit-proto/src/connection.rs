@@ -1,4 +1,21 @@
-//! The connection state machine.
+//! The connection state machine: [`Protocol`].
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::error::{Error, HandshakeError, InvalidState, ProtocolError};
+use crate::extensions::{DeflateConfig, PerMessageDeflate, parse_extensions};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1, write_frame};
+use crate::handshake::{
+    Request, Response, accept_key, check_request, check_response, generate_key, header_tokens,
+};
+use crate::limits::Limits;
+use crate::mask::apply_mask;
+use crate::message::{Message, Utf8Bytes};
+use crate::utf8::{Utf8Validator, is_valid};
 
 /// Which end of the connection this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +35,1144 @@ pub enum State {
     Open,
     /// A close frame was sent or received; the closing handshake is in progress.
     Closing,
-    /// The closing handshake is complete or the connection failed.
+    /// The closing handshake is complete, the connection failed, or the transport ended.
     Closed,
+}
+
+/// Settings of a [`Protocol`], with Python websockets' defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Limits on what the peer sends. Default: [`Limits::default`] (1 MiB messages).
+    pub limits: Limits,
+    /// permessage-deflate settings; `None` turns compression off.
+    /// Default: on, with [`DeflateConfig::default`].
+    pub compression: Option<DeflateConfig>,
+    /// Subprotocols: offered by a client, or supported by a server in order of preference.
+    /// Default: none.
+    pub subprotocols: Vec<String>,
+    /// Deliver data frames as [`Event::Fragment`]s as they arrive instead of reassembled
+    /// [`Event::Message`]s. Default: `false`.
+    pub streaming: bool,
+    /// Client only: the `Origin` header to send. Default: none.
+    pub origin: Option<String>,
+    /// Client only: the `User-Agent` header to send. Default: `wskit/VERSION`.
+    pub user_agent: Option<String>,
+    /// Extra header fields added to the client's request or the server's 101 response.
+    pub extra_headers: Vec<(String, String)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            compression: Some(DeflateConfig::default()),
+            subprotocols: Vec::new(),
+            streaming: false,
+            origin: None,
+            user_agent: Some(concat!("wskit/", env!("CARGO_PKG_VERSION")).to_owned()),
+            extra_headers: Vec::new(),
+        }
+    }
+}
+
+/// What the peer did, drained with [`Protocol::poll_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Server: the client's opening handshake request. Answer it with [`Protocol::accept`] or
+    /// [`Protocol::reject`], then [`Protocol::send_response`].
+    Request(Request),
+    /// Client: the server's handshake response. The state is now OPEN if it was accepted, or
+    /// CLOSED (and [`Protocol::receive_data`] returned the error) if not.
+    Response(Response),
+    /// A complete message.
+    Message(Message),
+    /// In streaming mode ([`Config::streaming`]): a piece of a message, inflated.
+    Fragment(Fragment),
+    /// A ping; the protocol has already queued the pong.
+    Ping(Bytes),
+    /// A pong.
+    Pong(Bytes),
+    /// The peer's close frame (code 1005 if it had no payload). The protocol has already
+    /// answered it.
+    Close(CloseFrame),
+}
+
+/// A piece of a message in streaming mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// Whether the message is text. Text pieces are validated UTF-8 as a stream, but a piece
+    /// may end in the middle of a code point.
+    pub is_text: bool,
+    /// Whether this is the first piece of the message.
+    pub first: bool,
+    /// Whether this is the last piece of the message.
+    pub fin: bool,
+    /// The data, decompressed.
+    pub data: Bytes,
+}
+
+/// The WebSocket protocol for one connection, client or server, without I/O.
+///
+/// # Call protocol
+///
+/// Four families of methods:
+///
+/// - **inputs**: [`receive_data`](Self::receive_data) (or
+///   [`input_buffer`](Self::input_buffer) then [`receive_buffered`](Self::receive_buffered),
+///   which saves a copy) with bytes read from the transport, and
+///   [`receive_eof`](Self::receive_eof) when it ends;
+/// - **commands**: the handshake ([`connect_request`](Self::connect_request) and
+///   [`send_request`](Self::send_request) on a client; [`accept`](Self::accept) or
+///   [`reject`](Self::reject) and [`send_response`](Self::send_response) on a server), then
+///   `send_text`, `send_binary`, `send_continuation`, `send_ping`, `send_pong`, `send_close`,
+///   and [`fail`](Self::fail);
+/// - **outputs**: [`poll_event`](Self::poll_event) for what the peer did, and
+///   [`data_to_send`](Self::data_to_send) / [`consume_data_to_send`](Self::consume_data_to_send)
+///   for the bytes to write;
+/// - **transport decisions**: [`should_close_transport`](Self::should_close_transport) (close
+///   the TCP connection once `data_to_send` is written) and
+///   [`close_expected`](Self::close_expected) (the peer should close it soon: start a timer).
+///
+/// After every input or command: drain the events, write the data, then check the two
+/// transport decisions. A peer that breaks the protocol gets the right close frame and the
+/// connection fails; nothing the peer sends can make these methods panic.
+pub struct Protocol {
+    role: Role,
+    state: State,
+    config: Config,
+    input: BytesMut,
+    output: Vec<u8>,
+    output_pos: usize,
+    events: VecDeque<Event>,
+    masks: MaskSource,
+    // Handshake.
+    client_key: Option<String>,
+    subprotocol: Option<String>,
+    pending_deflate: Option<PerMessageDeflate>,
+    // Receiving.
+    incoming: Option<Incoming>,
+    utf8: Utf8Validator,
+    deflate: Option<PerMessageDeflate>,
+    discard_input: bool,
+    // Sending.
+    outgoing: Option<Outgoing>,
+    // Closing.
+    close_sent: Option<CloseFrame>,
+    close_rcvd: Option<CloseFrame>,
+    close_rcvd_then_sent: Option<bool>,
+    eof_sent: bool,
+    eof_rcvd: bool,
+    error: Option<Error>,
+}
+
+/// A fragmented message being received.
+struct Incoming {
+    is_text: bool,
+    compressed: bool,
+    fragments: usize,
+    /// Bytes received so far: on the wire for uncompressed messages, inflated otherwise.
+    size: usize,
+    /// The reassembled data; unused in streaming mode.
+    data: Vec<u8>,
+}
+
+/// A fragmented message being sent.
+#[derive(Clone, Copy)]
+struct Outgoing {
+    compressed: bool,
+}
+
+impl Protocol {
+    /// A client, before its opening handshake.
+    pub fn client(config: Config) -> Self {
+        Self::new(Role::Client, config)
+    }
+
+    /// A server, waiting for a client's opening handshake.
+    pub fn server(config: Config) -> Self {
+        Self::new(Role::Server, config)
+    }
+
+    fn new(role: Role, config: Config) -> Self {
+        Self {
+            role,
+            state: State::Connecting,
+            config,
+            input: BytesMut::new(),
+            output: Vec::new(),
+            output_pos: 0,
+            events: VecDeque::new(),
+            masks: MaskSource::default(),
+            client_key: None,
+            subprotocol: None,
+            pending_deflate: None,
+            incoming: None,
+            utf8: Utf8Validator::new(),
+            deflate: None,
+            discard_input: false,
+            outgoing: None,
+            close_sent: None,
+            close_rcvd: None,
+            close_rcvd_then_sent: None,
+            eof_sent: false,
+            eof_rcvd: false,
+            error: None,
+        }
+    }
+
+    /// Replace the masking-key generator (clients only use it). The default draws keys from the
+    /// operating system's random number generator, in batches; tests pin it to get
+    /// deterministic bytes.
+    pub fn set_mask_generator(&mut self, generator: impl FnMut() -> [u8; 4] + Send + 'static) {
+        self.masks = MaskSource::Custom(Box::new(generator));
+    }
+
+    // ===== Queries =====
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The connection state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The negotiated subprotocol, once the handshake succeeded.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
+    /// The negotiated permessage-deflate state, if any.
+    pub fn deflate(&self) -> Option<&PerMessageDeflate> {
+        self.deflate.as_ref()
+    }
+
+    /// The close frame this end sent, if any.
+    pub fn close_sent(&self) -> Option<&CloseFrame> {
+        self.close_sent.as_ref()
+    }
+
+    /// The close frame this end received, if any.
+    pub fn close_rcvd(&self) -> Option<&CloseFrame> {
+        self.close_rcvd.as_ref()
+    }
+
+    /// When both close frames were exchanged: `true` if the peer's came first.
+    pub fn close_rcvd_then_sent(&self) -> Option<bool> {
+        self.close_rcvd_then_sent
+    }
+
+    /// The close code of the connection as seen by this end (RFC 6455 section 7.1.5): the code
+    /// of the close frame received, or 1006 (abnormal closure) if none was. `None` while the
+    /// connection is not closed.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        if self.state != State::Closed {
+            return None;
+        }
+        Some(
+            self.close_rcvd
+                .as_ref()
+                .map_or(CloseCode::ABNORMAL, |frame| frame.code),
+        )
+    }
+
+    /// The close reason received, empty if none (RFC 6455 section 7.1.6). `None` while the
+    /// connection is not closed.
+    pub fn close_reason(&self) -> Option<&str> {
+        if self.state != State::Closed {
+            return None;
+        }
+        Some(
+            self.close_rcvd
+                .as_ref()
+                .map_or("", |frame| frame.reason.as_str()),
+        )
+    }
+
+    /// The first error that failed the connection, if any.
+    pub fn error(&self) -> Option<&Error> {
+        self.error.as_ref()
+    }
+
+    // ===== Inputs =====
+
+    /// Feed bytes received from the transport.
+    ///
+    /// # Errors
+    ///
+    /// The error that made the connection fail, if these bytes did. By then the answer (a close
+    /// frame, or nothing on a failed client handshake) is already queued, the state has
+    /// changed, and any events before the error are still in the queue. Later input is ignored.
+    pub fn receive_data(&mut self, data: &[u8]) -> Result<(), Error> {
+        if self.discard_input || self.eof_rcvd {
+            return Ok(());
+        }
+        self.input.extend_from_slice(data);
+        self.receive_buffered()
+    }
+
+    /// The buffer that [`receive_buffered`](Self::receive_buffered) reads: append bytes read
+    /// from the transport to it directly (e.g. with `read_buf`) to save a copy. Only append.
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Process the bytes appended to [`input_buffer`](Self::input_buffer).
+    ///
+    /// # Errors
+    ///
+    /// As [`receive_data`](Self::receive_data).
+    pub fn receive_buffered(&mut self) -> Result<(), Error> {
+        if self.discard_input || self.eof_rcvd {
+            self.input.clear();
+            return Ok(());
+        }
+        let result = match self.state {
+            State::Connecting => self.parse_handshake(),
+            State::Open | State::Closing => self.parse_frames(),
+            State::Closed => Ok(()),
+        };
+        if self.discard_input {
+            self.input.clear();
+        }
+        result
+    }
+
+    /// Tell the protocol that the transport ended (the peer closed its side).
+    ///
+    /// After a completed closing handshake this is the normal end. Otherwise the connection
+    /// closed abnormally (1006): the error says so.
+    ///
+    /// # Errors
+    ///
+    /// [`ProtocolError::UnexpectedEof`] (or [`HandshakeError::UnexpectedEof`] during the
+    /// opening handshake) when the transport ended before the closing handshake.
+    pub fn receive_eof(&mut self) -> Result<(), Error> {
+        if self.eof_rcvd {
+            return Ok(());
+        }
+        self.eof_rcvd = true;
+        let clean = self.close_rcvd.is_some() || self.state == State::Closed;
+        let previous = self.state;
+        self.state = State::Closed;
+        self.eof_sent = true;
+        self.input.clear();
+        self.incoming = None;
+        if clean {
+            return Ok(());
+        }
+        let error = if previous == State::Connecting {
+            Error::Handshake(HandshakeError::UnexpectedEof)
+        } else {
+            Error::Protocol(ProtocolError::UnexpectedEof)
+        };
+        self.error.get_or_insert_with(|| error.clone());
+        Err(error)
+    }
+
+    // ===== Outputs =====
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The bytes waiting to be written to the transport.
+    pub fn data_to_send(&self) -> &[u8] {
+        &self.output[self.output_pos..]
+    }
+
+    /// Mark the first `n` bytes of [`data_to_send`](Self::data_to_send) as written.
+    pub fn consume_data_to_send(&mut self, n: usize) {
+        self.output_pos = (self.output_pos + n).min(self.output.len());
+        if self.output_pos == self.output.len() {
+            self.output.clear();
+            self.output_pos = 0;
+        }
+    }
+
+    /// Take every byte waiting to be written.
+    pub fn take_data_to_send(&mut self) -> Vec<u8> {
+        let data = self.output.split_off(self.output_pos);
+        self.output.clear();
+        self.output_pos = 0;
+        data
+    }
+
+    /// Whether the transport should be closed once [`data_to_send`](Self::data_to_send) is
+    /// written: the server closes the TCP connection first after the closing handshake
+    /// (RFC 6455 section 7.1.1), either side after a failure or after the peer ended the
+    /// transport, and a server after rejecting a handshake.
+    pub fn should_close_transport(&self) -> bool {
+        self.eof_sent
+    }
+
+    /// Whether the peer is expected to close the transport soon: the closing handshake is in
+    /// progress, or this end failed the connection. The I/O layer should then close the
+    /// transport itself if the peer has not within a timeout.
+    pub fn close_expected(&self) -> bool {
+        self.state == State::Closing || (self.error.is_some() && self.state != State::Closed)
+    }
+
+    // ===== Commands: the opening handshake =====
+
+    /// Client: build the opening handshake request for `host` (the `Host` header, with the
+    /// port if not the default) and `path` (with the query), with a fresh
+    /// `Sec-WebSocket-Key`, the subprotocols, the permessage-deflate offer, the origin, the
+    /// user agent and the extra headers from the config. Edit it if needed, then pass it to
+    /// [`send_request`](Self::send_request).
+    pub fn connect_request(&self, host: &str, path: &str) -> Request {
+        let mut request = Request::get(path);
+        let headers = &mut request.headers;
+        headers.append("Host", host);
+        headers.append("Upgrade", "websocket");
+        headers.append("Connection", "Upgrade");
+        headers.append("Sec-WebSocket-Key", generate_key());
+        headers.append("Sec-WebSocket-Version", "13");
+        if let Some(origin) = &self.config.origin {
+            headers.append("Origin", origin.as_str());
+        }
+        if let Some(deflate) = &self.config.compression {
+            headers.append("Sec-WebSocket-Extensions", deflate.offer());
+        }
+        if !self.config.subprotocols.is_empty() {
+            headers.append(
+                "Sec-WebSocket-Protocol",
+                self.config.subprotocols.join(", "),
+            );
+        }
+        if let Some(agent) = &self.config.user_agent {
+            headers.append("User-Agent", agent.as_str());
+        }
+        for (name, value) in &self.config.extra_headers {
+            headers.append(name.as_str(), value.as_str());
+        }
+        request
+    }
+
+    /// Client: send the opening handshake request.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] on a server, after the request was sent, or if the request has no
+    /// `Sec-WebSocket-Key`.
+    pub fn send_request(&mut self, request: &Request) -> Result<(), InvalidState> {
+        if self.role != Role::Client {
+            return Err(InvalidState::WrongRole);
+        }
+        if self.state != State::Connecting || self.client_key.is_some() {
+            return Err(InvalidState::WrongState(self.state));
+        }
+        let key = request
+            .headers
+            .get("Sec-WebSocket-Key")
+            .ok_or(InvalidState::MissingKey)?;
+        self.client_key = Some(key.to_owned());
+        request.write(&mut self.output);
+        Ok(())
+    }
+
+    /// Server: validate the client's request and build the 101 response, negotiating
+    /// permessage-deflate and the subprotocol ([`select_subprotocol`](Self::select_subprotocol)).
+    /// Send it with [`send_response`](Self::send_response), or send another response instead.
+    ///
+    /// # Errors
+    ///
+    /// A [`HandshakeError`] whose `status()` is the HTTP status to answer with; build that
+    /// answer with [`reject_error`](Self::reject_error).
+    pub fn accept(&mut self, request: &Request) -> Result<Response, HandshakeError> {
+        let subprotocol = self.select_subprotocol(request);
+        self.accept_with_subprotocol(request, subprotocol)
+    }
+
+    /// Server: as [`accept`](Self::accept), with a subprotocol chosen by the caller (which must
+    /// be one the client offered, or `None`).
+    ///
+    /// # Errors
+    ///
+    /// As [`accept`](Self::accept), and [`HandshakeError::Negotiation`] if `subprotocol` was
+    /// not offered.
+    pub fn accept_with_subprotocol(
+        &mut self,
+        request: &Request,
+        subprotocol: Option<String>,
+    ) -> Result<Response, HandshakeError> {
+        let key = check_request(request)?;
+        let mut response = Response::new(101, Bytes::new());
+        response.headers.append("Upgrade", "websocket");
+        response.headers.append("Connection", "Upgrade");
+        response
+            .headers
+            .append("Sec-WebSocket-Accept", accept_key(key));
+        self.pending_deflate = None;
+        if let Some(config) = &self.config.compression {
+            let offers = parse_extensions(request.headers.get_all("Sec-WebSocket-Extensions"))?;
+            if let Some((value, deflate)) = config.negotiate_server(&offers)? {
+                response.headers.append("Sec-WebSocket-Extensions", value);
+                self.pending_deflate = Some(deflate);
+            }
+        }
+        if let Some(protocol) = &subprotocol {
+            if !header_tokens(&request.headers, "Sec-WebSocket-Protocol").any(|p| p == protocol) {
+                return Err(HandshakeError::Negotiation(format!(
+                    "subprotocol {protocol:?} was not offered"
+                )));
+            }
+            response
+                .headers
+                .append("Sec-WebSocket-Protocol", protocol.as_str());
+        }
+        self.subprotocol = subprotocol;
+        for (name, value) in &self.config.extra_headers {
+            response.headers.append(name.as_str(), value.as_str());
+        }
+        Ok(response)
+    }
+
+    /// Server: the subprotocol to accept by default: the first of the configured subprotocols
+    /// (in the server's order of preference) that the client offered, if any.
+    pub fn select_subprotocol(&self, request: &Request) -> Option<String> {
+        self.config
+            .subprotocols
+            .iter()
+            .find(|ours| {
+                header_tokens(&request.headers, "Sec-WebSocket-Protocol").any(|p| p == *ours)
+            })
+            .cloned()
+    }
+
+    /// Server: a response that rejects the handshake with `status` and a plain-text `body`.
+    pub fn reject(&self, status: u16, body: impl Into<Bytes>) -> Response {
+        Response::new(status, body)
+    }
+
+    /// Server: the response for a failed handshake: its status, its message as the body, and
+    /// the headers the status calls for (`Upgrade` and `Sec-WebSocket-Version: 13` with 426,
+    /// `Allow: GET` with 405).
+    pub fn reject_error(&self, error: &HandshakeError) -> Response {
+        let status = error.status();
+        let mut response = Response::new(
+            status,
+            format!("Failed to open a WebSocket connection: {error}.\n"),
+        );
+        match status {
+            426 => {
+                response.headers.append("Upgrade", "websocket");
+                response.headers.append("Sec-WebSocket-Version", "13");
+            }
+            405 => response.headers.append("Allow", "GET"),
+            _ => {}
+        }
+        response
+    }
+
+    /// Server: send the handshake response. A 101 opens the connection (with what
+    /// [`accept`](Self::accept) negotiated); any other status closes it.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] on a client or outside the opening handshake.
+    pub fn send_response(&mut self, response: &Response) -> Result<(), Error> {
+        if self.role != Role::Server {
+            return Err(InvalidState::WrongRole.into());
+        }
+        if self.state != State::Connecting {
+            return Err(InvalidState::WrongState(self.state).into());
+        }
+        response.write(&mut self.output);
+        if response.status == 101 {
+            self.state = State::Open;
+            self.deflate = self.pending_deflate.take();
+            // Frames that arrived right behind the request.
+            return self.parse_frames();
+        }
+        self.pending_deflate = None;
+        self.subprotocol = None;
+        self.state = State::Closed;
+        self.eof_sent = true;
+        self.discard_input = true;
+        self.input.clear();
+        Ok(())
+    }
+
+    // ===== Commands: data and control frames =====
+
+    /// Send a text frame: a whole message, or with `fin == false` the first frame of a
+    /// fragmented one. `data` must be UTF-8 as a whole message (a fragment may split a code
+    /// point).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] outside the OPEN state or while a fragmented message is in progress.
+    pub fn send_text(&mut self, data: &[u8], fin: bool) -> Result<(), InvalidState> {
+        self.send_data(OpCode::Text, data, fin)
+    }
+
+    /// Send a binary frame: a whole message, or with `fin == false` the first frame of a
+    /// fragmented one.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_text`](Self::send_text).
+    pub fn send_binary(&mut self, data: &[u8], fin: bool) -> Result<(), InvalidState> {
+        self.send_data(OpCode::Binary, data, fin)
+    }
+
+    /// Send the next frame of a fragmented message; `fin` ends the message.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] outside the OPEN state or without a fragmented message in progress.
+    pub fn send_continuation(&mut self, data: &[u8], fin: bool) -> Result<(), InvalidState> {
+        self.send_data(OpCode::Continuation, data, fin)
+    }
+
+    /// Send a message.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_text`](Self::send_text).
+    pub fn send_message(&mut self, message: &Message) -> Result<(), InvalidState> {
+        match message {
+            Message::Text(text) => self.send_text(text.as_bytes(), true),
+            Message::Binary(data) => self.send_binary(data, true),
+        }
+    }
+
+    /// Send a ping with at most 125 bytes of data.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] outside the OPEN state or for a payload over 125 bytes.
+    pub fn send_ping(&mut self, data: &[u8]) -> Result<(), InvalidState> {
+        self.check_open()?;
+        self.send_control(OpCode::Ping, data)
+    }
+
+    /// Send a pong with at most 125 bytes of data. Pings are answered automatically; this is
+    /// for unsolicited pongs (a unidirectional heartbeat, RFC 6455 section 5.5.3).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] outside the OPEN state or for a payload over 125 bytes.
+    pub fn send_pong(&mut self, data: &[u8]) -> Result<(), InvalidState> {
+        self.check_open()?;
+        self.send_control(OpCode::Pong, data)
+    }
+
+    /// Start the closing handshake with `code` and `reason` (RFC 6455 section 7.1.2). Code
+    /// 1005 sends an empty close frame.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] outside the OPEN state, or for a code that may not be sent or a reason
+    /// over 123 bytes.
+    pub fn send_close(&mut self, code: CloseCode, reason: &str) -> Result<(), InvalidState> {
+        self.check_open()?;
+        let frame = CloseFrame::new(code, reason);
+        frame.check_sendable()?;
+        self.write_close(frame);
+        self.state = State::Closing;
+        Ok(())
+    }
+
+    /// Fail the connection (RFC 6455 section 7.1.7): send a close frame with `code` and
+    /// `reason` if the connection is open (not for 1006), stop reading, and, on a server,
+    /// close the transport.
+    ///
+    /// Codes that may not be sent become 1011 (internal error); reasons are cut to 123 bytes
+    /// on a character boundary.
+    pub fn fail(&mut self, code: CloseCode, reason: &str) {
+        if self.state == State::Open && code != CloseCode::ABNORMAL {
+            let code = if code.is_valid_on_wire() {
+                code
+            } else {
+                CloseCode::INTERNAL_ERROR
+            };
+            let mut end = reason.len().min(crate::close::MAX_CLOSE_REASON);
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.write_close(CloseFrame::new(code, &reason[..end]));
+            self.state = State::Closing;
+        }
+        if self.state == State::Connecting {
+            self.state = State::Closed;
+        }
+        if self.role == Role::Server {
+            self.eof_sent = true;
+        }
+        self.discard_input = true;
+        self.input.clear();
+        self.incoming = None;
+    }
+
+    // ===== Internals: receiving =====
+
+    fn parse_handshake(&mut self) -> Result<(), Error> {
+        match self.role {
+            Role::Server => {
+                if self.events.iter().any(|e| matches!(e, Event::Request(_))) {
+                    return Ok(()); // one request per connection; the rest waits for the 101
+                }
+                match Request::parse(&self.input, &self.config.limits.http) {
+                    Ok(None) => Ok(()),
+                    Ok(Some((request, used))) => {
+                        self.input.advance(used);
+                        self.events.push_back(Event::Request(request));
+                        Ok(())
+                    }
+                    Err(e) => Err(self.fail_handshake(e)),
+                }
+            }
+            Role::Client => {
+                let Some(key) = self.client_key.clone() else {
+                    return Ok(()); // nothing sent yet: the server should not speak first
+                };
+                let (response, used) = match Response::parse(&self.input, &self.config.limits.http)
+                {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(parsed)) => parsed,
+                    Err(e) => return Err(self.fail_handshake(e)),
+                };
+                self.input.advance(used);
+                let outcome = self.check_server_response(&response, &key);
+                self.events.push_back(Event::Response(response));
+                match outcome {
+                    Ok(()) => {
+                        self.state = State::Open;
+                        self.parse_frames()
+                    }
+                    Err(e) => Err(self.fail_handshake(e)),
+                }
+            }
+        }
+    }
+
+    fn check_server_response(
+        &mut self,
+        response: &Response,
+        key: &str,
+    ) -> Result<(), HandshakeError> {
+        check_response(response, key)?;
+        let accepted = parse_extensions(response.headers.get_all("Sec-WebSocket-Extensions"))?;
+        self.deflate = match &self.config.compression {
+            Some(config) => config.negotiate_client(&accepted)?,
+            None if accepted.is_empty() => None,
+            None => {
+                return Err(HandshakeError::Negotiation(
+                    "no extensions were offered".into(),
+                ));
+            }
+        };
+        let mut protocols = header_tokens(&response.headers, "Sec-WebSocket-Protocol");
+        match (protocols.next(), protocols.next()) {
+            (None, _) => self.subprotocol = None,
+            (Some(p), None) if self.config.subprotocols.iter().any(|ours| ours == p) => {
+                self.subprotocol = Some(p.to_owned());
+            }
+            (Some(p), _) => {
+                return Err(HandshakeError::Negotiation(format!(
+                    "server chose subprotocol {p:?}, which was not offered"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn fail_handshake(&mut self, error: HandshakeError) -> Error {
+        self.state = State::Closed;
+        self.eof_sent = true;
+        self.discard_input = true;
+        self.deflate = None;
+        let error = Error::Handshake(error);
+        self.error.get_or_insert_with(|| error.clone());
+        error
+    }
+
+    fn parse_frames(&mut self) -> Result<(), Error> {
+        while !self.discard_input {
+            match self.parse_frame() {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    let code = CloseCode::from(&e);
+                    self.fail(code, &e.to_string());
+                    let error = Error::Protocol(e);
+                    self.error.get_or_insert_with(|| error.clone());
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Parse and handle one frame. `Ok(false)` when more input is needed.
+    fn parse_frame(&mut self) -> Result<bool, ProtocolError> {
+        let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
+            return Ok(false);
+        };
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        let allowed_rsv = match header.opcode {
+            OpCode::Text | OpCode::Binary if self.deflate.is_some() => RSV1,
+            _ => 0,
+        };
+        if header.rsv & !allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBits { bits: header.rsv });
+        }
+        self.check_frame_size(&header)?;
+        // The size checks above bound the length, so it fits in usize.
+        let len = header.payload_len as usize;
+        let total = header_len + len;
+        if self.input.len() < total {
+            self.input.reserve(total - self.input.len());
+            return Ok(false);
+        }
+        self.input.advance(header_len);
+        let mut payload = self.input.split_to(len);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        self.handle_frame(header, payload)?;
+        Ok(true)
+    }
+
+    /// Check a frame's length against the limits before buffering its payload.
+    fn check_frame_size(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        if header.opcode.is_control() {
+            return Ok(()); // at most 125 bytes, checked by the parser
+        }
+        let limits = &self.config.limits;
+        let size = header.payload_len;
+        if let Some(limit) = limits.max_frame_size
+            && size > limit as u64
+        {
+            return Err(ProtocolError::FrameTooBig { size, limit });
+        }
+        if let Some(limit) = limits.max_message_size {
+            let compressed = match (&self.incoming, header.opcode) {
+                (Some(incoming), OpCode::Continuation) => incoming.compressed,
+                _ => header.rsv & RSV1 != 0,
+            };
+            // Uncompressed data counts toward the message as it is; compressed data is
+            // counted while inflating, but one frame still cannot exceed the limit.
+            let so_far = match (&self.incoming, header.opcode, compressed) {
+                (Some(incoming), OpCode::Continuation, false) => incoming.size as u64,
+                _ => 0,
+            };
+            if so_far + size > limit as u64 {
+                return Err(ProtocolError::MessageTooBig { limit });
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_frame(
+        &mut self,
+        header: FrameHeader,
+        payload: BytesMut,
+    ) -> Result<(), ProtocolError> {
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                self.handle_data(header, payload)
+            }
+            OpCode::Ping => {
+                if self.state == State::Open {
+                    self.write_frame(OpCode::Pong, 0, &payload, true);
+                }
+                self.events.push_back(Event::Ping(payload.freeze()));
+                Ok(())
+            }
+            OpCode::Pong => {
+                self.events.push_back(Event::Pong(payload.freeze()));
+                Ok(())
+            }
+            OpCode::Close => self.handle_close(&payload),
+        }
+    }
+
+    fn handle_data(&mut self, header: FrameHeader, payload: BytesMut) -> Result<(), ProtocolError> {
+        let limits = &self.config.limits;
+        let max_message = limits.max_message_size.unwrap_or(usize::MAX);
+        let first = header.opcode != OpCode::Continuation;
+        let mut incoming = match (self.incoming.take(), first) {
+            (Some(_), true) => return Err(ProtocolError::ExpectedContinuation),
+            (None, false) => return Err(ProtocolError::UnexpectedContinuation),
+            (Some(mut incoming), false) => {
+                incoming.fragments += 1;
+                if let Some(limit) = limits.max_fragments
+                    && incoming.fragments > limit
+                {
+                    return Err(ProtocolError::TooManyFragments { limit });
+                }
+                incoming
+            }
+            (None, true) => {
+                let is_text = header.opcode == OpCode::Text;
+                let compressed = header.rsv & RSV1 != 0;
+                if header.fin && !compressed && !self.config.streaming {
+                    // The common case: a whole uncompressed message in one frame, no copy.
+                    let message = if is_text {
+                        if !is_valid(&payload) {
+                            return Err(ProtocolError::InvalidUtf8);
+                        }
+                        Message::Text(Utf8Bytes::from_validated(payload.freeze()))
+                    } else {
+                        Message::Binary(payload.freeze())
+                    };
+                    self.events.push_back(Event::Message(message));
+                    return Ok(());
+                }
+                Incoming {
+                    is_text,
+                    compressed,
+                    fragments: 1,
+                    size: 0,
+                    data: Vec::new(),
+                }
+            }
+        };
+
+        let streaming = self.config.streaming;
+        let start = incoming.data.len();
+        let data: Bytes = if incoming.compressed {
+            let deflate = self
+                .deflate
+                .as_mut()
+                .ok_or(ProtocolError::ReservedBits { bits: RSV1 })?;
+            let mut inflated = std::mem::take(&mut incoming.data);
+            // Streaming mode keeps no data between frames; the limit counts what came before.
+            let limit = max_message.saturating_sub(if streaming { incoming.size } else { 0 });
+            deflate
+                .decompress(&payload, header.fin, &mut inflated, limit)
+                .map_err(|e| match e {
+                    ProtocolError::MessageTooBig { .. } => {
+                        ProtocolError::MessageTooBig { limit: max_message }
+                    }
+                    other => other,
+                })?;
+            let added = inflated.len() - start;
+            incoming.size += added;
+            if streaming {
+                Bytes::from(inflated)
+            } else {
+                incoming.data = inflated;
+                Bytes::new()
+            }
+        } else {
+            incoming.size += payload.len();
+            if streaming {
+                payload.freeze()
+            } else {
+                incoming.data.extend_from_slice(&payload);
+                Bytes::new()
+            }
+        };
+
+        if incoming.is_text {
+            let new = if streaming {
+                &data[..]
+            } else {
+                &incoming.data[start..]
+            };
+            self.utf8
+                .feed(new)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            if header.fin {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+
+        if streaming {
+            self.events.push_back(Event::Fragment(Fragment {
+                is_text: incoming.is_text,
+                first,
+                fin: header.fin,
+                data,
+            }));
+        }
+        if !header.fin {
+            self.incoming = Some(incoming);
+            return Ok(());
+        }
+        if !streaming {
+            let data = Bytes::from(incoming.data);
+            let message = if incoming.is_text {
+                Message::Text(Utf8Bytes::from_validated(data))
+            } else {
+                Message::Binary(data)
+            };
+            self.events.push_back(Event::Message(message));
+        }
+        Ok(())
+    }
+
+    fn handle_close(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
+        let frame = CloseFrame::parse(payload)?;
+        self.close_rcvd = Some(frame.clone());
+        if self.state == State::Open {
+            // Echo the code (RFC 6455 section 5.5.1), without the reason.
+            let echo = if frame.code == CloseCode::NO_STATUS {
+                CloseFrame::new(CloseCode::NO_STATUS, "")
+            } else {
+                CloseFrame::new(frame.code, "")
+            };
+            self.write_close(echo);
+            self.close_rcvd_then_sent = Some(true);
+        } else if self.close_sent.is_some() && self.close_rcvd_then_sent.is_none() {
+            self.close_rcvd_then_sent = Some(false);
+        }
+        self.state = State::Closing;
+        // The server closes the TCP connection first (7.1.1); the client waits for it.
+        if self.role == Role::Server {
+            self.eof_sent = true;
+        }
+        // Nothing may follow a close frame (5.5.1).
+        self.discard_input = true;
+        self.incoming = None;
+        self.events.push_back(Event::Close(frame));
+        Ok(())
+    }
+
+    // ===== Internals: sending =====
+
+    fn check_open(&self) -> Result<(), InvalidState> {
+        if self.state == State::Open {
+            Ok(())
+        } else {
+            Err(InvalidState::WrongState(self.state))
+        }
+    }
+
+    fn send_data(&mut self, opcode: OpCode, data: &[u8], fin: bool) -> Result<(), InvalidState> {
+        self.check_open()?;
+        let compressed = match (opcode, self.outgoing) {
+            (OpCode::Continuation, None) => return Err(InvalidState::NoFragmentedMessage),
+            (OpCode::Continuation, Some(outgoing)) => outgoing.compressed,
+            (_, Some(_)) => return Err(InvalidState::FragmentedMessageInProgress),
+            (_, None) => self.deflate.is_some(),
+        };
+        self.outgoing = if fin {
+            None
+        } else {
+            Some(Outgoing { compressed })
+        };
+        let rsv = if compressed && opcode != OpCode::Continuation {
+            RSV1
+        } else {
+            0
+        };
+        match (compressed, self.deflate.as_mut()) {
+            (true, Some(deflate)) => {
+                let mut scratch = std::mem::take(&mut self.output);
+                let start = scratch.len();
+                deflate.compress(data, fin, &mut scratch);
+                let compressed = scratch.split_off(start);
+                self.output = scratch;
+                self.write_frame(opcode, rsv, &compressed, fin);
+            }
+            _ => self.write_frame(opcode, rsv, data, fin),
+        }
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, data: &[u8]) -> Result<(), InvalidState> {
+        if data.len() > MAX_CONTROL_PAYLOAD {
+            return Err(InvalidState::ControlPayloadTooLong(data.len()));
+        }
+        self.write_frame(opcode, 0, data, true);
+        Ok(())
+    }
+
+    fn write_close(&mut self, frame: CloseFrame) {
+        let mut payload = Vec::with_capacity(2 + frame.reason.len());
+        frame.write_payload(&mut payload);
+        self.write_frame(OpCode::Close, 0, &payload, true);
+        if self.close_rcvd.is_some() && self.close_rcvd_then_sent.is_none() {
+            self.close_rcvd_then_sent = Some(true);
+        }
+        self.close_sent = Some(frame);
+    }
+
+    fn write_frame(&mut self, opcode: OpCode, rsv: u8, payload: &[u8], fin: bool) {
+        let mask = match self.role {
+            Role::Client => Some(self.masks.next_key()),
+            Role::Server => None,
+        };
+        write_frame(&mut self.output, fin, rsv, opcode, payload, mask);
+    }
+}
+
+impl fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Protocol")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("subprotocol", &self.subprotocol)
+            .field("compressed", &self.deflate.is_some())
+            .field("close_sent", &self.close_sent)
+            .field("close_rcvd", &self.close_rcvd)
+            .finish_non_exhaustive()
+    }
+}
+
+// ===== Masking keys =====
+
+/// Where client masking keys come from.
+enum MaskSource {
+    /// Keys from the OS random number generator, drawn 64 at a time to save system calls.
+    /// Allocated on first use: servers never mask.
+    Random {
+        keys: Option<Box<[u8; 256]>>,
+        used: usize,
+    },
+    /// Keys from the caller, e.g. fixed keys in tests.
+    Custom(Box<dyn FnMut() -> [u8; 4] + Send>),
+}
+
+impl Default for MaskSource {
+    fn default() -> Self {
+        Self::Random {
+            keys: None,
+            used: 256,
+        }
+    }
+}
+
+impl MaskSource {
+    fn next_key(&mut self) -> [u8; 4] {
+        match self {
+            Self::Random { keys, used } => {
+                let keys = keys.get_or_insert_with(|| Box::new([0; 256]));
+                if *used == keys.len() {
+                    // RFC 6455 section 5.3: the key must be unpredictable, so it comes from the
+                    // OS. If the OS cannot provide randomness, no secure key can be made.
+                    getrandom::fill(&mut keys[..]).expect("the OS random number generator failed");
+                    *used = 0;
+                }
+                let mut key = [0; 4];
+                key.copy_from_slice(&keys[*used..*used + 4]);
+                *used += 4;
+                key
+            }
+            Self::Custom(generate) => generate(),
+        }
+    }
 }

@@ -331,6 +331,8 @@ pub enum InvalidState {
     NoFragmentedMessage,
     /// A new message was started while a fragmented message is in progress.
     FragmentedMessageInProgress,
+    /// The handshake request to send has no `Sec-WebSocket-Key`.
+    MissingKey,
 }
 
 impl fmt::Display for InvalidState {
@@ -343,6 +345,7 @@ impl fmt::Display for InvalidState {
             Self::InvalidCloseCode(c) => write!(f, "close code {c} cannot be sent"),
             Self::NoFragmentedMessage => f.write_str("no fragmented message in progress"),
             Self::FragmentedMessageInProgress => f.write_str("a fragmented message is in progress"),
+            Self::MissingKey => f.write_str("request has no Sec-WebSocket-Key"),
         }
     }
 }

@@ -1,0 +1,901 @@
+//! Whole conversations between an in-memory client and server: handshake, messages,
+//! fragmentation, compression, control frames, both close directions and every failure path.
+
+mod pair;
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use self::pair::{Pair, client_frame, server_frame};
+use crate::close::{CloseCode, CloseFrame};
+use crate::connection::{Config, Event, Fragment, Protocol, State};
+use crate::error::{Error, HandshakeError, InvalidState, ProtocolError};
+use crate::frame::{OpCode, RSV1, RSV2};
+use crate::handshake::Request;
+use crate::limits::Limits;
+use crate::message::Message;
+
+fn plain() -> Config {
+    Config {
+        compression: None,
+        ..Config::default()
+    }
+}
+
+fn messages(events: &[Event]) -> Vec<Message> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn close_event(events: &[Event]) -> Option<CloseFrame> {
+    events.iter().find_map(|e| match e {
+        Event::Close(frame) => Some(frame.clone()),
+        _ => None,
+    })
+}
+
+/// Assert that the server failed the connection with `code` because of `error`.
+#[track_caller]
+fn assert_server_failed(pair: &mut Pair, result: Result<(), Error>, error: ProtocolError) {
+    let code = CloseCode::from(&error);
+    assert_eq!(result, Err(Error::Protocol(error)));
+    assert_eq!(pair.server.close_sent().map(|f| f.code), Some(code));
+    assert_eq!(pair.server.state(), State::Closing);
+    assert!(
+        pair.server.should_close_transport(),
+        "the server closes the transport after failing"
+    );
+    // The client sees the close frame with that code.
+    pair.drive();
+    assert_eq!(close_event(&pair.client_events).map(|f| f.code), Some(code));
+    assert_eq!(pair.client.state(), State::Closed);
+}
+
+/// Assert that the client failed the connection with `code` because of `error`.
+#[track_caller]
+fn assert_client_failed(pair: &mut Pair, result: Result<(), Error>, error: ProtocolError) {
+    let code = CloseCode::from(&error);
+    assert_eq!(result, Err(Error::Protocol(error)));
+    assert_eq!(pair.client.close_sent().map(|f| f.code), Some(code));
+    assert!(
+        pair.client.close_expected(),
+        "the client waits for the server to close"
+    );
+    assert!(!pair.client.should_close_transport());
+    pair.drive();
+    assert_eq!(close_event(&pair.server_events).map(|f| f.code), Some(code));
+}
+
+// ===== Opening handshake (RFC 6455 section 4) =====
+
+#[test]
+fn handshake_negotiates_compression_by_default() {
+    let pair = Pair::open();
+    assert_eq!(pair.client.state(), State::Open);
+    assert_eq!(pair.server.state(), State::Open);
+    assert!(pair.client.is_compressed());
+    assert!(pair.server.is_compressed());
+}
+
+#[test]
+fn handshake_without_compression() {
+    let pair = Pair::open_with(plain(), Config::default());
+    assert!(!pair.client.is_compressed() && !pair.server.is_compressed());
+    let pair = Pair::open_with(Config::default(), plain());
+    assert!(!pair.client.is_compressed() && !pair.server.is_compressed());
+}
+
+#[test]
+fn handshake_selects_the_servers_preferred_subprotocol() {
+    let client = Config {
+        subprotocols: vec!["chat".into(), "superchat".into()],
+        ..plain()
+    };
+    let server = Config {
+        subprotocols: vec!["superchat".into(), "chat".into()],
+        ..plain()
+    };
+    let pair = Pair::open_with(client, server);
+    assert_eq!(pair.server.subprotocol(), Some("superchat"));
+    assert_eq!(pair.client.subprotocol(), Some("superchat"));
+}
+
+#[test]
+fn handshake_without_common_subprotocol_has_none() {
+    let client = Config {
+        subprotocols: vec!["chat".into()],
+        ..plain()
+    };
+    let server = Config {
+        subprotocols: vec!["other".into()],
+        ..plain()
+    };
+    let pair = Pair::open_with(client, server);
+    assert_eq!(pair.server.subprotocol(), None);
+    assert_eq!(pair.client.subprotocol(), None);
+}
+
+#[test]
+fn client_request_carries_the_configured_headers() {
+    let config = Config {
+        origin: Some("https://example.com".into()),
+        subprotocols: vec!["a".into(), "b".into()],
+        extra_headers: vec![("X-Token".into(), "t0k".into())],
+        ..Config::default()
+    };
+    let client = Protocol::client(config);
+    let request = client.connect_request("example.com:8080", "/path?q=1");
+    assert_eq!(request.path, "/path?q=1");
+    let h = &request.headers;
+    assert_eq!(h.get("host"), Some("example.com:8080"));
+    assert_eq!(h.get("origin"), Some("https://example.com"));
+    assert_eq!(h.get("sec-websocket-protocol"), Some("a, b"));
+    assert_eq!(h.get("x-token"), Some("t0k"));
+    assert_eq!(h.get("sec-websocket-version"), Some("13"));
+    assert!(h.get("user-agent").unwrap().starts_with("wskit/"));
+    assert!(
+        h.get("sec-websocket-extensions")
+            .unwrap()
+            .starts_with("permessage-deflate")
+    );
+    assert_eq!(h.get("sec-websocket-key").unwrap().len(), 24);
+    // A fresh key each time.
+    let other = client.connect_request("example.com:8080", "/");
+    assert_ne!(
+        other.headers.get("sec-websocket-key"),
+        h.get("sec-websocket-key")
+    );
+}
+
+#[test]
+fn client_rejects_a_bad_accept() {
+    let mut pair = Pair::new(plain(), plain());
+    let request = pair.client.connect_request("example.com", "/");
+    pair.client.send_request(&request).unwrap();
+    let response = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    let result = pair.client_receives(response);
+    assert_eq!(result, Err(Error::Handshake(HandshakeError::InvalidAccept)));
+    assert_eq!(pair.client.state(), State::Closed);
+    assert!(pair.client.should_close_transport());
+    assert!(matches!(
+        pair.client_events.last(),
+        Some(Event::Response(_))
+    ));
+}
+
+#[test]
+fn client_rejects_a_non_101_status() {
+    let mut pair = Pair::new(plain(), plain());
+    let request = pair.client.connect_request("example.com", "/");
+    pair.client.send_request(&request).unwrap();
+    let response = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope";
+    let result = pair.client_receives(response);
+    assert_eq!(
+        result,
+        Err(Error::Handshake(HandshakeError::InvalidStatus {
+            status: 403
+        }))
+    );
+    match pair.client_events.last() {
+        Some(Event::Response(r)) => assert_eq!(&r.body[..], b"nope"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Answer the client's pending request with a valid 101 plus `extra` header lines.
+fn accept_with_headers(pair: &mut Pair, extra: &str) -> Result<(), Error> {
+    let request = pair.client.connect_request("example.com", "/");
+    pair.client.send_request(&request).unwrap();
+    let key = request.headers.get("sec-websocket-key").unwrap();
+    let accept = crate::handshake::accept_key(key);
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n{extra}\r\n"
+    );
+    pair.client_receives(response.as_bytes())
+}
+
+#[test]
+fn client_rejects_an_unoffered_subprotocol() {
+    let mut pair = Pair::new(plain(), plain());
+    let result = accept_with_headers(&mut pair, "Sec-WebSocket-Protocol: chat\r\n");
+    assert!(matches!(
+        result,
+        Err(Error::Handshake(HandshakeError::Negotiation(_)))
+    ));
+    assert_eq!(pair.client.state(), State::Closed);
+}
+
+#[test]
+fn client_rejects_an_unoffered_extension() {
+    let mut pair = Pair::new(plain(), plain());
+    let result = accept_with_headers(
+        &mut pair,
+        "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+    );
+    assert!(matches!(
+        result,
+        Err(Error::Handshake(HandshakeError::Negotiation(_)))
+    ));
+    let mut pair = Pair::new(Config::default(), plain());
+    let result = accept_with_headers(&mut pair, "Sec-WebSocket-Extensions: x-unknown\r\n");
+    assert!(matches!(
+        result,
+        Err(Error::Handshake(HandshakeError::Negotiation(_)))
+    ));
+}
+
+#[test]
+fn client_accepts_frames_right_behind_the_response() {
+    let mut pair = Pair::new(plain(), plain());
+    let request = pair.client.connect_request("example.com", "/");
+    pair.client.send_request(&request).unwrap();
+    let key = request.headers.get("sec-websocket-key").unwrap();
+    let mut bytes = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        crate::handshake::accept_key(key)
+    )
+    .into_bytes();
+    bytes.extend(server_frame(true, 0, OpCode::Text, b"early"));
+    pair.client_receives(&bytes).unwrap();
+    assert_eq!(messages(&pair.client_events), [Message::from("early")]);
+}
+
+#[test]
+fn server_rejects_a_bad_request_with_the_right_status() {
+    let mut server = Protocol::server(plain());
+    server
+        .receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let Some(Event::Request(request)) = server.poll_event() else {
+        panic!()
+    };
+    let error = server.accept(&request).unwrap_err();
+    assert_eq!(error.status(), 426);
+    let response = server.reject_error(&error);
+    assert_eq!(response.status, 426);
+    assert_eq!(response.headers.get("upgrade"), Some("websocket"));
+    assert_eq!(response.headers.get("sec-websocket-version"), Some("13"));
+    server.send_response(&response).unwrap();
+    assert_eq!(server.state(), State::Closed);
+    assert!(server.should_close_transport());
+    let sent = String::from_utf8(server.take_data_to_send()).unwrap();
+    assert!(sent.starts_with("HTTP/1.1 426 "), "{sent}");
+}
+
+#[test]
+fn server_reports_oversized_request_headers() {
+    let mut server = Protocol::server(plain());
+    let mut request = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..200 {
+        request.extend(format!("X-H{i}: v\r\n").bytes());
+    }
+    request.extend(b"\r\n");
+    let Err(Error::Handshake(error)) = server.receive_data(&request) else {
+        panic!()
+    };
+    assert_eq!(error.status(), 431);
+    assert_eq!(server.state(), State::Closed);
+}
+
+#[test]
+fn server_may_reject_with_any_response() {
+    let mut pair = Pair::new(plain(), plain());
+    let request = pair.client.connect_request("example.com", "/");
+    pair.client.send_request(&request).unwrap();
+    pair.drive();
+    let response = pair.server.reject(401, "who are you?");
+    pair.server.send_response(&response).unwrap();
+    pair.drive();
+    assert!(matches!(
+        pair.client_errors.first(),
+        Some(Error::Handshake(HandshakeError::InvalidStatus {
+            status: 401
+        }))
+    ));
+    assert_eq!(pair.client.state(), State::Closed);
+}
+
+#[test]
+fn eof_during_the_handshake() {
+    let mut server = Protocol::server(plain());
+    server.receive_data(b"GET / HTTP/1.1\r\n").unwrap();
+    assert_eq!(
+        server.receive_eof(),
+        Err(Error::Handshake(HandshakeError::UnexpectedEof))
+    );
+    assert_eq!(server.state(), State::Closed);
+}
+
+#[test]
+fn handshake_commands_check_role_and_state() {
+    let mut server = Protocol::server(plain());
+    let request = Request::get("/");
+    assert_eq!(server.send_request(&request), Err(InvalidState::WrongRole));
+    let mut client = Protocol::client(plain());
+    let response = client.reject(400, "");
+    assert_eq!(
+        client.send_response(&response),
+        Err(InvalidState::WrongRole.into())
+    );
+    assert_eq!(client.send_request(&request), Err(InvalidState::MissingKey));
+    assert_eq!(
+        client.send_text(b"too early", true),
+        Err(InvalidState::WrongState(State::Connecting))
+    );
+}
+
+// ===== Messages (RFC 6455 sections 5.4 and 5.6) =====
+
+#[test]
+fn messages_both_ways() {
+    for compression in [false, true] {
+        let config = if compression {
+            Config::default()
+        } else {
+            plain()
+        };
+        let mut pair = Pair::open_with(config.clone(), config);
+        pair.client.send_text("héllo".as_bytes(), true).unwrap();
+        pair.client.send_binary(&[0, 1, 2, 255], true).unwrap();
+        pair.server.send_text(b"", true).unwrap();
+        pair.server.send_binary(&vec![7; 100_000], true).unwrap();
+        pair.drive();
+        assert_eq!(
+            messages(&pair.server_events),
+            [Message::from("héllo"), Message::from(vec![0, 1, 2, 255])]
+        );
+        assert_eq!(
+            messages(&pair.client_events),
+            [Message::from(""), Message::from(vec![7; 100_000])]
+        );
+    }
+}
+
+#[test]
+fn compressed_frames_have_rsv1_and_are_smaller() {
+    let mut pair = Pair::open();
+    let text = "the same words again and again ".repeat(100);
+    pair.server.send_text(text.as_bytes(), true).unwrap();
+    let bytes = pair.server.take_data_to_send();
+    assert_eq!(bytes[0], 0x80 | 0x40 | 0x1, "FIN, RSV1, text");
+    assert!(bytes.len() < text.len() / 5, "{} bytes", bytes.len());
+    pair.client_receives(&bytes).unwrap();
+    assert_eq!(messages(&pair.client_events), [Message::from(text)]);
+}
+
+#[test]
+fn fragmented_messages_both_ways() {
+    for compression in [false, true] {
+        let config = if compression {
+            Config::default()
+        } else {
+            plain()
+        };
+        let mut pair = Pair::open_with(config.clone(), config);
+        // "𝄞" split in the middle of its encoding across fragments.
+        let text = "ab𝄞cd".as_bytes();
+        pair.client.send_text(&text[..3], false).unwrap();
+        pair.client.send_ping(b"between").unwrap();
+        pair.client.send_continuation(&text[3..5], false).unwrap();
+        pair.client.send_continuation(&text[5..], true).unwrap();
+        pair.server.send_binary(b"one", false).unwrap();
+        pair.server.send_continuation(b"", false).unwrap();
+        pair.server.send_continuation(b"two", true).unwrap();
+        pair.drive();
+        assert_eq!(messages(&pair.server_events), [Message::from("ab𝄞cd")]);
+        assert!(
+            pair.server_events
+                .contains(&Event::Ping(Bytes::from_static(b"between")))
+        );
+        assert_eq!(
+            messages(&pair.client_events),
+            [Message::from(b"onetwo".to_vec())]
+        );
+    }
+}
+
+#[test]
+fn streaming_mode_delivers_fragments() {
+    for compression in [false, true] {
+        let config = if compression {
+            Config::default()
+        } else {
+            plain()
+        };
+        let server = Config {
+            streaming: true,
+            ..config.clone()
+        };
+        let mut pair = Pair::open_with(config, server);
+        pair.client.send_text(b"Hello, ", false).unwrap();
+        pair.client.send_continuation(b"world", true).unwrap();
+        pair.client.send_binary(b"whole", true).unwrap();
+        pair.drive();
+        let fragments: Vec<Fragment> = pair
+            .server_events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Fragment(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect();
+        let summary: Vec<(bool, bool, bool, &[u8])> = fragments
+            .iter()
+            .map(|f| (f.is_text, f.first, f.fin, &f.data[..]))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (true, true, false, &b"Hello, "[..]),
+                (true, false, true, &b"world"[..]),
+                (false, true, true, &b"whole"[..])
+            ]
+        );
+    }
+}
+
+#[test]
+fn send_fragment_rules() {
+    let mut pair = Pair::open_with(plain(), plain());
+    assert_eq!(
+        pair.client.send_continuation(b"x", true),
+        Err(InvalidState::NoFragmentedMessage)
+    );
+    pair.client.send_text(b"a", false).unwrap();
+    assert_eq!(
+        pair.client.send_binary(b"x", true),
+        Err(InvalidState::FragmentedMessageInProgress)
+    );
+    pair.client.send_continuation(b"b", true).unwrap();
+    assert_eq!(
+        pair.client.send_ping(&[0; 126]),
+        Err(InvalidState::ControlPayloadTooLong(126))
+    );
+}
+
+// ===== Control frames (RFC 6455 section 5.5) =====
+
+#[test]
+fn pings_are_answered_with_pongs() {
+    let mut pair = Pair::open();
+    pair.client.send_ping(b"1234").unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.server_events,
+        [Event::Ping(Bytes::from_static(b"1234"))]
+    );
+    assert_eq!(
+        pair.client_events,
+        [Event::Pong(Bytes::from_static(b"1234"))]
+    );
+    pair.server.send_pong(b"unsolicited").unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.client_events.last(),
+        Some(&Event::Pong(Bytes::from_static(b"unsolicited")))
+    );
+}
+
+// ===== Closing handshake (RFC 6455 section 7) =====
+
+#[test]
+fn client_initiated_close() {
+    let mut pair = Pair::open();
+    pair.client.send_close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(pair.client.state(), State::Closing);
+    assert!(pair.client.close_expected());
+    assert_eq!(
+        pair.client.send_text(b"late", true),
+        Err(InvalidState::WrongState(State::Closing))
+    );
+    pair.drive();
+    assert_eq!(
+        close_event(&pair.server_events),
+        Some(CloseFrame::new(1000, "bye"))
+    );
+    assert_eq!(
+        close_event(&pair.client_events),
+        Some(CloseFrame::new(1000, ""))
+    );
+    assert!(
+        pair.server_closed_transport,
+        "the server closes the TCP connection first"
+    );
+    assert!(pair.client_errors.is_empty() && pair.server_errors.is_empty());
+    for side in [&pair.client, &pair.server] {
+        assert_eq!(side.state(), State::Closed);
+        assert_eq!(side.close_code(), Some(CloseCode::NORMAL));
+    }
+    assert_eq!(pair.server.close_reason(), Some("bye"));
+    assert_eq!(pair.client.close_rcvd_then_sent(), Some(false));
+    assert_eq!(pair.server.close_rcvd_then_sent(), Some(true));
+}
+
+#[test]
+fn server_initiated_close() {
+    let mut pair = Pair::open();
+    pair.server
+        .send_close(CloseCode::GOING_AWAY, "shutting down")
+        .unwrap();
+    pair.drive();
+    assert_eq!(
+        close_event(&pair.client_events),
+        Some(CloseFrame::new(1001, "shutting down"))
+    );
+    assert_eq!(
+        close_event(&pair.server_events),
+        Some(CloseFrame::new(1001, ""))
+    );
+    assert!(pair.client_errors.is_empty() && pair.server_errors.is_empty());
+    assert_eq!(pair.client.state(), State::Closed);
+    assert_eq!(pair.server.state(), State::Closed);
+    assert_eq!(pair.client.close_code(), Some(CloseCode::GOING_AWAY));
+}
+
+#[test]
+fn empty_close_frame_is_echoed_empty() {
+    let mut pair = Pair::open_with(plain(), plain());
+    pair.client.send_close(CloseCode::NO_STATUS, "").unwrap();
+    let sent = pair.client.take_data_to_send();
+    assert_eq!(sent[..2], [0x88, 0x80], "empty masked close frame");
+    pair.server_receives(&sent).unwrap();
+    assert_eq!(pair.server.take_data_to_send(), [0x88, 0x00]);
+    assert_eq!(
+        close_event(&pair.server_events),
+        Some(CloseFrame::new(1005, ""))
+    );
+}
+
+#[test]
+fn messages_before_close_are_delivered() {
+    let mut pair = Pair::open();
+    pair.client.send_text(b"last words", true).unwrap();
+    pair.client.send_close(CloseCode::NORMAL, "").unwrap();
+    pair.drive();
+    assert_eq!(messages(&pair.server_events), [Message::from("last words")]);
+}
+
+#[test]
+fn data_after_close_is_ignored() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let mut bytes = client_frame(true, 0, OpCode::Close, &[0x03, 0xe8]);
+    bytes.extend(client_frame(true, 0, OpCode::Text, b"ghost"));
+    pair.server_receives(&bytes).unwrap();
+    assert!(messages(&pair.server_events).is_empty());
+}
+
+#[test]
+fn eof_without_close_is_abnormal() {
+    let mut pair = Pair::open();
+    assert_eq!(
+        pair.server.receive_eof(),
+        Err(Error::Protocol(ProtocolError::UnexpectedEof))
+    );
+    assert_eq!(pair.server.state(), State::Closed);
+    assert_eq!(pair.server.close_code(), Some(CloseCode::ABNORMAL));
+    assert!(pair.server.should_close_transport());
+}
+
+#[test]
+fn eof_in_the_middle_of_a_frame_is_abnormal() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let frame = client_frame(true, 0, OpCode::Text, b"cut short");
+    pair.server_receives(&frame[..5]).unwrap();
+    assert_eq!(
+        pair.server.receive_eof(),
+        Err(Error::Protocol(ProtocolError::UnexpectedEof))
+    );
+}
+
+#[test]
+fn fail_sends_close_and_stops_reading() {
+    let mut pair = Pair::open_with(plain(), plain());
+    pair.server
+        .fail(CloseCode::INTERNAL_ERROR, &"é".repeat(100));
+    assert_eq!(
+        pair.server.close_sent().unwrap().code,
+        CloseCode::INTERNAL_ERROR
+    );
+    assert!(pair.server.close_sent().unwrap().reason.len() <= 123);
+    assert!(pair.server.should_close_transport());
+    pair.server_receives(&client_frame(true, 0, OpCode::Text, b"ignored"))
+        .unwrap();
+    assert!(pair.server_events.is_empty());
+}
+
+// ===== Failures: each peer error gets its close code (RFC 6455 section 7.4.1) =====
+
+#[test]
+fn server_fails_on_unmasked_frame() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&server_frame(true, 0, OpCode::Text, b"hi"));
+    assert_server_failed(&mut pair, result, ProtocolError::UnmaskedFrame);
+}
+
+#[test]
+fn client_fails_on_masked_frame() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.client_receives(&client_frame(true, 0, OpCode::Text, b"hi"));
+    assert_client_failed(&mut pair, result, ProtocolError::MaskedFrame);
+}
+
+#[test]
+fn fails_on_reserved_bits() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, RSV1, OpCode::Text, b"hi"));
+    assert_server_failed(
+        &mut pair,
+        result,
+        ProtocolError::ReservedBits { bits: RSV1 },
+    );
+    // With deflate, RSV1 is allowed on the first frame only, never RSV2.
+    let mut pair = Pair::open();
+    let result = pair.server_receives(&client_frame(true, RSV2, OpCode::Text, b"hi"));
+    assert_server_failed(
+        &mut pair,
+        result,
+        ProtocolError::ReservedBits { bits: RSV2 },
+    );
+    let mut pair = Pair::open();
+    let result = pair.server_receives(&client_frame(true, RSV1, OpCode::Ping, b""));
+    assert_server_failed(
+        &mut pair,
+        result,
+        ProtocolError::ReservedBits { bits: RSV1 },
+    );
+    let mut pair = Pair::open();
+    let mut bytes = client_frame(false, 0, OpCode::Text, b"a");
+    bytes.extend(client_frame(true, RSV1, OpCode::Continuation, b"b"));
+    let result = pair.server_receives(&bytes);
+    assert_server_failed(
+        &mut pair,
+        result,
+        ProtocolError::ReservedBits { bits: RSV1 },
+    );
+}
+
+#[test]
+fn fails_on_reserved_opcode() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&[0x83, 0x80, 1, 2, 3, 4]);
+    assert_server_failed(&mut pair, result, ProtocolError::ReservedOpcode(3));
+}
+
+#[test]
+fn fails_on_bad_continuation_sequences() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Continuation, b"x"));
+    assert_server_failed(&mut pair, result, ProtocolError::UnexpectedContinuation);
+    let mut pair = Pair::open_with(plain(), plain());
+    let mut bytes = client_frame(false, 0, OpCode::Text, b"a");
+    bytes.extend(client_frame(true, 0, OpCode::Binary, b"b"));
+    let result = pair.server_receives(&bytes);
+    assert_server_failed(&mut pair, result, ProtocolError::ExpectedContinuation);
+}
+
+#[test]
+fn fails_on_bad_control_frames() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Ping, &[0; 126]));
+    assert_server_failed(&mut pair, result, ProtocolError::ControlFrameTooLong(126));
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(false, 0, OpCode::Ping, b""));
+    assert_server_failed(&mut pair, result, ProtocolError::FragmentedControlFrame);
+}
+
+#[test]
+fn fails_on_bad_close_frames() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Close, &[0x03]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidClosePayload);
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Close, &[0x03, 0xee]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidCloseCode(1006));
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Close, &[0x03, 0xe8, 0xc0]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidUtf8);
+}
+
+#[test]
+fn fails_on_invalid_utf8() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Text, &[b'a', 0xff]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidUtf8);
+    // Fragmented: fails on the fragment with the bad byte, before the message ends.
+    let mut pair = Pair::open_with(plain(), plain());
+    pair.server_receives(&client_frame(false, 0, OpCode::Text, "κό".as_bytes()))
+        .unwrap();
+    let result = pair.server_receives(&client_frame(false, 0, OpCode::Continuation, &[0xf4, 0x90]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidUtf8);
+    // Truncated code point at the end of the message.
+    let mut pair = Pair::open_with(plain(), plain());
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Text, &[0xe2, 0x9c]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidUtf8);
+}
+
+#[test]
+fn fails_on_invalid_utf8_in_compressed_text() {
+    let mut pair = Pair::open();
+    // The server cannot send invalid text through the API, so compress by hand on its side.
+    pair.server.send_binary(&[b'o', b'k', 0xff], true).unwrap();
+    let mut bytes = pair.server.take_data_to_send();
+    bytes[0] = (bytes[0] & 0xf0) | OpCode::Text as u8;
+    let result = pair.client_receives(&bytes);
+    assert_client_failed(&mut pair, result, ProtocolError::InvalidUtf8);
+}
+
+#[test]
+fn fails_on_invalid_compressed_data() {
+    let mut pair = Pair::open();
+    let result = pair.server_receives(&client_frame(true, RSV1, OpCode::Binary, &[0xff; 16]));
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidCompressedData);
+}
+
+fn limited(limits: Limits) -> Config {
+    Config { limits, ..plain() }
+}
+
+#[test]
+fn message_size_limit_applies_before_buffering() {
+    let limit = 1000;
+    let limits = Limits {
+        max_message_size: Some(limit),
+        ..Limits::default()
+    };
+    let mut pair = Pair::open_with(plain(), limited(limits.clone()));
+    // Only the header of a 1001-byte frame is needed to fail.
+    let frame = client_frame(true, 0, OpCode::Binary, &[0; 1001]);
+    let result = pair.server_receives(&frame[..8]);
+    assert_server_failed(&mut pair, result, ProtocolError::MessageTooBig { limit });
+    // Exactly at the limit is fine.
+    let mut pair = Pair::open_with(plain(), limited(limits.clone()));
+    pair.server_receives(&client_frame(true, 0, OpCode::Binary, &[0; 1000]))
+        .unwrap();
+    // Fragments add up.
+    let mut pair = Pair::open_with(plain(), limited(limits));
+    pair.server_receives(&client_frame(false, 0, OpCode::Binary, &[0; 600]))
+        .unwrap();
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Continuation, &[0; 401]));
+    assert_server_failed(&mut pair, result, ProtocolError::MessageTooBig { limit });
+}
+
+#[test]
+fn frame_size_limit() {
+    let limits = Limits {
+        max_frame_size: Some(100),
+        ..Limits::default()
+    };
+    let mut pair = Pair::open_with(plain(), limited(limits));
+    pair.server_receives(&client_frame(false, 0, OpCode::Binary, &[0; 100]))
+        .unwrap();
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Continuation, &[0; 101]));
+    assert_server_failed(
+        &mut pair,
+        result,
+        ProtocolError::FrameTooBig {
+            size: 101,
+            limit: 100,
+        },
+    );
+}
+
+#[test]
+fn fragment_count_limit() {
+    let limits = Limits {
+        max_fragments: Some(3),
+        ..Limits::default()
+    };
+    let mut pair = Pair::open_with(plain(), limited(limits));
+    let mut bytes = client_frame(false, 0, OpCode::Binary, b"");
+    bytes.extend(client_frame(false, 0, OpCode::Continuation, b""));
+    bytes.extend(client_frame(false, 0, OpCode::Continuation, b""));
+    pair.server_receives(&bytes).unwrap();
+    let result = pair.server_receives(&client_frame(true, 0, OpCode::Continuation, b""));
+    assert_server_failed(
+        &mut pair,
+        result,
+        ProtocolError::TooManyFragments { limit: 3 },
+    );
+}
+
+#[test]
+fn decompression_bomb_stops_at_the_limit() {
+    let limit = 64 << 10;
+    let server = Config {
+        limits: Limits {
+            max_message_size: Some(limit),
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(Config::default(), server);
+    // 10 MiB of zeros compresses to about 10 KiB, under the limit on the wire.
+    pair.client.send_binary(&vec![0; 10 << 20], true).unwrap();
+    let bytes = pair.client.take_data_to_send();
+    assert!(bytes.len() < limit, "{} bytes on the wire", bytes.len());
+    let result = pair.server_receives(&bytes);
+    assert_server_failed(&mut pair, result, ProtocolError::MessageTooBig { limit });
+}
+
+// ===== Any split of the input gives the same events =====
+
+fn conversation_bytes(pair: &mut Pair) -> Vec<u8> {
+    pair.client.send_text("first ✓".as_bytes(), true).unwrap();
+    pair.client.send_binary(&vec![42; 300], false).unwrap();
+    pair.client.send_ping(b"p").unwrap();
+    pair.client
+        .send_continuation(&vec![43; 70_000], true)
+        .unwrap();
+    pair.client
+        .send_text("λ".repeat(50).as_bytes(), true)
+        .unwrap();
+    pair.client.send_close(CloseCode::NORMAL, "done").unwrap();
+    pair.client.take_data_to_send()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_split_gives_the_same_events(
+        compression in any::<bool>(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+    ) {
+        let config = if compression { Config::default() } else { plain() };
+        let mut whole = Pair::open_with(config.clone(), config.clone());
+        let bytes = conversation_bytes(&mut whole);
+        whole.server_receives(&bytes).unwrap();
+
+        let mut split = Pair::open_with(config.clone(), config);
+        let same = conversation_bytes(&mut split);
+        prop_assert_eq!(&same, &bytes, "deterministic masks give the same bytes");
+        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len())).collect();
+        cuts.sort_unstable();
+        let mut start = 0;
+        for cut in cuts.into_iter().chain([bytes.len()]) {
+            split.server_receives(&bytes[start..cut]).unwrap();
+            start = cut;
+        }
+        prop_assert_eq!(&split.server_events, &whole.server_events);
+        prop_assert_eq!(split.server.take_data_to_send(), whole.server.take_data_to_send());
+    }
+}
+
+#[test]
+fn client_masks_each_frame_with_a_fresh_random_key() {
+    // A client with the default, OS-random key generator (the pair pins its keys).
+    let mut client = Protocol::client(plain());
+    let mut server = Protocol::server(plain());
+    client
+        .send_request(&client.connect_request("example.com", "/"))
+        .unwrap();
+    server.receive_data(&client.take_data_to_send()).unwrap();
+    let Some(Event::Request(request)) = server.poll_event() else {
+        panic!()
+    };
+    let response = server.accept(&request).unwrap();
+    server.send_response(&response).unwrap();
+    client.receive_data(&server.take_data_to_send()).unwrap();
+    let mut keys = std::collections::HashSet::new();
+    for _ in 0..200 {
+        client.send_binary(b"data", true).unwrap();
+        let bytes = client.take_data_to_send();
+        let (header, _) = crate::frame::FrameHeader::parse(&bytes).unwrap().unwrap();
+        keys.insert(header.mask.expect("client frames are masked"));
+        server.receive_data(&bytes).unwrap();
+        assert_eq!(
+            server.poll_event(),
+            Some(Event::Message(Message::from(&b"data"[..])))
+        );
+    }
+    // 200 random 32-bit keys collide with negligible probability; a fixed key would give 1.
+    assert!(keys.len() >= 199, "{} distinct keys", keys.len());
+}
