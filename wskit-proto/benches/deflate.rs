@@ -1,0 +1,129 @@
+//! permessage-deflate throughput: wskit-proto's compressor (zlib-rs, window 12, memLevel 5, the
+//! defaults) against flate2 with its default miniz_oxide backend (window 15), on JSON-like
+//! messages. tungstenite has no permessage-deflate.
+
+use divan::counter::BytesCount;
+use divan::{Bencher, black_box};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use wskit_proto::DeflateConfig;
+use wskit_proto::extensions::{PerMessageDeflate, parse_extensions};
+
+const SIZES: [usize; 3] = [1024, 16 << 10, 1 << 20];
+
+fn main() {
+    divan::main();
+}
+
+/// JSON-like text: market data ticks with varying numbers.
+fn json(len: usize) -> Vec<u8> {
+    let mut out = String::new();
+    let mut i = 0u64;
+    while out.len() < len {
+        out.push_str(&format!(
+            "{{\"symbol\":\"SYM{}\",\"bid\":{}.{:02},\"ask\":{}.{:02},\"volume\":{},\"ts\":{}}},",
+            i % 37,
+            100 + i * 7 % 13,
+            i * 31 % 100,
+            101 + i * 5 % 11,
+            i * 17 % 100,
+            i * 7919 % 100_000,
+            1_700_000_000_000 + i * 250
+        ));
+        i += 1;
+    }
+    out.truncate(len);
+    out.into_bytes()
+}
+
+/// A negotiated (client, server) pair.
+fn negotiated(config: &DeflateConfig) -> (PerMessageDeflate, PerMessageDeflate) {
+    let offers = parse_extensions([config.offer().as_str()]).unwrap();
+    let (response, server) = config.negotiate_server(&offers).unwrap().unwrap();
+    let accepted = parse_extensions([response.as_str()]).unwrap();
+    let client = config.negotiate_client(&accepted).unwrap().unwrap();
+    (client, server)
+}
+
+mod compress {
+    use super::*;
+
+    #[divan::bench(args = SIZES)]
+    fn wskit(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let (_, mut server) = negotiated(&DeflateConfig::default());
+        let mut out = Vec::new();
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            out.clear();
+            server.compress(black_box(&data), true, &mut out);
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn flate2_miniz(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let mut compress = Compress::new(Compression::new(6), false);
+        let mut out = Vec::with_capacity(len + 1024);
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            out.clear();
+            let mut input = &data[..];
+            loop {
+                let before = compress.total_in();
+                compress
+                    .compress_vec(input, &mut out, FlushCompress::Sync)
+                    .unwrap();
+                input = &input[(compress.total_in() - before) as usize..];
+                if input.is_empty() && out.len() < out.capacity() {
+                    break;
+                }
+                out.reserve(out.capacity());
+            }
+        });
+    }
+}
+
+mod decompress {
+    use super::*;
+
+    // The server resets its compressor after each message, so one compressed message can be
+    // inflated again and again.
+
+    #[divan::bench(args = SIZES)]
+    fn wskit(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let config = DeflateConfig {
+            server_no_context_takeover: true,
+            ..DeflateConfig::default()
+        };
+        let (mut client, mut server) = negotiated(&config);
+        let mut compressed = Vec::new();
+        server.compress(&data, true, &mut compressed);
+        let mut out = Vec::new();
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            out.clear();
+            client
+                .decompress(black_box(&compressed), true, &mut out, usize::MAX)
+                .unwrap();
+            assert_eq!(out.len(), len);
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn flate2_miniz(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let mut compress = Compress::new(Compression::new(6), false);
+        let mut compressed = Vec::with_capacity(len + 1024);
+        compress
+            .compress_vec(&data, &mut compressed, FlushCompress::Sync)
+            .unwrap();
+        let mut decompress = Decompress::new(false);
+        let mut out = Vec::with_capacity(len + 1024);
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            out.clear();
+            decompress.reset(false);
+            decompress
+                .decompress_vec(black_box(&compressed), &mut out, FlushDecompress::Sync)
+                .unwrap();
+            assert_eq!(out.len(), len);
+        });
+    }
+}
