@@ -412,6 +412,17 @@ impl Protocol {
         data
     }
 
+    /// Move the bytes waiting to be written into `buf`, giving the protocol `buf`'s (cleared)
+    /// allocation in exchange. An I/O layer that writes from its own buffer saves a copy.
+    pub fn swap_data_to_send(&mut self, buf: &mut Vec<u8>) {
+        if self.output_pos > 0 {
+            self.output.drain(..self.output_pos);
+            self.output_pos = 0;
+        }
+        buf.clear();
+        std::mem::swap(&mut self.output, buf);
+    }
+
     /// Whether the transport should be closed once [`data_to_send`](Self::data_to_send) is
     /// written: the server closes the TCP connection first after the closing handshake
     /// (RFC 6455 section 7.1.1), either side after a failure or after the peer ended the
@@ -650,6 +661,26 @@ impl Protocol {
             Message::Text(text) => self.send_text(text.as_bytes(), true),
             Message::Binary(data) => self.send_binary(data, true),
         }
+    }
+
+    /// Server: queue frames that were encoded ahead of time, e.g. one message framed once for
+    /// many connections (broadcast). `frames` must hold whole, unmasked frames of complete
+    /// messages, without RSV bits unless this connection negotiated them.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] on a client (its frames must be masked one by one), outside the OPEN
+    /// state, or while a fragmented message is being sent.
+    pub fn send_encoded(&mut self, frames: &[u8]) -> Result<(), InvalidState> {
+        if self.role != Role::Server {
+            return Err(InvalidState::WrongRole);
+        }
+        self.check_open()?;
+        if self.outgoing.is_some() {
+            return Err(InvalidState::FragmentedMessageInProgress);
+        }
+        self.output.extend_from_slice(frames);
+        Ok(())
     }
 
     /// Send a ping with at most 125 bytes of data.

@@ -899,3 +899,32 @@ fn client_masks_each_frame_with_a_fresh_random_key() {
     // 200 random 32-bit keys collide with negligible probability; a fixed key would give 1.
     assert!(keys.len() >= 199, "{} distinct keys", keys.len());
 }
+
+#[test]
+fn encoded_frames_and_swapped_output() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let mut frames = Vec::new();
+    crate::frame::write_frame(&mut frames, true, 0, OpCode::Text, b"to all", None);
+    pair.server.send_encoded(&frames).unwrap();
+    assert_eq!(
+        pair.client.send_encoded(&frames),
+        Err(InvalidState::WrongRole)
+    );
+    pair.server.send_binary(b"x", false).unwrap();
+    assert_eq!(
+        pair.server.send_encoded(&frames),
+        Err(InvalidState::FragmentedMessageInProgress)
+    );
+    pair.server.send_continuation(b"y", true).unwrap();
+    let mut out = Vec::with_capacity(64);
+    pair.server.consume_data_to_send(2); // a partial write of the first frame
+    pair.server.swap_data_to_send(&mut out);
+    assert!(pair.server.data_to_send().is_empty());
+    let mut bytes = frames[..2].to_vec();
+    bytes.extend_from_slice(&out);
+    pair.client_receives(&bytes).unwrap();
+    assert_eq!(
+        messages(&pair.client_events),
+        [Message::from("to all"), Message::from(b"xy".to_vec())]
+    );
+}
