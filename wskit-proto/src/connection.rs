@@ -112,6 +112,26 @@ pub struct Fragment {
     pub data: Bytes,
 }
 
+impl Fragment {
+    /// A whole message in one piece (`first && fin`) as a [`Message`], without copying or
+    /// validating again; any other piece is given back.
+    ///
+    /// # Errors
+    ///
+    /// The fragment itself, if it is not a whole message.
+    pub fn into_message(self) -> Result<Message, Self> {
+        if !(self.first && self.fin) {
+            return Err(self);
+        }
+        Ok(if self.is_text {
+            // The protocol validated this text as a whole message before emitting it.
+            Message::Text(Utf8Bytes::from_validated(self.data))
+        } else {
+            Message::Binary(self.data)
+        })
+    }
+}
+
 /// The WebSocket protocol for one connection, client or server, without I/O.
 ///
 /// # Call protocol

@@ -928,3 +928,20 @@ fn encoded_frames_and_swapped_output() {
         [Message::from("to all"), Message::from(b"xy".to_vec())]
     );
 }
+
+#[test]
+fn whole_fragments_become_messages_without_copies() {
+    let server = Config { streaming: true, ..plain() };
+    let mut pair = Pair::open_with(plain(), server);
+    pair.client.send_text("ünïcode".as_bytes(), true).unwrap();
+    pair.client.send_binary(b"part", false).unwrap();
+    pair.client.send_continuation(b"s", true).unwrap();
+    pair.drive();
+    let mut fragments = pair.server_events.drain(..).filter_map(|e| match e {
+        Event::Fragment(f) => Some(f),
+        _ => None,
+    });
+    assert_eq!(fragments.next().unwrap().into_message(), Ok(Message::from("ünïcode")));
+    let first = fragments.next().unwrap();
+    assert_eq!(first.clone().into_message(), Err(first));
+}

@@ -1,0 +1,1196 @@
+//! Connections: the [`Connection`] handle that applications use, and the driver task that moves
+//! bytes between the socket and the protocol state machine.
+//!
+//! # Design
+//!
+//! Each connection has one driver, a future that owns the transport. It reads whatever the
+//! socket has, feeds it to [`wskit_proto::Protocol`], queues the messages, answers pings and
+//! close frames (even while the application is not calling `recv`), sends keepalive pings, and
+//! writes everything that is waiting with as few system calls as it can: messages sent while it
+//! was busy go out together in one write. The handle and the driver share the protocol behind a
+//! mutex that is only held for short, non-blocking sections.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, oneshot};
+use futures_core::Stream;
+use tokio::time::{Instant, Sleep};
+use wskit_proto::connection::Fragment;
+use wskit_proto::{CloseCode, Event, Message, Protocol, Request, Response, Role, State, Utf8Bytes};
+
+use crate::error::{Closed, Error, Result};
+
+/// Settings that apply to an open connection, with Python websockets' defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// The most incoming frames buffered before reading from the socket stops (TCP then
+    /// pushes back on the peer). Reading resumes when the queue is down to a quarter.
+    /// Default: 16.
+    pub max_queue: usize,
+    /// The write buffer size, in bytes, above which `send` waits (high mark). Default: 32 KiB.
+    pub write_limit: usize,
+    /// The write buffer size, in bytes, at which waiting sends resume (low mark).
+    /// Default: a quarter of `write_limit`.
+    pub write_limit_low: usize,
+    /// How often to send a keepalive ping; `None` disables keepalive. Default: 20 s.
+    pub ping_interval: Option<Duration>,
+    /// How long to wait for the pong of a keepalive ping before failing the connection with
+    /// 1011; `None` waits forever. Default: 20 s.
+    pub ping_timeout: Option<Duration>,
+    /// How long to wait for the closing handshake and for the peer to close the TCP
+    /// connection before closing it. Default: 10 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            max_queue: 16,
+            write_limit: 32 << 10,
+            write_limit_low: 8 << 10,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            close_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An open WebSocket connection, client or server side.
+///
+/// Cheap to clone: clones are handles to the same connection, so one task can receive while
+/// others send (sends from several tasks never interleave frames of two messages). The
+/// connection closes with 1000 when the last handle is dropped, if it is still open.
+///
+/// Received messages are queued until [`recv`](Self::recv) takes them; pings are answered and
+/// close frames processed in the background, whether or not anyone is receiving.
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+/// Where a connection's transport is: a TCP or Unix socket address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path (may be unnamed).
+    Unix(Option<std::path::PathBuf>),
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(addr) => write!(f, "{addr}"),
+            Self::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            Self::Unix(None) => f.write_str("unix:(unnamed)"),
+        }
+    }
+}
+
+/// What the I/O layer knows about a connection when it opens it.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) request: Option<Request>,
+    pub(crate) response: Option<Response>,
+    pub(crate) local_addr: Option<PeerAddr>,
+    pub(crate) remote_addr: Option<PeerAddr>,
+}
+
+struct Shared {
+    id: u64,
+    role: Role,
+    subprotocol: Option<String>,
+    info: ConnectionInfo,
+    config: ConnectionConfig,
+    handles: AtomicUsize,
+    inner: Mutex<Inner>,
+    /// The write buffer drained below the low mark, a fragmented send ended, or the
+    /// connection closed.
+    write_ready: Notify,
+    /// The connection closed.
+    closed_ready: Notify,
+}
+
+struct Inner {
+    protocol: Protocol,
+    queue: VecDeque<Fragment>,
+    /// A message being assembled by `recv` from fragments already taken off the queue, so that
+    /// a cancelled `recv` loses nothing and a long message cannot fill the queue for good.
+    assembling: Option<(bool, Vec<u8>)>,
+    receiving: bool,
+    recv_waker: Option<Waker>,
+    driver_waker: Option<Waker>,
+    /// Bytes taken by the driver and not yet written.
+    in_flight: usize,
+    /// The id of the `send_fragments` call that owns the message being sent, if any.
+    fragmented_sender: Option<u64>,
+    next_sender_id: u64,
+    pings: VecDeque<PendingPing>,
+    latency: Duration,
+    /// Set by the driver once the transport is closed.
+    closed: Option<Closed>,
+    /// Why the connection ended abnormally, for the log.
+    cause: Option<String>,
+}
+
+struct PendingPing {
+    payload: Bytes,
+    sent_at: Instant,
+    waiter: Option<oneshot::Sender<Duration>>,
+    keepalive: bool,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+// ===== impl Connection =====
+
+impl Connection {
+    /// Wrap an open protocol and its transport: returns the handle and the driver future, which
+    /// must be polled (spawned, or joined with the handler) for the connection to work.
+    pub(crate) fn open<S>(
+        protocol: Protocol,
+        stream: S,
+        config: ConnectionConfig,
+        info: ConnectionInfo,
+    ) -> (Self, Driver<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        debug_assert_eq!(protocol.state(), State::Open);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            id,
+            role: protocol.role(),
+            subprotocol: protocol.subprotocol().map(str::to_owned),
+            info,
+            config,
+            handles: AtomicUsize::new(1),
+            inner: Mutex::new(Inner {
+                protocol,
+                queue: VecDeque::new(),
+                assembling: None,
+                receiving: false,
+                recv_waker: None,
+                driver_waker: None,
+                in_flight: 0,
+                fragmented_sender: None,
+                next_sender_id: 0,
+                pings: VecDeque::new(),
+                latency: Duration::ZERO,
+                closed: None,
+                cause: None,
+            }),
+            write_ready: Notify::new(),
+            closed_ready: Notify::new(),
+        });
+        tracing::debug!(id, role = ?shared.role, remote = ?shared.info.remote_addr, "connection open");
+        let driver = Driver::new(Arc::clone(&shared), stream);
+        (Self { shared }, driver)
+    }
+
+    /// Receive the next message.
+    ///
+    /// Text arrives as validated UTF-8 ([`Message::Text`]), binary as [`Bytes`]
+    /// ([`Message::Binary`]). Messages received before the connection closed are delivered
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] once the connection is closed and every message received
+    /// before has been taken ([`Error::is_closed_ok`] tells a normal closure), and
+    /// [`Error::Concurrency`] if another task is already receiving.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe: if it is dropped before it completes (in `tokio::select!`
+    /// or under a timeout), no message is lost; the next call returns it.
+    pub async fn recv(&self) -> Result<Message> {
+        let _guard = self.start_receiving()?;
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Receive the next message, or `None` once the connection closed normally (1000 or 1001
+    /// both ways): the loop `while let Some(message) = ws.next().await` ends quietly then.
+    ///
+    /// # Errors
+    ///
+    /// `Some(Err(..))` when the connection closed abnormally, with the close details.
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe, like [`recv`](Self::recv).
+    pub async fn next(&mut self) -> Option<Result<Message>> {
+        match self.recv().await {
+            Ok(message) => Some(Ok(message)),
+            Err(error) if error.is_closed_ok() => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// Poll for the next message: the building block of [`recv`](Self::recv) and of the
+    /// [`Stream`](futures_core::Stream) implementation. Only the last task to poll is woken.
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        let mut inner = self.shared.lock();
+        if let Some(result) = self.try_recv_message(&mut inner) {
+            return Poll::Ready(result);
+        }
+        match &inner.recv_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => inner.recv_waker = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Receive the next piece of a message as it arrives, without waiting for the whole
+    /// message: the way to stream a large fragmented message. Pieces of compressed messages
+    /// are inflated. Do not mix with [`recv`](Self::recv) in the middle of a message.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    ///
+    /// # Cancel safety
+    ///
+    /// This method is cancel safe.
+    pub async fn recv_fragment(&self) -> Result<Fragment> {
+        let _guard = self.start_receiving()?;
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if let Some(fragment) = inner.queue.pop_front() {
+                self.after_dequeue(&mut inner);
+                return Poll::Ready(Ok(fragment));
+            }
+            if let Some(closed) = &inner.closed {
+                return Poll::Ready(Err(Error::ConnectionClosed(Box::new(closed.clone()))));
+            }
+            inner.recv_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Send a message: anything that converts into [`Message`] (`&str`, `String`, `Bytes`,
+    /// `Vec<u8>`, `&[u8]`...). Text goes as a text message, bytes as a binary one.
+    ///
+    /// The message is queued at once; if the write buffer is then above the high mark
+    /// (`write_limit`), this waits until it drains to the low mark. Messages from concurrent
+    /// calls never interleave.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection is closing or closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped before it completes, the message may or may not have been queued; once
+    /// queued it is sent.
+    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        loop {
+            let notified = self.shared.write_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut inner = self.shared.lock();
+                if inner.fragmented_sender.is_none() {
+                    if let Err(error) = inner.protocol.send_message(&message) {
+                        return Err(self.send_error(&inner, error));
+                    }
+                    self.shared.wake_driver(&mut inner);
+                    break;
+                }
+                if inner.closed.is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
+                }
+            }
+            notified.await;
+        }
+        self.drain().await
+    }
+
+    /// Send one message in fragments, from an iterator of chunks, all text or all binary
+    /// (the type of the first chunk). Other sends wait until the last fragment is queued.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection closes meanwhile, and
+    /// [`Error::InvalidState`] if the chunks mix text and binary.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping it in the middle leaves the message unfinished, and the
+    /// connection is then failed with 1011 so that the peer does not wait forever.
+    pub async fn send_fragments<I>(&self, chunks: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<Message>,
+    {
+        let id = {
+            let mut inner = self.shared.lock();
+            inner.next_sender_id += 1;
+            inner.next_sender_id
+        };
+        self.claim_fragmented_send(id).await?;
+        let mut guard = FragmentGuard { connection: self, id, finished: false };
+        let mut chunks = chunks.into_iter().map(Into::into).peekable();
+        let mut first: Option<bool> = None;
+        while let Some(chunk) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            {
+                let mut inner = self.shared.lock();
+                let is_text = chunk.is_text();
+                let result = match first {
+                    None if is_text => inner.protocol.send_text(chunk.as_bytes(), fin),
+                    None => inner.protocol.send_binary(chunk.as_bytes(), fin),
+                    Some(text) if text == is_text => {
+                        inner.protocol.send_continuation(chunk.as_bytes(), fin)
+                    }
+                    Some(_) => {
+                        return Err(Error::InvalidState(
+                            wskit_proto::InvalidState::FragmentedMessageInProgress,
+                        ));
+                    }
+                };
+                first.get_or_insert(is_text);
+                if let Err(error) = result {
+                    return Err(self.send_error(&inner, error));
+                }
+                self.shared.wake_driver(&mut inner);
+            }
+            self.drain().await?;
+        }
+        if first.is_none() {
+            // An empty iterator sends an empty binary message.
+            let mut inner = self.shared.lock();
+            if let Err(error) = inner.protocol.send_binary(b"", true) {
+                return Err(self.send_error(&inner, error));
+            }
+            self.shared.wake_driver(&mut inner);
+        }
+        guard.finished = true;
+        Ok(())
+    }
+
+    /// Send a ping and return a future that resolves to the round-trip time when the matching
+    /// pong arrives. A pong acknowledges its ping and every earlier one.
+    ///
+    /// `data` (at most 125 bytes) identifies the ping; pass `b""` for a random 4-byte payload.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: wskit::Connection) -> wskit::Result<()> {
+    /// let latency = ws.ping(b"").await?.await?;
+    /// println!("latency: {latency:?}");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection is not open; the returned future fails
+    /// the same way if the connection closes before the pong.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if dropped, the ping may or may not have been sent.
+    pub async fn ping(&self, data: &[u8]) -> Result<Pong> {
+        let payload = if data.is_empty() {
+            let mut random = [0; 4];
+            getrandom::fill(&mut random).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+            Bytes::copy_from_slice(&random)
+        } else {
+            Bytes::copy_from_slice(data)
+        };
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.shared.lock();
+            if inner.pings.iter().any(|p| p.payload == payload) {
+                return Err(Error::Concurrency("a ping with the same data is awaiting its pong"));
+            }
+            if let Err(error) = inner.protocol.send_ping(&payload) {
+                return Err(self.send_error(&inner, error));
+            }
+            inner.pings.push_back(PendingPing {
+                payload,
+                sent_at: Instant::now(),
+                waiter: Some(tx),
+                keepalive: false,
+            });
+            self.shared.wake_driver(&mut inner);
+        }
+        Ok(Pong { rx, shared: Arc::clone(&self.shared) })
+    }
+
+    /// Send an unsolicited pong (a unidirectional heartbeat). Pings are answered
+    /// automatically; there is no need to call this for them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection is not open.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn pong(&self, data: &[u8]) -> Result<()> {
+        let mut inner = self.shared.lock();
+        if let Err(error) = inner.protocol.send_pong(data) {
+            return Err(self.send_error(&inner, error));
+        }
+        self.shared.wake_driver(&mut inner);
+        Ok(())
+    }
+
+    /// Close the connection with `code` and `reason`: send a close frame, wait for the
+    /// peer's (at most `close_timeout`), then close the transport. Returns once it is closed.
+    /// Closing a connection that is already closing or closed just waits for the end.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] for a code that cannot be sent (1005, 1006, 1015, or outside
+    /// 1000-4999) or a reason longer than 123 bytes.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the closing handshake goes on in the background.
+    pub async fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
+        let code = code.into();
+        {
+            let mut inner = self.shared.lock();
+            if inner.protocol.state() == State::Open {
+                inner.protocol.send_close(code, reason)?;
+                self.shared.wake_driver(&mut inner);
+            }
+        }
+        self.wait_closed().await;
+        Ok(())
+    }
+
+    /// Wait until the connection is closed, and return how.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn wait_closed(&self) -> Closed {
+        loop {
+            let notified = self.shared.closed_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(closed) = &self.shared.lock().closed {
+                return closed.clone();
+            }
+            notified.await;
+        }
+    }
+
+    /// A unique id for this connection, within the process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.shared.role
+    }
+
+    /// The connection state: OPEN, CLOSING, or CLOSED.
+    pub fn state(&self) -> State {
+        let inner = self.shared.lock();
+        if inner.closed.is_some() { State::Closed } else { inner.protocol.state() }
+    }
+
+    /// Whether the connection is open: messages can be sent.
+    pub fn is_open(&self) -> bool {
+        self.state() == State::Open
+    }
+
+    /// The round-trip time measured by the last ping answered (keepalive or
+    /// [`ping`](Self::ping)); zero before the first.
+    pub fn latency(&self) -> Duration {
+        self.shared.lock().latency
+    }
+
+    /// The subprotocol negotiated during the handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.shared.subprotocol.as_deref()
+    }
+
+    /// The opening handshake request: received by a server, sent by a client.
+    pub fn request(&self) -> Option<&Request> {
+        self.shared.info.request.as_ref()
+    }
+
+    /// The opening handshake response: sent by a server, received by a client.
+    pub fn response(&self) -> Option<&Response> {
+        self.shared.info.response.as_ref()
+    }
+
+    /// The request path with its query (e.g. `/chat?room=1`).
+    pub fn path(&self) -> &str {
+        self.shared.info.request.as_ref().map_or("/", |r| r.path.as_str())
+    }
+
+    /// The local address of the transport.
+    pub fn local_addr(&self) -> Option<&PeerAddr> {
+        self.shared.info.local_addr.as_ref()
+    }
+
+    /// The remote address of the transport.
+    pub fn remote_addr(&self) -> Option<&PeerAddr> {
+        self.shared.info.remote_addr.as_ref()
+    }
+
+    /// The close code, once the connection is closed: the one received, 1006 if none.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        self.shared.lock().closed.as_ref().map(Closed::code)
+    }
+
+    /// The close reason received, once the connection is closed.
+    pub fn close_reason(&self) -> Option<String> {
+        self.shared.lock().closed.as_ref().map(|c| c.reason().to_owned())
+    }
+
+    /// The number of bytes waiting to be written.
+    pub fn buffered_amount(&self) -> usize {
+        let inner = self.shared.lock();
+        inner.protocol.data_to_send().len() + inner.in_flight
+    }
+
+    // ----- internals -----
+
+    fn start_receiving(&self) -> Result<ReceivingGuard<'_>> {
+        let mut inner = self.shared.lock();
+        if inner.receiving {
+            return Err(Error::Concurrency("another task is receiving from this connection"));
+        }
+        inner.receiving = true;
+        Ok(ReceivingGuard { shared: &self.shared })
+    }
+
+    /// Take a whole message off the queue if there is one. `None`: wait.
+    fn try_recv_message(&self, inner: &mut MutexGuard<'_, Inner>) -> Option<Result<Message>> {
+        while let Some(fragment) = inner.queue.pop_front() {
+            self.after_dequeue(inner);
+            let fragment = match fragment.into_message() {
+                Ok(message) => return Some(Ok(message)),
+                Err(fragment) => fragment,
+            };
+            let (is_text, mut data) =
+                inner.assembling.take().unwrap_or((fragment.is_text, Vec::new()));
+            data.extend_from_slice(&fragment.data);
+            if !fragment.fin {
+                inner.assembling = Some((is_text, data));
+                continue;
+            }
+            let data = Bytes::from(data);
+            if !is_text {
+                return Some(Ok(Message::Binary(data)));
+            }
+            // The protocol validated the whole message; checking again is cheap (SIMD).
+            return Some(
+                Utf8Bytes::try_from(data)
+                    .map(Message::Text)
+                    .map_err(|_| Error::Protocol(wskit_proto::ProtocolError::InvalidUtf8)),
+            );
+        }
+        inner.closed.as_ref().map(|closed| Err(Error::ConnectionClosed(Box::new(closed.clone()))))
+    }
+
+    /// Resume reading if the queue went down to the low mark.
+    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>) {
+        if inner.queue.len() == self.shared.config.max_queue / 4 {
+            self.shared.wake_driver(inner);
+        }
+    }
+
+    fn send_error(&self, inner: &Inner, error: wskit_proto::InvalidState) -> Error {
+        match error {
+            wskit_proto::InvalidState::WrongState(State::Closing | State::Closed) => {
+                Error::ConnectionClosed(Box::new(closed_so_far(inner)))
+            }
+            other => Error::InvalidState(other),
+        }
+    }
+
+    /// Wait while the write buffer is above the high mark, until it reaches the low mark.
+    async fn drain(&self) -> Result<()> {
+        let config = &self.shared.config;
+        let mut above_high = false;
+        loop {
+            let notified = self.shared.write_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = self.shared.lock();
+                let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+                if inner.closed.is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
+                }
+                if buffered <= config.write_limit_low || (!above_high && buffered <= config.write_limit) {
+                    return Ok(());
+                }
+                above_high = true;
+            }
+            notified.await;
+        }
+    }
+
+    /// Wait until no other call is sending a fragmented message, and take the slot.
+    async fn claim_fragmented_send(&self, id: u64) -> Result<()> {
+        loop {
+            let notified = self.shared.write_ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut inner = self.shared.lock();
+                if inner.closed.is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
+                }
+                if inner.fragmented_sender.is_none() {
+                    inner.fragmented_sender = Some(id);
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The messages of the connection; ends quietly after a normal closure, like
+/// [`Connection::next`].
+impl Stream for Connection {
+    type Item = Result<Message>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match ready!(self.poll_recv(cx)) {
+            Ok(message) => Poll::Ready(Some(Ok(message))),
+            Err(error) if error.is_closed_ok() => Poll::Ready(None),
+            Err(error) => Poll::Ready(Some(Err(error))),
+        }
+    }
+}
+
+impl Clone for Connection {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self { shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // The last handle: nobody can receive or send any more, so close.
+        let mut inner = self.shared.lock();
+        if inner.protocol.state() == State::Open {
+            let _ = inner.protocol.send_close(CloseCode::NORMAL, "");
+            self.shared.wake_driver(&mut inner);
+        }
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("role", &self.shared.role)
+            .field("remote_addr", &self.shared.info.remote_addr)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Eq for Connection {}
+
+impl std::hash::Hash for Connection {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shared.id.hash(state);
+    }
+}
+
+struct ReceivingGuard<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for ReceivingGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.lock().receiving = false;
+    }
+}
+
+struct FragmentGuard<'a> {
+    connection: &'a Connection,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for FragmentGuard<'_> {
+    fn drop(&mut self) {
+        let shared = &self.connection.shared;
+        let mut inner = shared.lock();
+        if inner.fragmented_sender == Some(self.id) {
+            inner.fragmented_sender = None;
+        }
+        if !self.finished && inner.protocol.state() == State::Open {
+            // A half-sent message cannot be finished by anyone else.
+            inner.protocol.fail(CloseCode::INTERNAL_ERROR, "fragmented message abandoned");
+            shared.wake_driver(&mut inner);
+        }
+        drop(inner);
+        shared.write_ready.notify_waiters();
+    }
+}
+
+/// The pong of a [`Connection::ping`]: resolves to the round-trip time.
+#[must_use = "a Pong does nothing unless awaited"]
+pub struct Pong {
+    rx: oneshot::Receiver<Duration>,
+    shared: Arc<Shared>,
+}
+
+impl Future for Pong {
+    type Output = Result<Duration>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match ready!(Pin::new(&mut self.rx).poll(cx)) {
+            Ok(latency) => Poll::Ready(Ok(latency)),
+            Err(_) => {
+                let inner = self.shared.lock();
+                Poll::Ready(Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner)))))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Pong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pong").finish_non_exhaustive()
+    }
+}
+
+/// The close frames exchanged so far.
+fn closed_so_far(inner: &Inner) -> Closed {
+    if let Some(closed) = &inner.closed {
+        return closed.clone();
+    }
+    Closed {
+        rcvd: inner.protocol.close_rcvd().cloned(),
+        sent: inner.protocol.close_sent().cloned(),
+        rcvd_then_sent: inner.protocol.close_rcvd_then_sent(),
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves the protocol consistent (every method either
+        // completes or returns an error before mutating), so poisoning is ignored.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn wake_driver(&self, inner: &mut Inner) {
+        if let Some(waker) = inner.driver_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+// ===== Driver =====
+
+/// The future that runs a connection's I/O. It completes when the connection is closed.
+#[must_use = "the driver does nothing unless polled"]
+pub(crate) struct Driver<S> {
+    shared: Arc<Shared>,
+    stream: S,
+    read_buf: BytesMut,
+    write_buf: Vec<u8>,
+    write_pos: usize,
+    /// Whether a write needs flushing (TLS buffers internally).
+    needs_flush: bool,
+    eof_received: bool,
+    shutdown_sent: bool,
+    timer: Option<Pin<Box<Sleep>>>,
+    next_ping: Option<Instant>,
+    close_deadline: Option<Instant>,
+}
+
+/// Read this much at a time, at least.
+const READ_CHUNK: usize = 16 << 10;
+
+impl<S> Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    fn new(shared: Arc<Shared>, stream: S) -> Self {
+        let next_ping = shared.config.ping_interval.map(|every| Instant::now() + every);
+        Self {
+            shared,
+            stream,
+            read_buf: BytesMut::new(),
+            write_buf: Vec::new(),
+            write_pos: 0,
+            needs_flush: false,
+            eof_received: false,
+            shutdown_sent: false,
+            timer: None,
+            next_ping,
+            close_deadline: None,
+        }
+    }
+
+    /// Read what the socket has and feed it to the protocol. `Ready(())` when something
+    /// happened.
+    fn poll_read_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.eof_received {
+            return Poll::Pending;
+        }
+        {
+            let inner = self.shared.lock();
+            let state = inner.protocol.state();
+            let paused = inner.queue.len() >= self.shared.config.max_queue;
+            // After the closing handshake the client still reads, waiting for the server's EOF.
+            if paused || state == State::Closed {
+                return Poll::Pending;
+            }
+        }
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let dst = self.read_buf.chunk_mut();
+        // SAFETY: `UninitSlice` is a view of the spare capacity of `read_buf`; viewing it as
+        // `[MaybeUninit<u8>]` is what it is. `ReadBuf` only hands out initialized bytes and
+        // only lets them be written, never read uninitialized.
+        let dst = unsafe { &mut *(dst as *mut bytes::buf::UninitSlice as *mut [MaybeUninit<u8>]) };
+        let mut buf = ReadBuf::uninit(dst);
+        let result = Pin::new(&mut self.stream).poll_read(cx, &mut buf);
+        let n = buf.filled().len();
+        match result {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) if n == 0 => {
+                self.eof_received = true;
+                let mut inner = self.shared.lock();
+                if let Err(error) = inner.protocol.receive_eof() {
+                    inner.cause.get_or_insert_with(|| error.to_string());
+                }
+                self.process_events(&mut inner);
+                Poll::Ready(())
+            }
+            Poll::Ready(Ok(())) => {
+                // SAFETY: `poll_read` filled `n` bytes of the spare capacity (`ReadBuf` tracks
+                // that they are initialized).
+                unsafe { self.read_buf.advance_mut(n) };
+                let mut inner = self.shared.lock();
+                let input = inner.protocol.input_buffer();
+                if input.is_empty() {
+                    std::mem::swap(input, &mut self.read_buf);
+                } else {
+                    input.extend_from_slice(&self.read_buf);
+                    self.read_buf.clear();
+                }
+                if let Err(error) = inner.protocol.receive_buffered() {
+                    tracing::debug!(id = self.shared.id, %error, "failing connection");
+                    inner.cause.get_or_insert_with(|| error.to_string());
+                }
+                self.process_events(&mut inner);
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(id = self.shared.id, %error, "read failed");
+                self.eof_received = true;
+                let mut inner = self.shared.lock();
+                inner.cause.get_or_insert_with(|| error.to_string());
+                let _ = inner.protocol.receive_eof();
+                self.process_events(&mut inner);
+                Poll::Ready(())
+            }
+        }
+    }
+
+    fn process_events(&self, inner: &mut Inner) {
+        let mut queued = false;
+        while let Some(event) = inner.protocol.poll_event() {
+            match event {
+                Event::Fragment(fragment) => {
+                    tracing::trace!(id = self.shared.id, len = fragment.data.len(), fin = fragment.fin, "frame received");
+                    inner.queue.push_back(fragment);
+                    queued = true;
+                }
+                Event::Message(message) => {
+                    // Not produced in streaming mode; kept for completeness.
+                    inner.queue.push_back(Fragment {
+                        is_text: message.is_text(),
+                        first: true,
+                        fin: true,
+                        data: message.into_bytes(),
+                    });
+                    queued = true;
+                }
+                Event::Ping(data) => tracing::trace!(id = self.shared.id, ?data, "ping received"),
+                Event::Pong(data) => self.acknowledge_pings(inner, &data),
+                Event::Close(frame) => {
+                    tracing::debug!(id = self.shared.id, %frame, "close frame received");
+                }
+                _ => {}
+            }
+        }
+        if queued && let Some(waker) = inner.recv_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// A pong acknowledges the ping with the same payload and every ping sent before it.
+    fn acknowledge_pings(&self, inner: &mut Inner, data: &[u8]) {
+        let Some(position) = inner.pings.iter().position(|p| p.payload == data) else {
+            tracing::trace!(id = self.shared.id, "unsolicited pong");
+            return;
+        };
+        let now = Instant::now();
+        for ping in inner.pings.drain(..=position) {
+            let latency = now - ping.sent_at;
+            if let Some(waiter) = ping.waiter {
+                let _ = waiter.send(latency);
+            }
+            inner.latency = latency;
+        }
+    }
+
+    /// Write what is waiting. `Ready(Ok(true))` when everything was written.
+    fn poll_write_socket(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        loop {
+            if self.write_pos == self.write_buf.len() {
+                let mut inner = self.shared.lock();
+                self.write_buf.clear();
+                self.write_pos = 0;
+                if inner.protocol.data_to_send().is_empty() {
+                    inner.in_flight = 0;
+                    break;
+                }
+                inner.protocol.swap_data_to_send(&mut self.write_buf);
+                inner.in_flight = self.write_buf.len();
+            }
+            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &self.write_buf[self.write_pos..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.write_pos += n;
+            self.needs_flush = true;
+            let mut inner = self.shared.lock();
+            let before = inner.in_flight + inner.protocol.data_to_send().len();
+            inner.in_flight = self.write_buf.len() - self.write_pos;
+            let after = inner.in_flight + inner.protocol.data_to_send().len();
+            if after <= self.shared.config.write_limit_low && before > self.shared.config.write_limit_low {
+                self.shared.write_ready.notify_waiters();
+            }
+        }
+        if self.needs_flush {
+            ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
+            self.needs_flush = false;
+            self.shared.write_ready.notify_waiters();
+        }
+        // Keep no large buffer around while idle.
+        if self.write_buf.capacity() > 64 << 10 {
+            self.write_buf = Vec::new();
+        }
+        Poll::Ready(Ok(true))
+    }
+
+    /// Keepalive pings, the ping timeout and the close timeout.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let now = Instant::now();
+        let mut fired = false;
+        {
+            let mut inner = self.shared.lock();
+            let config = &self.shared.config;
+            if inner.protocol.close_expected() && self.close_deadline.is_none() {
+                self.close_deadline = Some(now + config.close_timeout);
+            }
+            if let Some(deadline) = self.close_deadline
+                && now >= deadline
+            {
+                tracing::debug!(id = self.shared.id, "close timeout: closing the transport");
+                inner.cause.get_or_insert_with(|| "timed out waiting for the closing handshake".into());
+                let _ = inner.protocol.receive_eof();
+                self.eof_received = true;
+                self.close_deadline = None;
+                fired = true;
+            }
+            // Ping timeout: the oldest keepalive ping still unanswered.
+            if let Some(timeout) = config.ping_timeout
+                && inner.protocol.state() == State::Open
+                && inner.pings.iter().any(|p| p.keepalive && now >= p.sent_at + timeout)
+            {
+                tracing::debug!(id = self.shared.id, "keepalive ping timeout");
+                inner.cause.get_or_insert_with(|| "keepalive ping timeout".into());
+                inner.protocol.fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                inner.pings.retain(|p| !p.keepalive);
+                fired = true;
+            }
+            if let (Some(every), Some(at)) = (config.ping_interval, self.next_ping)
+                && now >= at
+            {
+                self.next_ping = Some(now + every);
+                if inner.protocol.state() == State::Open {
+                    let mut payload = [0; 4];
+                    if getrandom::fill(&mut payload).is_ok() && inner.protocol.send_ping(&payload).is_ok() {
+                        inner.pings.push_back(PendingPing {
+                            payload: Bytes::copy_from_slice(&payload),
+                            sent_at: now,
+                            waiter: None,
+                            keepalive: true,
+                        });
+                        tracing::trace!(id = self.shared.id, "keepalive ping sent");
+                    }
+                }
+                fired = true;
+            }
+        }
+        // The next deadline.
+        let mut next: Option<Instant> = self.close_deadline;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(at) = self.next_ping {
+            consider(at);
+        }
+        if let Some(timeout) = self.shared.config.ping_timeout {
+            let inner = self.shared.lock();
+            if let Some(oldest) = inner.pings.iter().find(|p| p.keepalive) {
+                consider(oldest.sent_at + timeout);
+            }
+        }
+        match next {
+            None => self.timer = None,
+            Some(deadline) => {
+                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.deadline() != deadline {
+                    timer.as_mut().reset(deadline);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    fired = true;
+                }
+            }
+        }
+        if fired { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Mark the connection closed and wake everyone.
+    fn finish(&mut self) {
+        let mut inner = self.shared.lock();
+        let closed = closed_so_far(&inner);
+        let cause = inner.cause.take();
+        match &cause {
+            None => tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), "connection closed"),
+            Some(cause) => tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed"),
+        }
+        inner.closed = Some(closed);
+        for ping in inner.pings.drain(..) {
+            drop(ping.waiter);
+        }
+        let recv_waker = inner.recv_waker.take();
+        drop(inner);
+        if let Some(waker) = recv_waker {
+            waker.wake();
+        }
+        self.shared.write_ready.notify_waiters();
+        self.shared.closed_ready.notify_waiters();
+        self.read_buf = BytesMut::new();
+        self.write_buf = Vec::new();
+    }
+}
+
+impl<S> Future for Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Bound the work per poll so that one busy connection cannot starve the others.
+        for _ in 0..32 {
+            let mut progress = this.poll_read_socket(cx).is_ready();
+            match this.poll_write_socket(cx) {
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => {
+                    tracing::debug!(id = this.shared.id, %error, "write failed");
+                    let mut inner = this.shared.lock();
+                    inner.cause.get_or_insert_with(|| error.to_string());
+                    let _ = inner.protocol.receive_eof();
+                    this.eof_received = true;
+                    this.write_pos = this.write_buf.len();
+                    drop(inner);
+                    this.finish();
+                    return Poll::Ready(());
+                }
+                Poll::Pending => {}
+            }
+            progress |= this.poll_timers(cx).is_ready();
+
+            let (done, close_transport) = {
+                let inner = this.shared.lock();
+                let flushed = this.write_pos == this.write_buf.len()
+                    && inner.protocol.data_to_send().is_empty()
+                    && !this.needs_flush;
+                (
+                    flushed && (inner.protocol.state() == State::Closed),
+                    flushed && inner.protocol.should_close_transport() && !this.shutdown_sent,
+                )
+            };
+            if close_transport {
+                // The server closes the TCP connection first; then it waits for the client's
+                // EOF (or the close timeout).
+                match Pin::new(&mut this.stream).poll_shutdown(cx) {
+                    Poll::Ready(_) => {
+                        this.shutdown_sent = true;
+                        progress = true;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if done {
+                if !this.shutdown_sent {
+                    let _ = Pin::new(&mut this.stream).poll_shutdown(cx);
+                    this.shutdown_sent = true;
+                }
+                this.finish();
+                return Poll::Ready(());
+            }
+            if !progress {
+                // Register for user actions, checking for any that came in meanwhile.
+                let mut inner = this.shared.lock();
+                let waiting_output = !inner.protocol.data_to_send().is_empty();
+                if waiting_output || (inner.protocol.close_expected() && this.close_deadline.is_none()) {
+                    continue;
+                }
+                match &inner.driver_waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => inner.driver_waker = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        // Still busy: yield to other tasks and come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<S> fmt::Debug for Driver<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver").field("id", &self.shared.id).finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,268 @@
+//! The error type of wskit.
+//!
+//! One enum, [`Error`], for everything: a closed connection (normal or not, with both close
+//! frames), a peer that broke the protocol, a failed handshake, a timeout, TLS and I/O errors, and
+//! misuse of the API. Predicates such as [`Error::is_closed`] and [`Error::close_code`] answer
+//! the common questions without matching.
+//!
+//! The `Display` wording is not part of the API and may change.
+
+use std::fmt;
+use std::io;
+
+use wskit_proto::{CloseCode, CloseFrame, HandshakeError, InvalidState, NotText, ProtocolError};
+use wskit_proto::Response;
+
+/// A `Result` with wskit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong with a WebSocket connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is closed. [`Closed::is_ok`] tells a normal closure (1000 or 1001 both
+    /// ways, like Python's `ConnectionClosedOK`) from an abnormal one (`ConnectionClosedError`).
+    ConnectionClosed(Box<Closed>),
+    /// The peer violated the protocol; the connection was failed with the matching close code.
+    Protocol(ProtocolError),
+    /// The opening handshake failed.
+    Handshake(Box<HandshakeError>),
+    /// Client: the server answered the handshake with a status other than 101.
+    InvalidStatus(Box<Response>),
+    /// Client: the URI is not a valid `ws://` or `wss://` URI.
+    InvalidUri(String),
+    /// An operation did not finish in time: the opening handshake (`open_timeout`), the closing
+    /// handshake (`close_timeout`) or a keepalive ping (`ping_timeout`).
+    Timeout(&'static str),
+    /// TLS failed: configuration, certificate, or the TLS handshake.
+    Tls(Box<dyn std::error::Error + Send + Sync>),
+    /// The transport failed.
+    Io(io::Error),
+    /// The call is not allowed in the connection's current state.
+    InvalidState(InvalidState),
+    /// Two tasks called `recv` on the same connection at once.
+    Concurrency(&'static str),
+    /// A text message was expected and a binary one arrived.
+    NotText,
+}
+
+impl Error {
+    /// Whether the connection is closed (normally or not).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Self::ConnectionClosed(_))
+    }
+
+    /// Whether the connection closed normally: close codes 1000 or 1001 in both directions.
+    pub fn is_closed_ok(&self) -> bool {
+        matches!(self, Self::ConnectionClosed(closed) if closed.is_ok())
+    }
+
+    /// The close details, if the connection is closed.
+    pub fn closed(&self) -> Option<&Closed> {
+        match self {
+            Self::ConnectionClosed(closed) => Some(closed),
+            _ => None,
+        }
+    }
+
+    /// The close code: the one received if the connection is closed (1006 if none was), or the
+    /// one this end failed the connection with for a protocol error.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match self {
+            Self::ConnectionClosed(closed) => Some(closed.code()),
+            Self::Protocol(e) => Some(CloseCode::from(e)),
+            _ => None,
+        }
+    }
+
+    /// Whether the peer broke the protocol.
+    pub fn is_protocol(&self) -> bool {
+        matches!(self, Self::Protocol(_))
+    }
+
+    /// Whether the opening handshake failed (including a rejected status).
+    pub fn is_handshake(&self) -> bool {
+        matches!(self, Self::Handshake(_) | Self::InvalidStatus(_))
+    }
+
+    /// Whether an operation timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout(_))
+    }
+
+    /// Whether this is an I/O error.
+    pub fn is_io(&self) -> bool {
+        matches!(self, Self::Io(_))
+    }
+
+    /// Client: the response of a server that rejected the handshake.
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            Self::InvalidStatus(response) => Some(response),
+            _ => None,
+        }
+    }
+
+    /// Whether retrying may succeed: I/O errors, timeouts, and 5xx statuses (500, 502, 503,
+    /// 504). Reconnecting clients retry only these, as Python websockets does.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Io(_) | Self::Timeout(_) => true,
+            Self::InvalidStatus(response) => matches!(response.status, 500 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ConnectionClosed(closed) => fmt::Display::fmt(closed, f),
+            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Handshake(e) => write!(f, "handshake failed: {e}"),
+            Self::InvalidStatus(r) => write!(f, "server rejected WebSocket connection: HTTP {}", r.status),
+            Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
+            Self::Timeout(what) => write!(f, "timed out: {what}"),
+            Self::Tls(e) => write!(f, "TLS error: {e}"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::InvalidState(e) => write!(f, "invalid state: {e}"),
+            Self::Concurrency(what) => write!(f, "concurrent use: {what}"),
+            Self::NotText => f.write_str("expected a text message, got binary"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Protocol(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::Tls(e) => Some(e.as_ref()),
+            Self::Io(e) => Some(e),
+            Self::InvalidState(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Self::Handshake(Box::new(e))
+    }
+}
+
+impl From<InvalidState> for Error {
+    fn from(e: InvalidState) -> Self {
+        Self::InvalidState(e)
+    }
+}
+
+impl From<NotText> for Error {
+    fn from(_: NotText) -> Self {
+        Self::NotText
+    }
+}
+
+impl From<wskit_proto::Error> for Error {
+    fn from(e: wskit_proto::Error) -> Self {
+        match e {
+            wskit_proto::Error::Protocol(e) => Self::Protocol(e),
+            wskit_proto::Error::Handshake(e) => Self::Handshake(Box::new(e)),
+            wskit_proto::Error::InvalidState(e) => Self::InvalidState(e),
+            other => Self::Io(io::Error::other(other.to_string())),
+        }
+    }
+}
+
+/// How a connection closed: the close frames sent and received (RFC 6455 section 7).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Closed {
+    /// The close frame received, if any.
+    pub rcvd: Option<CloseFrame>,
+    /// The close frame sent, if any.
+    pub sent: Option<CloseFrame>,
+    /// When both were exchanged: whether the received one came first.
+    pub rcvd_then_sent: Option<bool>,
+}
+
+impl Closed {
+    /// Whether the connection closed normally: a close frame with code 1000 or 1001 was both
+    /// received and sent.
+    pub fn is_ok(&self) -> bool {
+        let normal = |frame: &Option<CloseFrame>| frame.as_ref().is_some_and(|f| f.code.is_normal());
+        normal(&self.rcvd) && normal(&self.sent)
+    }
+
+    /// The close code of the connection (RFC 6455 section 7.1.5): the one received, 1006 if
+    /// no close frame was received.
+    pub fn code(&self) -> CloseCode {
+        self.rcvd.as_ref().map_or(CloseCode::ABNORMAL, |f| f.code)
+    }
+
+    /// The close reason received, empty if none.
+    pub fn reason(&self) -> &str {
+        self.rcvd.as_ref().map_or("", |f| f.reason.as_str())
+    }
+}
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.rcvd, &self.sent) {
+            (None, None) => f.write_str("no close frame received or sent"),
+            (None, Some(sent)) => write!(f, "sent {sent}; no close frame received"),
+            (Some(rcvd), None) => write!(f, "received {rcvd}; no close frame sent"),
+            (Some(rcvd), Some(sent)) if self.rcvd_then_sent == Some(false) => {
+                write!(f, "sent {sent}; then received {rcvd}")
+            }
+            (Some(rcvd), Some(sent)) => write!(f, "received {rcvd}; then sent {sent}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        assert!(std::mem::size_of::<Error>() <= 32, "{}", std::mem::size_of::<Error>());
+    }
+
+    #[test]
+    fn closed_ok_needs_normal_codes_both_ways() {
+        let normal = Closed {
+            rcvd: Some(CloseFrame::new(1000, "")),
+            sent: Some(CloseFrame::new(1001, "")),
+            rcvd_then_sent: Some(true),
+        };
+        assert!(normal.is_ok());
+        assert_eq!(normal.to_string(), "received 1000 (OK); then sent 1001 (going away)");
+        let abnormal = Closed { rcvd: None, ..normal.clone() };
+        assert!(!abnormal.is_ok());
+        assert_eq!(abnormal.code(), CloseCode::ABNORMAL);
+        let error = Closed { rcvd: Some(CloseFrame::new(1011, "oops")), ..normal };
+        assert!(!error.is_ok());
+        assert_eq!(error.reason(), "oops");
+    }
+
+    #[test]
+    fn transient_errors() {
+        assert!(Error::Io(io::Error::other("x")).is_transient());
+        assert!(Error::Timeout("open").is_transient());
+        assert!(Error::InvalidStatus(Box::new(Response::new(503, ""))).is_transient());
+        assert!(!Error::InvalidStatus(Box::new(Response::new(403, ""))).is_transient());
+        assert!(!Error::InvalidUri("x".into()).is_transient());
+    }
+}
