@@ -80,6 +80,10 @@ impl Response {
         let (Some(status), Some(reason)) = (parsed.code, parsed.reason) else {
             return Err(HandshakeError::MalformedHttp("invalid status line"));
         };
+        // RFC 9110 section 15: the first digit is the class, 1 to 5.
+        if !(100..=599).contains(&status) {
+            return Err(HandshakeError::MalformedHttp("status code out of range"));
+        }
         let reason = if reason.is_empty() {
             // httparse hides a reason phrase with obs-text: accept it if it is UTF-8.
             raw_reason(head)?
@@ -342,6 +346,23 @@ mod tests {
             written(&response),
             b"HTTP/1.1 101 Switching Protocols\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn status_codes_outside_100_to_599_are_rejected() {
+        // Found by the `response` fuzz target: "050" parsed as 50, which `write` could not
+        // round-trip.
+        for line in [
+            "HTTP/1.1 050 X\r\n\r\n",
+            "HTTP/1.1 000 X\r\n\r\n",
+            "HTTP/1.1 600 X\r\n\r\n",
+        ] {
+            assert_eq!(
+                Response::parse(line.as_bytes(), &HttpLimits::default()),
+                Err(HandshakeError::MalformedHttp("status code out of range")),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -931,7 +931,10 @@ fn encoded_frames_and_swapped_output() {
 
 #[test]
 fn whole_fragments_become_messages_without_copies() {
-    let server = Config { streaming: true, ..plain() };
+    let server = Config {
+        streaming: true,
+        ..plain()
+    };
     let mut pair = Pair::open_with(plain(), server);
     pair.client.send_text("ünïcode".as_bytes(), true).unwrap();
     pair.client.send_binary(b"part", false).unwrap();
@@ -941,7 +944,10 @@ fn whole_fragments_become_messages_without_copies() {
         Event::Fragment(f) => Some(f),
         _ => None,
     });
-    assert_eq!(fragments.next().unwrap().into_message(), Ok(Message::from("ünïcode")));
+    assert_eq!(
+        fragments.next().unwrap().into_message(),
+        Ok(Message::from("ünïcode"))
+    );
     let first = fragments.next().unwrap();
     assert_eq!(first.clone().into_message(), Err(first));
 }
