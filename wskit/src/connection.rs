@@ -23,9 +23,9 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, oneshot};
-use futures_core::Stream;
 use tokio::time::{Instant, Sleep};
 use wskit_proto::connection::Fragment;
 use wskit_proto::{CloseCode, Event, Message, Protocol, Request, Response, Role, State, Utf8Bytes};
@@ -343,7 +343,11 @@ impl Connection {
             inner.next_sender_id
         };
         self.claim_fragmented_send(id).await?;
-        let mut guard = FragmentGuard { connection: self, id, finished: false };
+        let mut guard = FragmentGuard {
+            connection: self,
+            id,
+            finished: false,
+        };
         let mut chunks = chunks.into_iter().map(Into::into).peekable();
         let mut first: Option<bool> = None;
         while let Some(chunk) = chunks.next() {
@@ -415,7 +419,9 @@ impl Connection {
         {
             let mut inner = self.shared.lock();
             if inner.pings.iter().any(|p| p.payload == payload) {
-                return Err(Error::Concurrency("a ping with the same data is awaiting its pong"));
+                return Err(Error::Concurrency(
+                    "a ping with the same data is awaiting its pong",
+                ));
             }
             if let Err(error) = inner.protocol.send_ping(&payload) {
                 return Err(self.send_error(&inner, error));
@@ -428,7 +434,10 @@ impl Connection {
             });
             self.shared.wake_driver(&mut inner);
         }
-        Ok(Pong { rx, shared: Arc::clone(&self.shared) })
+        Ok(Pong {
+            rx,
+            shared: Arc::clone(&self.shared),
+        })
     }
 
     /// Send an unsolicited pong (a unidirectional heartbeat). Pings are answered
@@ -475,6 +484,15 @@ impl Connection {
         Ok(())
     }
 
+    /// Start the closing handshake without waiting for it (used by `Server::close`).
+    pub(crate) fn start_close(&self, code: CloseCode, reason: &str) {
+        let mut inner = self.shared.lock();
+        if inner.protocol.state() == State::Open && inner.protocol.send_close(code, reason).is_ok()
+        {
+            self.shared.wake_driver(&mut inner);
+        }
+    }
+
     /// Wait until the connection is closed, and return how.
     ///
     /// # Cancel safety
@@ -505,7 +523,11 @@ impl Connection {
     /// The connection state: OPEN, CLOSING, or CLOSED.
     pub fn state(&self) -> State {
         let inner = self.shared.lock();
-        if inner.closed.is_some() { State::Closed } else { inner.protocol.state() }
+        if inner.closed.is_some() {
+            State::Closed
+        } else {
+            inner.protocol.state()
+        }
     }
 
     /// Whether the connection is open: messages can be sent.
@@ -536,7 +558,11 @@ impl Connection {
 
     /// The request path with its query (e.g. `/chat?room=1`).
     pub fn path(&self) -> &str {
-        self.shared.info.request.as_ref().map_or("/", |r| r.path.as_str())
+        self.shared
+            .info
+            .request
+            .as_ref()
+            .map_or("/", |r| r.path.as_str())
     }
 
     /// The local address of the transport.
@@ -556,7 +582,11 @@ impl Connection {
 
     /// The close reason received, once the connection is closed.
     pub fn close_reason(&self) -> Option<String> {
-        self.shared.lock().closed.as_ref().map(|c| c.reason().to_owned())
+        self.shared
+            .lock()
+            .closed
+            .as_ref()
+            .map(|c| c.reason().to_owned())
     }
 
     /// The number of bytes waiting to be written.
@@ -570,10 +600,14 @@ impl Connection {
     fn start_receiving(&self) -> Result<ReceivingGuard<'_>> {
         let mut inner = self.shared.lock();
         if inner.receiving {
-            return Err(Error::Concurrency("another task is receiving from this connection"));
+            return Err(Error::Concurrency(
+                "another task is receiving from this connection",
+            ));
         }
         inner.receiving = true;
-        Ok(ReceivingGuard { shared: &self.shared })
+        Ok(ReceivingGuard {
+            shared: &self.shared,
+        })
     }
 
     /// Take a whole message off the queue if there is one. `None`: wait.
@@ -584,8 +618,10 @@ impl Connection {
                 Ok(message) => return Some(Ok(message)),
                 Err(fragment) => fragment,
             };
-            let (is_text, mut data) =
-                inner.assembling.take().unwrap_or((fragment.is_text, Vec::new()));
+            let (is_text, mut data) = inner
+                .assembling
+                .take()
+                .unwrap_or((fragment.is_text, Vec::new()));
             data.extend_from_slice(&fragment.data);
             if !fragment.fin {
                 inner.assembling = Some((is_text, data));
@@ -602,7 +638,10 @@ impl Connection {
                     .map_err(|_| Error::Protocol(wskit_proto::ProtocolError::InvalidUtf8)),
             );
         }
-        inner.closed.as_ref().map(|closed| Err(Error::ConnectionClosed(Box::new(closed.clone()))))
+        inner
+            .closed
+            .as_ref()
+            .map(|closed| Err(Error::ConnectionClosed(Box::new(closed.clone()))))
     }
 
     /// Resume reading if the queue went down to the low mark.
@@ -635,7 +674,9 @@ impl Connection {
                 if inner.closed.is_some() {
                     return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
                 }
-                if buffered <= config.write_limit_low || (!above_high && buffered <= config.write_limit) {
+                if buffered <= config.write_limit_low
+                    || (!above_high && buffered <= config.write_limit)
+                {
                     return Ok(());
                 }
                 above_high = true;
@@ -682,7 +723,9 @@ impl Stream for Connection {
 impl Clone for Connection {
     fn clone(&self) -> Self {
         self.shared.handles.fetch_add(1, Ordering::Relaxed);
-        Self { shared: Arc::clone(&self.shared) }
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
     }
 }
 
@@ -750,7 +793,9 @@ impl Drop for FragmentGuard<'_> {
         }
         if !self.finished && inner.protocol.state() == State::Open {
             // A half-sent message cannot be finished by anyone else.
-            inner.protocol.fail(CloseCode::INTERNAL_ERROR, "fragmented message abandoned");
+            inner
+                .protocol
+                .fail(CloseCode::INTERNAL_ERROR, "fragmented message abandoned");
             shared.wake_driver(&mut inner);
         }
         drop(inner);
@@ -773,7 +818,9 @@ impl Future for Pong {
             Ok(latency) => Poll::Ready(Ok(latency)),
             Err(_) => {
                 let inner = self.shared.lock();
-                Poll::Ready(Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner)))))
+                Poll::Ready(Err(Error::ConnectionClosed(Box::new(closed_so_far(
+                    &inner,
+                )))))
             }
         }
     }
@@ -801,7 +848,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves the protocol consistent (every method either
         // completes or returns an error before mutating), so poisoning is ignored.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn wake_driver(&self, inner: &mut Inner) {
@@ -838,7 +887,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn new(shared: Arc<Shared>, stream: S) -> Self {
-        let next_ping = shared.config.ping_interval.map(|every| Instant::now() + every);
+        let next_ping = shared
+            .config
+            .ping_interval
+            .map(|every| Instant::now() + every);
         Self {
             shared,
             stream,
@@ -927,7 +979,12 @@ where
         while let Some(event) = inner.protocol.poll_event() {
             match event {
                 Event::Fragment(fragment) => {
-                    tracing::trace!(id = self.shared.id, len = fragment.data.len(), fin = fragment.fin, "frame received");
+                    tracing::trace!(
+                        id = self.shared.id,
+                        len = fragment.data.len(),
+                        fin = fragment.fin,
+                        "frame received"
+                    );
                     inner.queue.push_back(fragment);
                     queued = true;
                 }
@@ -984,7 +1041,9 @@ where
                 inner.protocol.swap_data_to_send(&mut self.write_buf);
                 inner.in_flight = self.write_buf.len();
             }
-            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &self.write_buf[self.write_pos..]))?;
+            let n = ready!(
+                Pin::new(&mut self.stream).poll_write(cx, &self.write_buf[self.write_pos..])
+            )?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
@@ -994,7 +1053,9 @@ where
             let before = inner.in_flight + inner.protocol.data_to_send().len();
             inner.in_flight = self.write_buf.len() - self.write_pos;
             let after = inner.in_flight + inner.protocol.data_to_send().len();
-            if after <= self.shared.config.write_limit_low && before > self.shared.config.write_limit_low {
+            if after <= self.shared.config.write_limit_low
+                && before > self.shared.config.write_limit_low
+            {
                 self.shared.write_ready.notify_waiters();
             }
         }
@@ -1024,7 +1085,9 @@ where
                 && now >= deadline
             {
                 tracing::debug!(id = self.shared.id, "close timeout: closing the transport");
-                inner.cause.get_or_insert_with(|| "timed out waiting for the closing handshake".into());
+                inner
+                    .cause
+                    .get_or_insert_with(|| "timed out waiting for the closing handshake".into());
                 let _ = inner.protocol.receive_eof();
                 self.eof_received = true;
                 self.close_deadline = None;
@@ -1033,11 +1096,18 @@ where
             // Ping timeout: the oldest keepalive ping still unanswered.
             if let Some(timeout) = config.ping_timeout
                 && inner.protocol.state() == State::Open
-                && inner.pings.iter().any(|p| p.keepalive && now >= p.sent_at + timeout)
+                && inner
+                    .pings
+                    .iter()
+                    .any(|p| p.keepalive && now >= p.sent_at + timeout)
             {
                 tracing::debug!(id = self.shared.id, "keepalive ping timeout");
-                inner.cause.get_or_insert_with(|| "keepalive ping timeout".into());
-                inner.protocol.fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                inner
+                    .cause
+                    .get_or_insert_with(|| "keepalive ping timeout".into());
+                inner
+                    .protocol
+                    .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
                 inner.pings.retain(|p| !p.keepalive);
                 fired = true;
             }
@@ -1047,7 +1117,9 @@ where
                 self.next_ping = Some(now + every);
                 if inner.protocol.state() == State::Open {
                     let mut payload = [0; 4];
-                    if getrandom::fill(&mut payload).is_ok() && inner.protocol.send_ping(&payload).is_ok() {
+                    if getrandom::fill(&mut payload).is_ok()
+                        && inner.protocol.send_ping(&payload).is_ok()
+                    {
                         inner.pings.push_back(PendingPing {
                             payload: Bytes::copy_from_slice(&payload),
                             sent_at: now,
@@ -1075,7 +1147,9 @@ where
         match next {
             None => self.timer = None,
             Some(deadline) => {
-                let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                let timer = self
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if timer.deadline() != deadline {
                     timer.as_mut().reset(deadline);
                 }
@@ -1084,7 +1158,11 @@ where
                 }
             }
         }
-        if fired { Poll::Ready(()) } else { Poll::Pending }
+        if fired {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     /// Mark the connection closed and wake everyone.
@@ -1093,8 +1171,12 @@ where
         let closed = closed_so_far(&inner);
         let cause = inner.cause.take();
         match &cause {
-            None => tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), "connection closed"),
-            Some(cause) => tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed"),
+            None => {
+                tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), "connection closed")
+            }
+            Some(cause) => {
+                tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed")
+            }
         }
         inner.closed = Some(closed);
         for ping in inner.pings.drain(..) {
@@ -1173,7 +1255,9 @@ where
                 // Register for user actions, checking for any that came in meanwhile.
                 let mut inner = this.shared.lock();
                 let waiting_output = !inner.protocol.data_to_send().is_empty();
-                if waiting_output || (inner.protocol.close_expected() && this.close_deadline.is_none()) {
+                if waiting_output
+                    || (inner.protocol.close_expected() && this.close_deadline.is_none())
+                {
                     continue;
                 }
                 match &inner.driver_waker {
@@ -1191,6 +1275,8 @@ where
 
 impl<S> fmt::Debug for Driver<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Driver").field("id", &self.shared.id).finish_non_exhaustive()
+        f.debug_struct("Driver")
+            .field("id", &self.shared.id)
+            .finish_non_exhaustive()
     }
 }

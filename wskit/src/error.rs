@@ -10,8 +10,8 @@
 use std::fmt;
 use std::io;
 
-use wskit_proto::{CloseCode, CloseFrame, HandshakeError, InvalidState, NotText, ProtocolError};
 use wskit_proto::Response;
+use wskit_proto::{CloseCode, CloseFrame, HandshakeError, InvalidState, NotText, ProtocolError};
 
 /// A `Result` with wskit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,7 +120,9 @@ impl fmt::Display for Error {
             Self::ConnectionClosed(closed) => fmt::Display::fmt(closed, f),
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
-            Self::InvalidStatus(r) => write!(f, "server rejected WebSocket connection: HTTP {}", r.status),
+            Self::InvalidStatus(r) => {
+                write!(f, "server rejected WebSocket connection: HTTP {}", r.status)
+            }
             Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
             Self::Timeout(what) => write!(f, "timed out: {what}"),
             Self::Tls(e) => write!(f, "TLS error: {e}"),
@@ -201,7 +203,8 @@ impl Closed {
     /// Whether the connection closed normally: a close frame with code 1000 or 1001 was both
     /// received and sent.
     pub fn is_ok(&self) -> bool {
-        let normal = |frame: &Option<CloseFrame>| frame.as_ref().is_some_and(|f| f.code.is_normal());
+        let normal =
+            |frame: &Option<CloseFrame>| frame.as_ref().is_some_and(|f| f.code.is_normal());
         normal(&self.rcvd) && normal(&self.sent)
     }
 
@@ -237,7 +240,11 @@ mod tests {
 
     #[test]
     fn error_stays_small() {
-        assert!(std::mem::size_of::<Error>() <= 32, "{}", std::mem::size_of::<Error>());
+        assert!(
+            std::mem::size_of::<Error>() <= 32,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
     }
 
     #[test]
@@ -248,11 +255,20 @@ mod tests {
             rcvd_then_sent: Some(true),
         };
         assert!(normal.is_ok());
-        assert_eq!(normal.to_string(), "received 1000 (OK); then sent 1001 (going away)");
-        let abnormal = Closed { rcvd: None, ..normal.clone() };
+        assert_eq!(
+            normal.to_string(),
+            "received 1000 (OK); then sent 1001 (going away)"
+        );
+        let abnormal = Closed {
+            rcvd: None,
+            ..normal.clone()
+        };
         assert!(!abnormal.is_ok());
         assert_eq!(abnormal.code(), CloseCode::ABNORMAL);
-        let error = Closed { rcvd: Some(CloseFrame::new(1011, "oops")), ..normal };
+        let error = Closed {
+            rcvd: Some(CloseFrame::new(1011, "oops")),
+            ..normal
+        };
         assert!(!error.is_ok());
         assert_eq!(error.reason(), "oops");
     }

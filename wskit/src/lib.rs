@@ -5,13 +5,24 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod connection;
 pub mod error;
+mod handshake;
+pub mod server;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
+#[cfg(unix)]
+pub use client::unix_connect;
+pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};
 pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
 pub use error::{Closed, Error, Result};
-pub use wskit_proto::{
-    CloseCode, CloseFrame, DeflateConfig, Headers, Limits, Message, Request, Response, Role,
-    State, Utf8Bytes,
-};
+#[cfg(unix)]
+pub use server::unix_serve;
+pub use server::{Server, serve, serve_listener, shutdown_signal};
 pub use wskit_proto::connection::Fragment;
+pub use wskit_proto::{
+    CloseCode, CloseFrame, DeflateConfig, Headers, Limits, Message, Request, Response, Role, State,
+    Utf8Bytes,
+};

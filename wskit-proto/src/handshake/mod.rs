@@ -10,7 +10,7 @@ mod headers;
 mod request;
 mod response;
 
-pub use accept_key::{accept_key, generate_key};
+pub use accept_key::{accept_key, base64_encode, generate_key};
 pub use headers::Headers;
 pub use request::Request;
 pub use response::Response;

@@ -1,0 +1,663 @@
+//! The client: [`connect`] to a `ws://` or `wss://` URI.
+//!
+//! ```no_run
+//! # async fn run() -> wskit::Result<()> {
+//! let mut ws = wskit::connect("ws://localhost:8765").await?;
+//! ws.send("Hello!").await?;
+//! while let Some(message) = ws.next().await {
+//!     println!("< {}", message?);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use wskit_proto::handshake::base64_encode;
+use wskit_proto::{Config as ProtocolConfig, DeflateConfig, Event, Protocol};
+
+use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, PeerAddr};
+use crate::error::{Error, Result};
+use crate::handshake::{flush, read_handshake_event};
+
+// ===== URI =====
+
+/// A parsed WebSocket URI (RFC 6455 section 3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WsUri {
+    /// `true` for `wss://`.
+    pub secure: bool,
+    /// The host: a name, an IPv4 address, or an IPv6 address without brackets.
+    pub host: String,
+    /// The port (80 or 443 by default).
+    pub port: u16,
+    /// The resource name: path and query, at least `/`.
+    pub path: String,
+    /// `user:password` from the URI, if any (sent as HTTP Basic authentication).
+    pub user_info: Option<String>,
+}
+
+impl WsUri {
+    /// Parse `ws://host[:port][/path][?query]` or `wss://...`. Fragments are not allowed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUri`] with the reason.
+    pub fn parse(uri: &str) -> Result<Self> {
+        let invalid = |why: &str| Error::InvalidUri(format!("{why}: {uri:?}"));
+        let (secure, rest) = if let Some(rest) = strip_prefix_ignore_case(uri, "ws://") {
+            (false, rest)
+        } else if let Some(rest) = strip_prefix_ignore_case(uri, "wss://") {
+            (true, rest)
+        } else {
+            return Err(invalid("scheme isn't ws or wss"));
+        };
+        if uri.contains('#') {
+            return Err(invalid("fragments are not allowed"));
+        }
+        if uri
+            .chars()
+            .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+        {
+            return Err(invalid("whitespace or control characters"));
+        }
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        let path = match path {
+            "" => "/".to_owned(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_owned(),
+        };
+        let (user_info, host_port) = match authority.rsplit_once('@') {
+            Some((user, host)) => (Some(user.to_owned()), host),
+            None => (None, authority),
+        };
+        let default_port = if secure { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+            let (addr, after) = v6.split_once(']').ok_or_else(|| invalid("unclosed '['"))?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(invalid("invalid IPv6 address"));
+            }
+            let port = match after {
+                "" => default_port,
+                p => p
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .ok_or_else(|| invalid("invalid port"))?,
+            };
+            (addr.to_owned(), port)
+        } else {
+            match host_port.rsplit_once(':') {
+                Some((host, port)) => (
+                    host.to_owned(),
+                    port.parse().map_err(|_| invalid("invalid port"))?,
+                ),
+                None => (host_port.to_owned(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(invalid("missing host"));
+        }
+        Ok(Self {
+            secure,
+            host,
+            port,
+            path,
+            user_info,
+        })
+    }
+
+    /// The `Host` header value: the host, with the port unless it is the default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let default_port = if self.secure { 443 } else { 80 };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Resolve a `Location` header against this URI (absolute or absolute-path references;
+    /// `http(s)` schemes map to `ws(s)`).
+    fn join(&self, location: &str) -> Result<Self> {
+        if let Some(rest) = strip_prefix_ignore_case(location, "http://") {
+            return Self::parse(&format!("ws://{rest}"));
+        }
+        if let Some(rest) = strip_prefix_ignore_case(location, "https://") {
+            return Self::parse(&format!("wss://{rest}"));
+        }
+        if location.contains("://") {
+            return Self::parse(location);
+        }
+        if location.starts_with('/') {
+            return Ok(Self {
+                path: location.to_owned(),
+                ..self.clone()
+            });
+        }
+        Err(Error::InvalidUri(format!(
+            "unsupported redirect location: {location:?}"
+        )))
+    }
+
+    fn same_origin(&self, other: &Self) -> bool {
+        self.secure == other.secure
+            && self.host.eq_ignore_ascii_case(&other.host)
+            && self.port == other.port
+    }
+}
+
+impl fmt::Display for WsUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.secure { "wss" } else { "ws" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.path)
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    if s.len() >= prefix.len()
+        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    {
+        Some(&s[prefix.len()..])
+    } else {
+        None
+    }
+}
+
+// ===== connect =====
+
+/// Connect to a WebSocket server at `uri` (`ws://` or `wss://`).
+///
+/// Returns a builder: set options with its methods, then `.await` it for an open
+/// [`Connection`]. Or call [`Connect::reconnecting`] to get a fresh connection each time the
+/// previous one dropped.
+pub fn connect(uri: impl Into<String>) -> Connect {
+    Connect {
+        uri: uri.into(),
+        options: ClientOptions::default(),
+        unix_path: None,
+    }
+}
+
+/// Connect over a Unix socket at `path`; `uri` gives the `Host` header and the path
+/// (e.g. `ws://localhost/`).
+#[cfg(unix)]
+pub fn unix_connect(path: impl Into<std::path::PathBuf>, uri: impl Into<String>) -> Connect {
+    Connect {
+        uri: uri.into(),
+        options: ClientOptions::default(),
+        unix_path: Some(path.into()),
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct ClientOptions {
+    pub(crate) protocol: ProtocolConfig,
+    pub(crate) connection: ConnectionConfig,
+    pub(crate) open_timeout: Option<Duration>,
+    pub(crate) max_redirects: usize,
+    pub(crate) backoff: Backoff,
+    #[cfg(feature = "rustls")]
+    pub(crate) tls: crate::tls::ClientTls,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            protocol: ProtocolConfig {
+                streaming: true,
+                ..ProtocolConfig::default()
+            },
+            connection: ConnectionConfig::default(),
+            open_timeout: Some(Duration::from_secs(10)),
+            max_redirects: 10,
+            backoff: Backoff::default(),
+            #[cfg(feature = "rustls")]
+            tls: crate::tls::ClientTls::default(),
+        }
+    }
+}
+
+/// A connection being configured; `.await` it to connect. Made by [`connect`].
+#[must_use = "a connection is not made until awaited"]
+#[derive(Clone)]
+pub struct Connect {
+    uri: String,
+    pub(crate) options: ClientOptions,
+    #[cfg(unix)]
+    unix_path: Option<std::path::PathBuf>,
+    #[cfg(not(unix))]
+    unix_path: Option<()>,
+}
+
+impl Connect {
+    /// The `Origin` header to send.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.options.protocol.origin = Some(origin.into());
+        self
+    }
+
+    /// Subprotocols to offer, in order of preference.
+    pub fn subprotocols<I, S>(mut self, subprotocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.protocol.subprotocols = subprotocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Add a header to the handshake request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options
+            .protocol
+            .extra_headers
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// The `User-Agent` header: `Some(value)`, or `None` to send none.
+    /// Default: `wskit/VERSION`.
+    pub fn user_agent(mut self, value: Option<String>) -> Self {
+        self.options.protocol.user_agent = value;
+        self
+    }
+
+    /// permessage-deflate settings, or `None` to turn compression off. Default: on.
+    pub fn compression(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.options.protocol.compression = deflate;
+        self
+    }
+
+    /// Turn compression off.
+    pub fn no_compression(self) -> Self {
+        self.compression(None)
+    }
+
+    /// The largest message, in bytes (after decompression); `None` for no limit. Default: 1 MiB.
+    pub fn max_size(mut self, bytes: Option<usize>) -> Self {
+        self.options.protocol.limits.max_message_size = bytes;
+        self
+    }
+
+    /// All receive limits at once.
+    pub fn limits(mut self, limits: wskit_proto::Limits) -> Self {
+        self.options.protocol.limits = limits;
+        self
+    }
+
+    /// The most incoming frames buffered before reading stops. Default: 16.
+    pub fn max_queue(mut self, frames: usize) -> Self {
+        self.options.connection.max_queue = frames.max(1);
+        self
+    }
+
+    /// The write buffer high mark in bytes (the low mark is a quarter). Default: 32 KiB.
+    pub fn write_limit(mut self, bytes: usize) -> Self {
+        self.options.connection.write_limit = bytes;
+        self.options.connection.write_limit_low = bytes / 4;
+        self
+    }
+
+    /// The time allowed to connect and complete the opening handshake (TLS included);
+    /// `None` waits forever. Default: 10 s.
+    pub fn open_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.open_timeout = timeout;
+        self
+    }
+
+    /// Keepalive ping interval; `None` disables keepalive. Default: 20 s.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.options.connection.ping_interval = interval;
+        self
+    }
+
+    /// Time allowed for a keepalive pong; `None` waits forever. Default: 20 s.
+    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.connection.ping_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for the closing handshake. Default: 10 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connection.close_timeout = timeout;
+        self
+    }
+
+    /// The most redirects followed. Default: 10.
+    pub fn max_redirects(mut self, count: usize) -> Self {
+        self.options.max_redirects = count;
+        self
+    }
+
+    /// The delays between reconnection attempts (see [`reconnecting`](Self::reconnecting)).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.options.backoff = backoff;
+        self
+    }
+
+    /// A reconnecting client: each call to [`Reconnecting::next`] returns a fresh connection,
+    /// waiting between failed attempts with exponential backoff. Only transient failures are
+    /// retried ([`Error::is_transient`]: I/O errors, timeouts, 5xx statuses); others are
+    /// returned.
+    ///
+    /// ```no_run
+    /// # async fn run() -> wskit::Result<()> {
+    /// let mut connections = wskit::connect("ws://localhost:8765").reconnecting();
+    /// while let Some(ws) = connections.next().await {
+    ///     let mut ws = ws?;
+    ///     while let Some(message) = ws.next().await {
+    ///         println!("< {}", message?);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn reconnecting(self) -> Reconnecting {
+        Reconnecting {
+            connect: self,
+            attempt: 0,
+        }
+    }
+
+    async fn run(self) -> Result<Connection> {
+        let timeout = self.options.open_timeout;
+        let attempt = self.connect_following_redirects();
+        match timeout {
+            Some(t) => tokio::time::timeout(t, attempt)
+                .await
+                .unwrap_or(Err(Error::Timeout("opening handshake"))),
+            None => attempt.await,
+        }
+    }
+
+    async fn connect_following_redirects(self) -> Result<Connection> {
+        let mut uri = WsUri::parse(&self.uri)?;
+        let mut options = self.options.clone();
+        for _ in 0..=self.options.max_redirects {
+            match self.connect_once(&uri, &options).await {
+                Err(Error::InvalidStatus(response))
+                    if matches!(response.status, 301 | 302 | 303 | 307 | 308) =>
+                {
+                    let Some(location) = response.headers.get("Location") else {
+                        return Err(Error::InvalidStatus(response));
+                    };
+                    let next = uri.join(location)?;
+                    if uri.secure && !next.secure {
+                        return Err(Error::InvalidUri(format!(
+                            "refusing to follow a redirect from wss:// to ws://: {location}"
+                        )));
+                    }
+                    if !uri.same_origin(&next) {
+                        // Credentials must not leak to another origin.
+                        options.protocol.extra_headers.retain(|(name, _)| {
+                            !name.eq_ignore_ascii_case("Authorization")
+                                && !name.eq_ignore_ascii_case("Cookie")
+                        });
+                    }
+                    tracing::debug!(from = %uri, to = %next, status = response.status, "following redirect");
+                    uri = next;
+                }
+                other => return other,
+            }
+        }
+        Err(Error::InvalidUri(format!(
+            "more than {} redirects",
+            self.options.max_redirects
+        )))
+    }
+
+    async fn connect_once(&self, uri: &WsUri, options: &ClientOptions) -> Result<Connection> {
+        #[cfg(unix)]
+        if let Some(path) = &self.unix_path {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            let local = PeerAddr::Unix(None);
+            let remote = PeerAddr::Unix(Some(path.clone()));
+            return handshake(stream, uri, options, local, remote).await;
+        }
+        let stream = TcpStream::connect((uri.host.as_str(), uri.port)).await?;
+        let _ = stream.set_nodelay(true);
+        let local = PeerAddr::Tcp(stream.local_addr()?);
+        let remote = PeerAddr::Tcp(stream.peer_addr()?);
+        if uri.secure {
+            #[cfg(feature = "rustls")]
+            {
+                let stream = options.tls.connect(&uri.host, stream).await?;
+                return handshake(stream, uri, options, local, remote).await;
+            }
+            #[cfg(not(feature = "rustls"))]
+            return Err(Error::Tls("wss:// needs the `rustls` feature".into()));
+        }
+        handshake(stream, uri, options, local, remote).await
+    }
+}
+
+impl fmt::Debug for Connect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntoFuture for Connect {
+    type Output = Result<Connection>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Connection>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+/// Send the request, check the response, and start the connection's driver.
+async fn handshake<S>(
+    mut stream: S,
+    uri: &WsUri,
+    options: &ClientOptions,
+    local: PeerAddr,
+    remote: PeerAddr,
+) -> Result<Connection>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut protocol = Protocol::client(options.protocol.clone());
+    let mut request = protocol.connect_request(&uri.host_header(), &uri.path);
+    if let Some(user_info) = &uri.user_info
+        && !request.headers.contains("Authorization")
+    {
+        request.headers.append(
+            "Authorization",
+            format!("Basic {}", base64_encode(user_info.as_bytes())),
+        );
+    }
+    protocol.send_request(&request)?;
+    flush(&mut stream, &mut protocol).await?;
+    let response = match read_handshake_event(&mut stream, &mut protocol).await? {
+        Event::Response(response) => response,
+        _ => return Err(Error::Io(io::Error::other("unexpected handshake event"))),
+    };
+    let info = ConnectionInfo {
+        request: Some(request),
+        response: Some(response),
+        local_addr: Some(local),
+        remote_addr: Some(remote),
+    };
+    let (connection, driver) = Connection::open(protocol, stream, options.connection.clone(), info);
+    tokio::spawn(driver);
+    Ok(connection)
+}
+
+// ===== Reconnecting =====
+
+/// Delays between reconnection attempts, as Python websockets: the first retry after a random
+/// delay up to `initial` (so that many clients do not come back at once), then `min` growing
+/// by `factor` up to `max`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backoff {
+    /// The first delay is random between 0 and this. Default: 5 s.
+    pub initial: Duration,
+    /// The second delay. Default: 3.1 s.
+    pub min: Duration,
+    /// Each delay is the previous one times this. Default: 1.618.
+    pub factor: f64,
+    /// The longest delay. Default: 90 s.
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_secs(5),
+            min: Duration::from_millis(3100),
+            factor: 1.618,
+            max: Duration::from_secs(90),
+        }
+    }
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (1 for the first retry).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        match attempt {
+            0 => Duration::ZERO,
+            1 => {
+                let mut random = [0; 4];
+                let fraction = match getrandom::fill(&mut random) {
+                    Ok(()) => f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX),
+                    Err(_) => 0.5,
+                };
+                self.initial.mul_f64(fraction)
+            }
+            n => {
+                let grown = self.min.as_secs_f64() * self.factor.powi(n as i32 - 2);
+                Duration::from_secs_f64(grown.min(self.max.as_secs_f64()))
+            }
+        }
+    }
+}
+
+/// A reconnecting client, made by [`Connect::reconnecting`].
+#[derive(Debug)]
+pub struct Reconnecting {
+    connect: Connect,
+    attempt: u32,
+}
+
+impl Reconnecting {
+    /// Connect again: returns a fresh connection, retrying transient failures with backoff.
+    /// Returns `Some(Err(..))` for a failure that retrying cannot fix (an invalid URI, a
+    /// rejected handshake with a 4xx status, a TLS error); the next call tries again anyway.
+    pub async fn next(&mut self) -> Option<Result<Connection>> {
+        loop {
+            let delay = self.connect.options.backoff.delay(self.attempt);
+            if !delay.is_zero() {
+                tracing::info!(delay = ?delay, "reconnecting after a delay");
+                tokio::time::sleep(delay).await;
+            }
+            match self.connect.clone().await {
+                Ok(connection) => {
+                    self.attempt = 0;
+                    return Some(Ok(connection));
+                }
+                Err(error) if error.is_transient() => {
+                    self.attempt = self.attempt.saturating_add(1);
+                    tracing::info!(%error, attempt = self.attempt, "connection failed, will retry");
+                }
+                Err(error) => {
+                    self.attempt = self.attempt.saturating_add(1);
+                    return Some(Err(error));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_uris() {
+        let uri = WsUri::parse("ws://example.com").unwrap();
+        assert_eq!(
+            (uri.secure, uri.host.as_str(), uri.port, uri.path.as_str()),
+            (false, "example.com", 80, "/")
+        );
+        let uri = WsUri::parse("WSS://Example.com:8443/chat?room=1").unwrap();
+        assert_eq!(
+            (uri.secure, uri.port, uri.path.as_str()),
+            (true, 8443, "/chat?room=1")
+        );
+        assert_eq!(uri.host_header(), "Example.com:8443");
+        let uri = WsUri::parse("ws://[::1]:9000?x").unwrap();
+        assert_eq!(
+            (uri.host.as_str(), uri.port, uri.path.as_str()),
+            ("::1", 9000, "/?x")
+        );
+        assert_eq!(uri.host_header(), "[::1]:9000");
+        assert_eq!(WsUri::parse("wss://[::1]").unwrap().host_header(), "[::1]");
+        let uri = WsUri::parse("ws://user:pass@host/").unwrap();
+        assert_eq!(uri.user_info.as_deref(), Some("user:pass"));
+        assert_eq!(uri.to_string(), "ws://host/");
+    }
+
+    #[test]
+    fn rejects_invalid_uris() {
+        for bad in [
+            "http://example.com",
+            "ws://",
+            "ws://:80",
+            "ws://host:99999",
+            "ws://host:port",
+            "ws://[::1/",
+            "ws://[zz]:80/",
+            "ws://host/#frag",
+            "ws://host/a b",
+            "example.com",
+        ] {
+            assert!(
+                matches!(WsUri::parse(bad), Err(Error::InvalidUri(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn redirect_locations() {
+        let base = WsUri::parse("wss://a.example/x").unwrap();
+        assert_eq!(base.join("/y").unwrap().to_string(), "wss://a.example/y");
+        assert_eq!(
+            base.join("https://b.example/z").unwrap().to_string(),
+            "wss://b.example/z"
+        );
+        assert_eq!(
+            base.join("http://b.example/z").unwrap().to_string(),
+            "ws://b.example/z"
+        );
+        assert!(base.join("relative").is_err());
+        assert!(base.same_origin(&base.join("/y").unwrap()));
+        assert!(!base.same_origin(&base.join("wss://b.example/").unwrap()));
+    }
+
+    #[test]
+    fn backoff_follows_websockets() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.delay(0), Duration::ZERO);
+        for _ in 0..20 {
+            assert!(backoff.delay(1) <= Duration::from_secs(5));
+        }
+        assert_eq!(backoff.delay(2), Duration::from_millis(3100));
+        let third = backoff.delay(3).as_secs_f64();
+        assert!((third - 3.1 * 1.618).abs() < 1e-9, "{third}");
+        assert_eq!(backoff.delay(30), Duration::from_secs(90));
+    }
+}

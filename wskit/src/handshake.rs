@@ -1,0 +1,61 @@
+//! Driving the opening handshake of a [`Protocol`] over a stream, for both roles.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use wskit_proto::{Event, Protocol};
+
+use crate::error::{Error, Result};
+
+/// Write everything the protocol has queued.
+pub(crate) async fn flush<S>(stream: &mut S, protocol: &mut Protocol) -> Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let data = protocol.take_data_to_send();
+    if !data.is_empty() {
+        stream.write_all(&data).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
+/// Read until the protocol produces its handshake event (a request on a server, a response on
+/// a client). Bytes that arrive behind it stay buffered in the protocol.
+pub(crate) async fn read_handshake_event<S>(
+    stream: &mut S,
+    protocol: &mut Protocol,
+) -> Result<Event>
+where
+    S: AsyncRead + Unpin,
+{
+    loop {
+        if let Some(event) = protocol.poll_event() {
+            return Ok(event);
+        }
+        let buf = protocol.input_buffer();
+        buf.reserve(4096);
+        let n = stream.read_buf(buf).await?;
+        if n == 0 {
+            protocol.receive_eof()?;
+            // receive_eof returns an error during the handshake; this is unreachable in
+            // practice but keeps the loop honest.
+            return Err(Error::Handshake(Box::new(
+                wskit_proto::HandshakeError::UnexpectedEof,
+            )));
+        }
+        if let Err(error) = protocol.receive_buffered() {
+            // A client's rejected response is still delivered as an event first.
+            if let Some(event) = protocol.poll_event() {
+                return Err(match (event, error) {
+                    (
+                        Event::Response(response),
+                        wskit_proto::Error::Handshake(wskit_proto::HandshakeError::InvalidStatus {
+                            ..
+                        }),
+                    ) => Error::InvalidStatus(Box::new(response)),
+                    (_, error) => error.into(),
+                });
+            }
+            return Err(error.into());
+        }
+    }
+}

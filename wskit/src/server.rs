@@ -1,0 +1,1105 @@
+//! The server: [`serve`] a handler on an address, a listener or a Unix socket.
+//!
+//! ```no_run
+//! use wskit::{Connection, Result};
+//!
+//! async fn echo(ws: Connection) -> Result<()> {
+//!     while let Some(message) = ws.clone().next().await {
+//!         ws.send(message?).await?;
+//!     }
+//!     Ok(())
+//! }
+//!
+//! # async fn run() -> Result<()> {
+//! let server = wskit::serve(echo, "localhost:8765").await?;
+//! server.run_until(wskit::shutdown_signal()).await // graceful shutdown on SIGTERM or Ctrl-C
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use wskit_proto::{
+    CloseCode, Config as ProtocolConfig, DeflateConfig, Event, HandshakeError, Protocol, Request,
+    Response,
+};
+
+use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, PeerAddr};
+use crate::error::{Error, Result};
+use crate::handshake::{flush, read_handshake_event};
+
+// ===== serve =====
+
+/// Serve `handler` on `addr`: one call of the handler per connection, with the connection.
+///
+/// Returns a builder: set options with its methods, then `.await` it to bind and start
+/// serving. `addr` is anything that resolves to socket addresses: `"localhost:8765"`,
+/// `"127.0.0.1:0"` (any free port), `"[::1]:8765"` or a `SocketAddr`. A name that resolves to
+/// several addresses (localhost: 127.0.0.1 and ::1) is served on all of them.
+///
+/// The handler is an async function or closure taking the [`Connection`] (extra arguments go
+/// in the closure's captures). When it returns `Ok` (or `()`), the connection closes with 1000;
+/// when it returns an error, with 1011; if it panics, that connection closes with 1011 and the
+/// server keeps serving.
+pub fn serve<H, F>(handler: H, addr: impl Into<BindAddr>) -> Serve<H>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    Serve {
+        handler,
+        bind: Bind::Addr(addr.into()),
+        options: ServerOptions::default(),
+    }
+}
+
+/// Serve `handler` on a listener that is already bound.
+pub fn serve_listener<H, F>(handler: H, listener: TcpListener) -> Serve<H>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    Serve {
+        handler,
+        bind: Bind::Listener(listener),
+        options: ServerOptions::default(),
+    }
+}
+
+/// Serve `handler` on a Unix socket at `path` (the file must not exist).
+#[cfg(unix)]
+pub fn unix_serve<H, F>(handler: H, path: impl Into<std::path::PathBuf>) -> Serve<H>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    Serve {
+        handler,
+        bind: Bind::Unix(path.into()),
+        options: ServerOptions::default(),
+    }
+}
+
+/// An address to bind: a string to resolve (`"localhost:8765"`) or a socket address.
+#[derive(Clone, Debug)]
+pub struct BindAddr(BindAddrKind);
+
+#[derive(Clone, Debug)]
+enum BindAddrKind {
+    Name(String),
+    Socket(SocketAddr),
+}
+
+impl From<&str> for BindAddr {
+    fn from(addr: &str) -> Self {
+        Self(BindAddrKind::Name(addr.to_owned()))
+    }
+}
+
+impl From<String> for BindAddr {
+    fn from(addr: String) -> Self {
+        Self(BindAddrKind::Name(addr))
+    }
+}
+
+impl From<&String> for BindAddr {
+    fn from(addr: &String) -> Self {
+        Self(BindAddrKind::Name(addr.clone()))
+    }
+}
+
+impl From<SocketAddr> for BindAddr {
+    fn from(addr: SocketAddr) -> Self {
+        Self(BindAddrKind::Socket(addr))
+    }
+}
+
+impl From<(&str, u16)> for BindAddr {
+    fn from((host, port): (&str, u16)) -> Self {
+        if host.contains(':') && !host.starts_with('[') {
+            Self(BindAddrKind::Name(format!("[{host}]:{port}")))
+        } else {
+            Self(BindAddrKind::Name(format!("{host}:{port}")))
+        }
+    }
+}
+
+/// What a handler may return: `()` or `Result<(), E>` with a displayable error.
+pub trait HandlerResult: Send {
+    /// `Err` with a description when the handler failed.
+    fn into_result(self) -> std::result::Result<(), String>;
+}
+
+impl HandlerResult for () {
+    fn into_result(self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display + Send> HandlerResult for std::result::Result<(), E> {
+    fn into_result(self) -> std::result::Result<(), String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+type ProcessRequest = dyn Fn(&Connecting<'_>, &Request) -> Option<Response> + Send + Sync;
+type ProcessResponse = dyn Fn(&Request, &mut Response) + Send + Sync;
+type SelectSubprotocol = dyn Fn(&Request, &[String]) -> Option<String> + Send + Sync;
+
+/// What is known about a connection while its handshake is processed.
+#[derive(Debug)]
+pub struct Connecting<'a> {
+    remote_addr: &'a PeerAddr,
+}
+
+impl Connecting<'_> {
+    /// The client's address.
+    pub fn remote_addr(&self) -> &PeerAddr {
+        self.remote_addr
+    }
+}
+
+/// Server options, with Python websockets' defaults.
+#[derive(Clone)]
+pub(crate) struct ServerOptions {
+    protocol: ProtocolConfig,
+    connection: ConnectionConfig,
+    open_timeout: Option<Duration>,
+    origins: Option<Vec<Origin>>,
+    process_request: Option<Arc<ProcessRequest>>,
+    process_response: Option<Arc<ProcessResponse>>,
+    select_subprotocol: Option<Arc<SelectSubprotocol>>,
+    server_header: Option<String>,
+    max_connections: Option<usize>,
+    #[cfg(feature = "rustls")]
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        let protocol = ProtocolConfig {
+            streaming: true,
+            user_agent: None,
+            ..ProtocolConfig::default()
+        };
+        Self {
+            protocol,
+            connection: ConnectionConfig::default(),
+            open_timeout: Some(Duration::from_secs(10)),
+            origins: None,
+            process_request: None,
+            process_response: None,
+            select_subprotocol: None,
+            server_header: Some(concat!("wskit/", env!("CARGO_PKG_VERSION")).to_owned()),
+            max_connections: None,
+            #[cfg(feature = "rustls")]
+            tls: None,
+        }
+    }
+}
+
+/// An allowed `Origin`: exact, or a pattern with `*` wildcards.
+#[derive(Clone, Debug)]
+struct Origin(String);
+
+impl Origin {
+    fn matches(&self, origin: &str) -> bool {
+        glob_match(self.0.as_bytes(), origin.as_bytes())
+    }
+}
+
+/// `*` matches any run of characters but `/` (including none); everything else matches
+/// itself, case-insensitively (origins are case-insensitive in scheme and host).
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] != b'*' && pattern[p].eq_ignore_ascii_case(&text[t]) {
+            p += 1;
+            t += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            p += 1;
+            mark = t;
+        } else if let Some(s) = star
+            && text[mark] != b'/'
+        {
+            p = s + 1;
+            mark += 1;
+            t = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+enum Bind {
+    Addr(BindAddr),
+    Listener(TcpListener),
+    #[cfg(unix)]
+    Unix(std::path::PathBuf),
+}
+
+/// A server being configured; `.await` it to start serving. Made by [`serve`].
+#[must_use = "a server does nothing until awaited"]
+pub struct Serve<H> {
+    handler: H,
+    bind: Bind,
+    pub(crate) options: ServerOptions,
+}
+
+impl<H> Serve<H> {
+    /// Allowed values of the `Origin` header: exact (`"https://example.com"`) or patterns with
+    /// `*` (`"https://*.example.com"`). Others get 403. Default: any origin, or none.
+    pub fn origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.origins = Some(origins.into_iter().map(|o| Origin(o.into())).collect());
+        self
+    }
+
+    /// With [`origins`](Self::origins): also accept requests without an `Origin` header (not
+    /// from a browser). Default: rejected once origins are set.
+    pub fn allow_missing_origin(mut self) -> Self {
+        self.options
+            .origins
+            .get_or_insert_with(Vec::new)
+            .push(Origin(String::new()));
+        self
+    }
+
+    /// Subprotocols this server supports, in order of preference. The first one the client
+    /// also offers is selected. Default: none.
+    pub fn subprotocols<I, S>(mut self, subprotocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.protocol.subprotocols = subprotocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Choose the subprotocol yourself: called with the request and the subprotocols the client
+    /// offered; return one of them, or `None` for no subprotocol.
+    pub fn select_subprotocol(
+        mut self,
+        select: impl Fn(&Request, &[String]) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.options.select_subprotocol = Some(Arc::new(select));
+        self
+    }
+
+    /// Inspect each request before the handshake: return `Some(response)` to answer it with
+    /// that HTTP response instead (a health check, 401/403, 404, an HTML page for a plain GET),
+    /// or `None` to go on with the WebSocket handshake.
+    pub fn process_request(
+        mut self,
+        process: impl Fn(&Connecting<'_>, &Request) -> Option<Response> + Send + Sync + 'static,
+    ) -> Self {
+        self.options.process_request = Some(Arc::new(process));
+        self
+    }
+
+    /// Modify the response before it is sent (add headers, or replace it).
+    pub fn process_response(
+        mut self,
+        process: impl Fn(&Request, &mut Response) + Send + Sync + 'static,
+    ) -> Self {
+        self.options.process_response = Some(Arc::new(process));
+        self
+    }
+
+    /// Add a header to every handshake response.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options
+            .protocol
+            .extra_headers
+            .push((name.into(), value.into()));
+        self
+    }
+
+    /// The `Server` header: `Some(value)`, or `None` to send none. Default: `wskit/VERSION`.
+    pub fn server_header(mut self, value: Option<String>) -> Self {
+        self.options.server_header = value;
+        self
+    }
+
+    /// permessage-deflate settings, or `None` to turn compression off. Default: on, with
+    /// [`DeflateConfig::default`].
+    pub fn compression(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.options.protocol.compression = deflate;
+        self
+    }
+
+    /// Turn compression off.
+    pub fn no_compression(self) -> Self {
+        self.compression(None)
+    }
+
+    /// The largest message, in bytes (after decompression); `None` for no limit. Default: 1 MiB.
+    pub fn max_size(mut self, bytes: Option<usize>) -> Self {
+        self.options.protocol.limits.max_message_size = bytes;
+        self
+    }
+
+    /// The largest frame, in bytes; `None` for the message limit only. Default: `None`.
+    pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
+        self.options.protocol.limits.max_frame_size = bytes;
+        self
+    }
+
+    /// The most fragments in one message; `None` for no limit. Default: 65 536.
+    pub fn max_fragments(mut self, count: Option<usize>) -> Self {
+        self.options.protocol.limits.max_fragments = count;
+        self
+    }
+
+    /// All receive limits at once.
+    pub fn limits(mut self, limits: wskit_proto::Limits) -> Self {
+        self.options.protocol.limits = limits;
+        self
+    }
+
+    /// The most incoming frames buffered per connection before reading stops. Default: 16.
+    pub fn max_queue(mut self, frames: usize) -> Self {
+        self.options.connection.max_queue = frames.max(1);
+        self
+    }
+
+    /// The write buffer high mark in bytes (the low mark is a quarter). Default: 32 KiB.
+    pub fn write_limit(mut self, bytes: usize) -> Self {
+        self.options.connection.write_limit = bytes;
+        self.options.connection.write_limit_low = bytes / 4;
+        self
+    }
+
+    /// The write buffer high and low marks in bytes.
+    pub fn write_limits(mut self, high: usize, low: usize) -> Self {
+        self.options.connection.write_limit = high;
+        self.options.connection.write_limit_low = low.min(high);
+        self
+    }
+
+    /// The time allowed for the opening handshake (TLS included); `None` waits forever.
+    /// Default: 10 s.
+    pub fn open_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.open_timeout = timeout;
+        self
+    }
+
+    /// Keepalive ping interval; `None` disables keepalive. Default: 20 s.
+    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
+        self.options.connection.ping_interval = interval;
+        self
+    }
+
+    /// Time allowed for a keepalive pong; `None` waits forever. Default: 20 s.
+    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.options.connection.ping_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for the closing handshake. Default: 10 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.options.connection.close_timeout = timeout;
+        self
+    }
+
+    /// The most open connections; handshakes beyond it get 503. Default: no limit.
+    pub fn max_connections(mut self, count: usize) -> Self {
+        self.options.max_connections = Some(count);
+        self
+    }
+}
+
+impl<H> fmt::Debug for Serve<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serve").finish_non_exhaustive()
+    }
+}
+
+impl<H, F> IntoFuture for Serve<H>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    type Output = Result<Server>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Server>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.start())
+    }
+}
+
+impl<H, F> Serve<H>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    async fn start(self) -> Result<Server> {
+        let (closing, _) = watch::channel(false);
+        let shared = Arc::new(ServerShared {
+            connections: Mutex::new(HashMap::new()),
+            closing,
+            tasks: AtomicUsize::new(0),
+            idle: Notify::new(),
+            handles: AtomicUsize::new(1),
+            local_addrs: Mutex::new(Vec::new()),
+        });
+        let handler = Arc::new(self.handler);
+        let options = Arc::new(self.options);
+        match self.bind {
+            Bind::Listener(listener) => {
+                spawn_accept_loop(Listener::Tcp(listener), &shared, &handler, &options)?;
+            }
+            Bind::Addr(BindAddr(kind)) => {
+                let addrs: Vec<SocketAddr> = match kind {
+                    BindAddrKind::Socket(addr) => vec![addr],
+                    BindAddrKind::Name(name) => {
+                        tokio::net::lookup_host(name.as_str()).await?.collect()
+                    }
+                };
+                let mut last_error = None;
+                let mut bound = 0;
+                for addr in addrs {
+                    match TcpListener::bind(addr).await {
+                        Ok(listener) => {
+                            spawn_accept_loop(
+                                Listener::Tcp(listener),
+                                &shared,
+                                &handler,
+                                &options,
+                            )?;
+                            bound += 1;
+                        }
+                        Err(e) => last_error = Some(e),
+                    }
+                }
+                if bound == 0 {
+                    return Err(Error::Io(last_error.unwrap_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::AddrNotAvailable,
+                            "address resolved to nothing",
+                        )
+                    })));
+                }
+            }
+            #[cfg(unix)]
+            Bind::Unix(path) => {
+                let listener = tokio::net::UnixListener::bind(&path)?;
+                spawn_accept_loop(Listener::Unix(listener, path), &shared, &handler, &options)?;
+            }
+        }
+        Ok(Server { shared })
+    }
+}
+
+// ===== Server =====
+
+/// A running server. Made by awaiting [`serve`].
+///
+/// Cheap to clone. It serves until [`close`](Self::close) is called or the last handle is
+/// dropped.
+pub struct Server {
+    shared: Arc<ServerShared>,
+}
+
+struct ServerShared {
+    connections: Mutex<HashMap<u64, Connection>>,
+    closing: watch::Sender<bool>,
+    /// Accept loops and connection tasks still running.
+    tasks: AtomicUsize,
+    idle: Notify,
+    handles: AtomicUsize,
+    local_addrs: Mutex<Vec<PeerAddr>>,
+}
+
+impl Server {
+    /// Serve until [`close`](Self::close) is called (from another task or handle), then until
+    /// every connection is closed.
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` leaves room for fatal listener errors.
+    pub async fn run(&self) -> Result<()> {
+        let mut closing = self.shared.closing.subscribe();
+        let _ = closing.wait_for(|closing| *closing).await;
+        self.wait_closed().await;
+        Ok(())
+    }
+
+    /// Serve until `signal` completes, then shut down gracefully: stop accepting, close every
+    /// connection with 1001, and wait for them. With [`shutdown_signal`], this stops on
+    /// SIGTERM or Ctrl-C:
+    ///
+    /// ```no_run
+    /// # async fn f(server: wskit::Server) -> wskit::Result<()> {
+    /// server.run_until(wskit::shutdown_signal()).await
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    pub async fn run_until(&self, signal: impl Future) -> Result<()> {
+        let mut closing = self.shared.closing.subscribe();
+        tokio::select! {
+            _ = signal => {
+                tracing::info!("shutting down");
+                self.close();
+            }
+            _ = closing.wait_for(|closing| *closing) => {}
+        }
+        self.wait_closed().await;
+        Ok(())
+    }
+
+    /// Start shutting down: stop accepting connections, answer handshakes in progress with
+    /// 503, and close every open connection with 1001 (going away). Returns at once; see
+    /// [`wait_closed`](Self::wait_closed).
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Wait until the server is closed and every connection handler has finished.
+    pub async fn wait_closed(&self) {
+        loop {
+            let notified = self.shared.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if *self.shared.closing.borrow() && self.shared.tasks.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The first TCP address the server listens on (the port chosen for `:0`).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.shared
+            .local_addrs
+            .lock()
+            .ok()?
+            .iter()
+            .find_map(|a| match a {
+                PeerAddr::Tcp(addr) => Some(*addr),
+                PeerAddr::Unix(_) => None,
+            })
+    }
+
+    /// Every address the server listens on.
+    pub fn local_addrs(&self) -> Vec<PeerAddr> {
+        self.shared
+            .local_addrs
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+    }
+
+    /// The open connections, e.g. to [`broadcast`](crate::broadcast) to them.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.shared
+            .connections
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether the server is shutting down or closed.
+    pub fn is_closing(&self) -> bool {
+        *self.shared.closing.borrow()
+    }
+}
+
+impl Clone for Server {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addrs", &self.local_addrs())
+            .field("closing", &self.is_closing())
+            .finish()
+    }
+}
+
+impl ServerShared {
+    fn close(&self) {
+        if self.closing.send_replace(true) {
+            return;
+        }
+        let connections: Vec<Connection> = self
+            .connections
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        for connection in connections {
+            connection.start_close(CloseCode::GOING_AWAY, "");
+        }
+        self.idle.notify_waiters();
+    }
+
+    fn task_started(self: &Arc<Self>) -> TaskGuard {
+        self.tasks.fetch_add(1, Ordering::AcqRel);
+        TaskGuard {
+            shared: Arc::clone(self),
+        }
+    }
+}
+
+struct TaskGuard {
+    shared: Arc<ServerShared>,
+}
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.shared.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.idle.notify_waiters();
+        }
+    }
+}
+
+/// Wait for SIGTERM or Ctrl-C (SIGINT), for [`Server::run_until`]. On other platforms than
+/// Unix, Ctrl-C only.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+// ===== Accepting connections =====
+
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener, std::path::PathBuf),
+}
+
+fn spawn_accept_loop<H, F>(
+    listener: Listener,
+    shared: &Arc<ServerShared>,
+    handler: &Arc<H>,
+    options: &Arc<ServerOptions>,
+) -> Result<()>
+where
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    let local = match &listener {
+        Listener::Tcp(l) => PeerAddr::Tcp(l.local_addr()?),
+        #[cfg(unix)]
+        Listener::Unix(_, path) => PeerAddr::Unix(Some(path.clone())),
+    };
+    tracing::info!("server listening on {local}");
+    if let Ok(mut addrs) = shared.local_addrs.lock() {
+        addrs.push(local.clone());
+    }
+    let guard = shared.task_started();
+    let shared = Arc::clone(shared);
+    let handler = Arc::clone(handler);
+    let options = Arc::clone(options);
+    tokio::spawn(async move {
+        let _guard = guard;
+        let mut closing = shared.closing.subscribe();
+        loop {
+            let accepted = tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => break,
+                accepted = accept(&listener) => accepted,
+            };
+            match accepted {
+                Ok(Accepted::Tcp(stream, remote)) => {
+                    let _ = stream.set_nodelay(true);
+                    let info = (local.clone(), PeerAddr::Tcp(remote));
+                    spawn_connection(stream, info, &shared, &handler, &options);
+                }
+                #[cfg(unix)]
+                Ok(Accepted::Unix(stream)) => {
+                    let remote = PeerAddr::Unix(
+                        stream
+                            .peer_addr()
+                            .ok()
+                            .and_then(|a| a.as_pathname().map(Into::into)),
+                    );
+                    spawn_connection(stream, (local.clone(), remote), &shared, &handler, &options);
+                }
+                Err(error) => {
+                    // Out of file descriptors, mostly: back off instead of spinning.
+                    tracing::error!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        #[cfg(unix)]
+        if let Listener::Unix(_, path) = &listener {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!("server on {local} closed");
+    });
+    Ok(())
+}
+
+enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> io::Result<Accepted> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
+        #[cfg(unix)]
+        Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+    }
+}
+
+fn spawn_connection<S, H, F>(
+    stream: S,
+    (local, remote): (PeerAddr, PeerAddr),
+    shared: &Arc<ServerShared>,
+    handler: &Arc<H>,
+    options: &Arc<ServerOptions>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Connection) -> F + Send + Sync + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    let guard = shared.task_started();
+    let shared = Arc::clone(shared);
+    let handler = Arc::clone(handler);
+    let options = Arc::clone(options);
+    tokio::spawn(async move {
+        let _guard = guard;
+        #[cfg(feature = "rustls")]
+        if let Some(acceptor) = options.tls.clone() {
+            let accepted = match options.open_timeout {
+                Some(t) => tokio::time::timeout(t, acceptor.accept(stream))
+                    .await
+                    .map_err(|_| ()),
+                None => Ok(acceptor.accept(stream).await),
+            };
+            match accepted {
+                Ok(Ok(tls)) => {
+                    serve_connection(tls, local, remote, &shared, &*handler, &options).await;
+                }
+                Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
+                Err(()) => tracing::debug!(%remote, "TLS handshake timed out"),
+            }
+            return;
+        }
+        serve_connection(stream, local, remote, &shared, &*handler, &options).await;
+    });
+}
+
+/// Run the opening handshake, then the handler, then the closing handshake.
+async fn serve_connection<S, H, F>(
+    mut stream: S,
+    local: PeerAddr,
+    remote: PeerAddr,
+    shared: &Arc<ServerShared>,
+    handler: &H,
+    options: &ServerOptions,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Connection) -> F,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
+{
+    let mut protocol = Protocol::server(options.protocol.clone());
+    let handshake = handshake(&mut stream, &mut protocol, &remote, shared, options);
+    let outcome = match options.open_timeout {
+        Some(timeout) => tokio::time::timeout(timeout, handshake)
+            .await
+            .unwrap_or(Err(Error::Timeout("opening handshake"))),
+        None => handshake.await,
+    };
+    let (request, response) = match outcome {
+        Ok(Some(exchange)) => exchange,
+        Ok(None) => {
+            // Answered with an HTTP response: close.
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Err(error) => {
+            tracing::debug!(%remote, %error, "opening handshake failed");
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    tracing::info!(%remote, path = request.path.as_str(), "connection open");
+    let info = ConnectionInfo {
+        request: Some(request),
+        response: Some(response),
+        local_addr: Some(local),
+        remote_addr: Some(remote.clone()),
+    };
+    let (connection, driver) = Connection::open(protocol, stream, options.connection.clone(), info);
+    let id = connection.id();
+    if let Ok(mut connections) = shared.connections.lock() {
+        connections.insert(id, connection.clone());
+    }
+    // A server that started closing during the handshake closes this connection too.
+    if *shared.closing.borrow() {
+        connection.start_close(CloseCode::GOING_AWAY, "");
+    }
+    let handler_future = CatchUnwind(Box::pin(handler(connection.clone())));
+    let run_handler = async move {
+        match handler_future.await {
+            Ok(output) => match output.into_result() {
+                Ok(()) => {
+                    let _ = connection.close(CloseCode::NORMAL, "").await;
+                }
+                Err(error) => {
+                    tracing::error!(id, %error, "connection handler failed");
+                    let _ = connection.close(CloseCode::INTERNAL_ERROR, "").await;
+                }
+            },
+            Err(panic) => {
+                let message = panic_message(&panic);
+                tracing::error!(id, panic = message.as_str(), "connection handler panicked");
+                let _ = connection.close(CloseCode::INTERNAL_ERROR, "").await;
+            }
+        }
+    };
+    tokio::join!(driver, run_handler);
+    if let Ok(mut connections) = shared.connections.lock() {
+        connections.remove(&id);
+    }
+    tracing::info!(%remote, "connection closed");
+}
+
+/// The server side of the opening handshake. `Ok(None)` when it ended with an HTTP response
+/// other than 101 (already sent).
+async fn handshake<S>(
+    stream: &mut S,
+    protocol: &mut Protocol,
+    remote: &PeerAddr,
+    shared: &Arc<ServerShared>,
+    options: &ServerOptions,
+) -> Result<Option<(Request, Response)>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = match read_handshake_event(stream, protocol).await {
+        Ok(Event::Request(request)) => request,
+        Ok(_) => {
+            return Err(Error::Handshake(Box::new(HandshakeError::MalformedHttp(
+                "unexpected event",
+            ))));
+        }
+        Err(Error::Handshake(error)) => {
+            let response = with_server_header(protocol.reject_error(&error), options);
+            send_rejection(stream, protocol, response, remote).await?;
+            return Ok(None);
+        }
+        Err(error) => return Err(error),
+    };
+    let refusal = if *shared.closing.borrow() {
+        Some(Response::new(503, "Server is shutting down.\n"))
+    } else if options
+        .max_connections
+        .is_some_and(|max| shared.connections.lock().map(|c| c.len()).unwrap_or(0) >= max)
+    {
+        Some(Response::new(
+            503,
+            "Too many connections, try again later.\n",
+        ))
+    } else if let Some(process) = &options.process_request {
+        process(
+            &Connecting {
+                remote_addr: remote,
+            },
+            &request,
+        )
+    } else {
+        None
+    };
+    if let Some(response) = refusal {
+        let mut response = with_server_header(response, options);
+        if let Some(process) = &options.process_response {
+            process(&request, &mut response);
+        }
+        send_rejection(stream, protocol, response, remote).await?;
+        return Ok(None);
+    }
+    let accepted = check_origin(&request, options).and_then(|()| {
+        let subprotocol = match &options.select_subprotocol {
+            Some(select) => {
+                let offered: Vec<String> = wskit_proto::handshake::header_tokens(
+                    &request.headers,
+                    "Sec-WebSocket-Protocol",
+                )
+                .map(str::to_owned)
+                .collect();
+                select(&request, &offered)
+            }
+            None => protocol.select_subprotocol(&request),
+        };
+        protocol.accept_with_subprotocol(&request, subprotocol)
+    });
+    let mut response = match accepted {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::debug!(%remote, %error, "handshake rejected");
+            let response = with_server_header(protocol.reject_error(&error), options);
+            send_rejection(stream, protocol, response, remote).await?;
+            return Ok(None);
+        }
+    };
+    response = with_server_header(response, options);
+    if let Some(process) = &options.process_response {
+        process(&request, &mut response);
+    }
+    protocol.send_response(&response)?;
+    flush(stream, protocol).await?;
+    if response.status != 101 {
+        return Ok(None);
+    }
+    Ok(Some((request, response)))
+}
+
+async fn send_rejection<S>(
+    stream: &mut S,
+    protocol: &mut Protocol,
+    response: Response,
+    remote: &PeerAddr,
+) -> Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    tracing::info!(%remote, status = response.status, "connection rejected");
+    protocol.send_response(&response)?;
+    flush(stream, protocol).await
+}
+
+fn check_origin(
+    request: &Request,
+    options: &ServerOptions,
+) -> std::result::Result<(), HandshakeError> {
+    let Some(allowed) = &options.origins else {
+        return Ok(());
+    };
+    match request.headers.get("Origin") {
+        None if allowed.iter().any(|o| o.0.is_empty()) => Ok(()),
+        None => Err(HandshakeError::InvalidOrigin(None)),
+        Some(origin) if allowed.iter().any(|o| !o.0.is_empty() && o.matches(origin)) => Ok(()),
+        Some(origin) => Err(HandshakeError::InvalidOrigin(Some(origin.to_owned()))),
+    }
+}
+
+fn with_server_header(mut response: Response, options: &ServerOptions) -> Response {
+    if let Some(server) = &options.server_header
+        && !response.headers.contains("Server")
+    {
+        response.headers.append("Server", server.as_str());
+    }
+    response
+}
+
+/// Turns a panic in the handler into an error, so the server can close that connection with
+/// 1011 and keep serving. The handler's future is boxed (once per connection) so that it can
+/// be polled without pin projection.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = std::result::Result<F::Output, Box<dyn std::any::Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_patterns() {
+        assert!(glob_match(b"https://example.com", b"https://EXAMPLE.com"));
+        assert!(glob_match(
+            b"https://*.example.com",
+            b"https://a.b.example.com"
+        ));
+        assert!(!glob_match(
+            b"https://*.example.com",
+            b"https://example.com"
+        ));
+        assert!(!glob_match(
+            b"https://*.example.com",
+            b"https://evil.com/.example.com.x"
+        ));
+        assert!(!glob_match(
+            b"https://*.example.com",
+            b"https://evil.com/.example.com"
+        ));
+        assert!(glob_match(b"*", b"anything"));
+        assert!(glob_match(b"http://localhost:*", b"http://localhost:8000"));
+        assert!(!glob_match(b"http://localhost", b"http://localhost:8000"));
+    }
+}

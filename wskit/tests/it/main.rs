@@ -1,0 +1,5 @@
+//! Integration tests over real loopback sockets: wskit client against wskit server.
+
+mod support;
+
+mod basics;
