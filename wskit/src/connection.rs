@@ -484,6 +484,29 @@ impl Connection {
         Ok(())
     }
 
+    /// Queue `message` for [`broadcast`](crate::broadcast): `frame` is the message framed once
+    /// for every uncompressed server connection. Returns `false`, and queues nothing, when the
+    /// connection is not open, is sending a fragmented message, or its write buffer is above
+    /// the high mark.
+    pub(crate) fn queue_broadcast(&self, message: &Message, frame: &[u8]) -> bool {
+        let mut inner = self.shared.lock();
+        let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+        if buffered > self.shared.config.write_limit || inner.fragmented_sender.is_some() {
+            return false;
+        }
+        let queued = if inner.protocol.role() == Role::Server && !inner.protocol.is_compressed() {
+            inner.protocol.send_encoded(frame).is_ok()
+        } else {
+            // Clients mask each frame with a fresh key, and compression keeps per-connection
+            // state: frame it for this connection.
+            inner.protocol.send_message(message).is_ok()
+        };
+        if queued {
+            self.shared.wake_driver(&mut inner);
+        }
+        queued
+    }
+
     /// Start the closing handshake without waiting for it (used by `Server::close`).
     pub(crate) fn start_close(&self, code: CloseCode, reason: &str) {
         let mut inner = self.shared.lock();

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+mod broadcast;
 pub mod connection;
 pub mod error;
 mod handshake;
@@ -15,6 +16,7 @@ pub mod tls;
 
 #[cfg(unix)]
 pub use client::unix_connect;
+pub use broadcast::{Broadcast, broadcast};
 pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};
 pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
 pub use error::{Closed, Error, Result};

@@ -1,0 +1,110 @@
+//! `broadcast`: one message to many connections, skipping the slow and the closed.
+
+use std::time::Duration;
+
+use wskit::{CloseCode, Message};
+
+use crate::support::{uri, within};
+
+/// A server whose handlers wait until the connection closes, so that the test broadcasts.
+async fn idle(ws: wskit::Connection) -> wskit::Result<()> {
+    ws.wait_closed().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn reaches_every_open_connection() {
+    let server = wskit::serve(idle, "127.0.0.1:0").await.unwrap();
+    let plain = within(wskit::connect(uri(&server, "/")).no_compression())
+        .await
+        .unwrap();
+    let compressed = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    let closed = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    within(closed.close(CloseCode::NORMAL, "")).await.unwrap();
+    within(async {
+        while server.connections().len() != 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let report = wskit::broadcast(&server.connections(), "to everyone");
+    assert_eq!(report.sent, 2);
+    assert!(report.skipped.is_empty());
+    for ws in [&plain, &compressed] {
+        assert_eq!(
+            within(ws.recv()).await.unwrap(),
+            Message::from("to everyone")
+        );
+    }
+    let report = wskit::broadcast(&server.connections(), vec![0u8, 1, 2]);
+    assert_eq!(report.sent, 2);
+    for ws in [&plain, &compressed] {
+        assert_eq!(
+            within(ws.recv()).await.unwrap(),
+            Message::from(vec![0u8, 1, 2])
+        );
+    }
+}
+
+#[tokio::test]
+async fn skips_closed_and_slow_connections() {
+    let server = wskit::serve(idle, "127.0.0.1:0")
+        .write_limit(16 << 10)
+        .await
+        .unwrap();
+    // A client that never reads, with a small receive queue, stops reading its socket; the
+    // server's buffer then fills up.
+    let slow = within(
+        wskit::connect(uri(&server, "/"))
+            .no_compression()
+            .max_queue(1),
+    )
+    .await
+    .unwrap();
+    let fast = within(wskit::connect(uri(&server, "/")).no_compression())
+        .await
+        .unwrap();
+    within(async {
+        while server.connections().len() != 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let connections = server.connections();
+    let payload = vec![7u8; 64 << 10];
+    let mut skipped_slow = false;
+    for _ in 0..500 {
+        let report = wskit::broadcast(&connections, payload.clone());
+        // The fast client keeps up.
+        within(fast.recv()).await.unwrap();
+        if report
+            .skipped
+            .iter()
+            .any(|c| c.remote_addr() == slow.local_addr())
+        {
+            skipped_slow = true;
+            break;
+        }
+    }
+    assert!(
+        skipped_slow,
+        "a client that does not read is skipped once its buffer is full"
+    );
+    // A closed connection is skipped too.
+    let closed_server_side: Vec<_> = connections.clone();
+    within(fast.close(CloseCode::NORMAL, "")).await.unwrap();
+    within(async {
+        while closed_server_side.iter().filter(|c| c.is_open()).count() > 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let report = wskit::broadcast(&closed_server_side, "late");
+    assert!(
+        report
+            .skipped
+            .iter()
+            .any(|c| c.remote_addr() == fast.local_addr())
+    );
+    drop(slow);
+}
