@@ -59,6 +59,11 @@ pub struct Config {
     pub user_agent: Option<String>,
     /// Extra header fields added to the client's request or the server's 101 response.
     pub extra_headers: Vec<(String, String)>,
+    /// Hold back the failure caused by a peer's protocol error until the I/O layer calls
+    /// [`Protocol::apply_pending_failure`], so that an application can still answer the
+    /// messages that arrived before the bad frame (Autobahn's "strict" behaviour). Parsing stops
+    /// at the error either way. Default: `false` (fail at once).
+    pub defer_failures: bool,
 }
 
 impl Default for Config {
@@ -71,6 +76,7 @@ impl Default for Config {
             origin: None,
             user_agent: Some(concat!("wskit/", env!("CARGO_PKG_VERSION")).to_owned()),
             extra_headers: Vec::new(),
+            defer_failures: false,
         }
     }
 }
@@ -173,6 +179,11 @@ pub struct Protocol {
     // Receiving.
     incoming: Option<Incoming>,
     utf8: Utf8Validator,
+    /// Bytes of the current, incomplete text frame already unmasked and validated.
+    partial_checked: usize,
+    /// A peer error held back until the application has taken the messages before it
+    /// ([`Config::defer_failures`]).
+    pending_failure: Option<ProtocolError>,
     deflate: Option<PerMessageDeflate>,
     discard_input: bool,
     // Sending.
@@ -229,6 +240,8 @@ impl Protocol {
             pending_deflate: None,
             incoming: None,
             utf8: Utf8Validator::new(),
+            partial_checked: 0,
+            pending_failure: None,
             deflate: None,
             discard_input: false,
             outgoing: None,
@@ -385,6 +398,9 @@ impl Protocol {
             return Ok(());
         }
         self.eof_rcvd = true;
+        if let Some(error) = self.pending_failure.take() {
+            self.error.get_or_insert(Error::Protocol(error));
+        }
         let clean = self.close_rcvd.is_some() || self.state == State::Closed;
         let previous = self.state;
         self.state = State::Closed;
@@ -771,6 +787,27 @@ impl Protocol {
         self.incoming = None;
     }
 
+    /// The peer error held back by [`Config::defer_failures`], if any.
+    pub fn pending_failure(&self) -> Option<&ProtocolError> {
+        self.pending_failure.as_ref()
+    }
+
+    /// Fail the connection for the held-back peer error, if there is one: send the close frame
+    /// with its code, as [`receive_data`](Self::receive_data) would have. Call it once the
+    /// application has taken the messages that came before the error.
+    pub fn apply_pending_failure(&mut self) -> Option<Error> {
+        let error = self.pending_failure.take()?;
+        Some(self.fail_with(error))
+    }
+
+    fn fail_with(&mut self, e: ProtocolError) -> Error {
+        let code = CloseCode::from(&e);
+        self.fail(code, &e.to_string());
+        let error = Error::Protocol(e);
+        self.error.get_or_insert_with(|| error.clone());
+        error
+    }
+
     // ===== Internals: receiving =====
 
     fn parse_handshake(&mut self) -> Result<(), Error> {
@@ -859,13 +896,13 @@ impl Protocol {
             match self.parse_frame() {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
-                Err(e) => {
-                    let code = CloseCode::from(&e);
-                    self.fail(code, &e.to_string());
-                    let error = Error::Protocol(e);
-                    self.error.get_or_insert_with(|| error.clone());
-                    return Err(error);
+                Err(e) if self.config.defer_failures => {
+                    self.pending_failure = Some(e);
+                    self.discard_input = true;
+                    self.input.clear();
+                    return Ok(());
                 }
+                Err(e) => return Err(self.fail_with(e)),
             }
         }
         Ok(())
@@ -894,15 +931,47 @@ impl Protocol {
         let total = header_len + len;
         if self.input.len() < total {
             self.input.reserve(total - self.input.len());
+            self.check_partial_text(&header, header_len)?;
             return Ok(false);
         }
         self.input.advance(header_len);
         let mut payload = self.input.split_to(len);
+        let prechecked = std::mem::take(&mut self.partial_checked);
         if let Some(key) = header.mask {
-            apply_mask(&mut payload, key, 0);
+            apply_mask(&mut payload[prechecked..], key, prechecked);
         }
-        self.handle_frame(header, payload)?;
+        self.handle_frame(header, payload, prechecked)?;
         Ok(true)
+    }
+
+    /// Validate the UTF-8 of the part of an uncompressed text frame that has arrived, so that
+    /// invalid text fails the connection before the rest of a large frame comes (RFC 6455
+    /// section 8.1 allows failing as soon as possible; Autobahn cases 6.4.3 and 6.4.4 check
+    /// it). The bytes checked are unmasked in place and remembered in `partial_checked`.
+    fn check_partial_text(
+        &mut self,
+        header: &FrameHeader,
+        header_len: usize,
+    ) -> Result<(), ProtocolError> {
+        let is_text = match (header.opcode, &self.incoming) {
+            (OpCode::Text, None) => header.rsv & RSV1 == 0,
+            (OpCode::Continuation, Some(incoming)) => incoming.is_text && !incoming.compressed,
+            _ => false,
+        };
+        let available = self.input.len() - header_len;
+        if !is_text || available <= self.partial_checked {
+            return Ok(());
+        }
+        let start = self.partial_checked;
+        let bytes = &mut self.input[header_len + start..header_len + available];
+        if let Some(key) = header.mask {
+            apply_mask(bytes, key, start);
+        }
+        self.utf8
+            .feed(bytes)
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+        self.partial_checked = available;
+        Ok(())
     }
 
     /// Check a frame's length against the limits before buffering its payload.
@@ -939,10 +1008,11 @@ impl Protocol {
         &mut self,
         header: FrameHeader,
         payload: BytesMut,
+        prechecked: usize,
     ) -> Result<(), ProtocolError> {
         match header.opcode {
             OpCode::Text | OpCode::Binary | OpCode::Continuation => {
-                self.handle_data(header, payload)
+                self.handle_data(header, payload, prechecked)
             }
             OpCode::Ping => {
                 if self.state == State::Open {
@@ -959,7 +1029,14 @@ impl Protocol {
         }
     }
 
-    fn handle_data(&mut self, header: FrameHeader, payload: BytesMut) -> Result<(), ProtocolError> {
+    /// Handle a data frame. `prechecked` bytes at the start of a text payload were already fed
+    /// to the UTF-8 validator while the frame was arriving.
+    fn handle_data(
+        &mut self,
+        header: FrameHeader,
+        payload: BytesMut,
+        prechecked: usize,
+    ) -> Result<(), ProtocolError> {
         let limits = &self.config.limits;
         let max_message = limits.max_message_size.unwrap_or(usize::MAX);
         let first = header.opcode != OpCode::Continuation;
@@ -978,7 +1055,7 @@ impl Protocol {
             (None, true) => {
                 let is_text = header.opcode == OpCode::Text;
                 let compressed = header.rsv & RSV1 != 0;
-                if header.fin && !compressed && !self.config.streaming {
+                if header.fin && !compressed && !self.config.streaming && prechecked == 0 {
                     // The common case: a whole uncompressed message in one frame, no copy.
                     let message = if is_text {
                         if !is_valid(&payload) {
@@ -1043,6 +1120,8 @@ impl Protocol {
             } else {
                 &incoming.data[start..]
             };
+            // Compressed data is never prechecked (it is validated once inflated).
+            let new = &new[prechecked.min(new.len())..];
             self.utf8
                 .feed(new)
                 .map_err(|_| ProtocolError::InvalidUtf8)?;

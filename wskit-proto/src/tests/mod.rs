@@ -951,3 +951,87 @@ fn whole_fragments_become_messages_without_copies() {
     let first = fragments.next().unwrap();
     assert_eq!(first.clone().into_message(), Err(first));
 }
+
+// ===== Failing fast, and holding back failures =====
+
+#[test]
+fn invalid_text_fails_before_the_rest_of_a_large_frame_arrives() {
+    // Autobahn 6.4.3/6.4.4: one text frame whose invalid byte arrives long before its end.
+    let mut pair = Pair::open_with(plain(), plain());
+    let mut payload = "κόσμε".as_bytes().to_vec();
+    payload.extend([0xf4, 0x90, 0x80, 0x80]);
+    payload.extend(vec![b'a'; 1000]);
+    let frame = client_frame(true, 0, OpCode::Text, &payload);
+    let result = pair.server_receives(&frame[..20]);
+    assert_server_failed(&mut pair, result, ProtocolError::InvalidUtf8);
+}
+
+#[test]
+fn text_validated_in_pieces_is_delivered_whole() {
+    for streaming in [false, true] {
+        let server = Config {
+            streaming,
+            ..plain()
+        };
+        let mut pair = Pair::open_with(plain(), server);
+        let text = "ünïcödé ✓ ".repeat(100);
+        let mut bytes = client_frame(false, 0, OpCode::Text, &text.as_bytes()[..501]);
+        bytes.extend(client_frame(
+            true,
+            0,
+            OpCode::Continuation,
+            &text.as_bytes()[501..],
+        ));
+        for chunk in bytes.chunks(7) {
+            pair.server_receives(chunk).unwrap();
+        }
+        let received: Vec<u8> = pair
+            .server_events
+            .iter()
+            .flat_map(|e| match e {
+                Event::Message(m) => m.as_bytes().to_vec(),
+                Event::Fragment(f) => f.data.to_vec(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(received, text.as_bytes(), "streaming: {streaming}");
+    }
+}
+
+#[test]
+fn deferred_failure_waits_for_the_caller() {
+    let server = Config {
+        defer_failures: true,
+        ..plain()
+    };
+    let mut pair = Pair::open_with(plain(), server);
+    // Autobahn 3.2: a message, then a frame with RSV2, then a ping, in one read.
+    let mut bytes = client_frame(true, 0, OpCode::Text, b"first");
+    bytes.extend(client_frame(true, RSV2, OpCode::Text, b"bad"));
+    bytes.extend(client_frame(true, 0, OpCode::Ping, b""));
+    assert_eq!(pair.server_receives(&bytes), Ok(()));
+    assert_eq!(messages(&pair.server_events), [Message::from("first")]);
+    assert_eq!(
+        pair.server.pending_failure(),
+        Some(&ProtocolError::ReservedBits { bits: RSV2 })
+    );
+    assert_eq!(pair.server.state(), State::Open);
+    // The application answers the first message before the failure is applied.
+    pair.server.send_text(b"first", true).unwrap();
+    let error = pair.server.apply_pending_failure().unwrap();
+    assert_eq!(
+        error,
+        Error::Protocol(ProtocolError::ReservedBits { bits: RSV2 })
+    );
+    assert_eq!(
+        pair.server.close_sent().unwrap().code,
+        CloseCode::PROTOCOL_ERROR
+    );
+    pair.drive();
+    assert_eq!(messages(&pair.client_events), [Message::from("first")]);
+    assert_eq!(
+        close_event(&pair.client_events).unwrap().code,
+        CloseCode::PROTOCOL_ERROR
+    );
+    assert!(pair.server.apply_pending_failure().is_none());
+}
