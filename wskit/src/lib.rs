@@ -23,6 +23,8 @@ pub use error::{Closed, Error, Result};
 #[cfg(unix)]
 pub use server::unix_serve;
 pub use server::{Server, serve, serve_listener, shutdown_signal};
+#[cfg(feature = "rustls")]
+pub use tls::ServerTls;
 pub use wskit_proto::connection::Fragment;
 pub use wskit_proto::{
     CloseCode, CloseFrame, DeflateConfig, Headers, Limits, Message, Request, Response, Role, State,
