@@ -1,0 +1,57 @@
+//! The Autobahn|Testsuite client testee: fetches the case count from the fuzzing server, runs
+//! every case by echoing each message until the server closes, then asks for the reports.
+//!
+//! ```sh
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001
+//! ```
+//!
+//! Without an argument it reads `AUTOBAHN_URL` (default `ws://127.0.0.1:9001`).
+
+use wskit::Limits;
+
+const AGENT: &str = "wskit";
+
+async fn run_case(base: &str, case: u32) -> wskit::Result<()> {
+    let uri = format!("{base}/runCase?case={case}&agent={AGENT}");
+    let limits = Limits {
+        max_message_size: Some(64 << 20),
+        ..Limits::unlimited()
+    };
+    let ws = wskit::connect(uri).limits(limits).await?;
+    loop {
+        match ws.recv().await {
+            Ok(message) => ws.send(message).await?,
+            Err(error) if error.is_closed() => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> wskit::Result<()> {
+    let base = std::env::args()
+        .nth(1)
+        .or_else(|| std::env::var("AUTOBAHN_URL").ok())
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
+    let base = base.trim_end_matches('/').to_owned();
+    let ws = wskit::connect(format!("{base}/getCaseCount")).await?;
+    let count: u32 = ws
+        .recv()
+        .await?
+        .as_text()?
+        .trim()
+        .parse()
+        .map_err(|_| wskit::Error::InvalidUri("the case count is not a number".to_owned()))?;
+    ws.close(wskit::CloseCode::NORMAL, "").await?;
+    println!("running {count} cases against {base}");
+    for case in 1..=count {
+        if let Err(error) = run_case(&base, case).await {
+            // A failed case is the suite's to judge; go on with the next.
+            eprintln!("case {case}: {error}");
+        }
+    }
+    let ws = wskit::connect(format!("{base}/updateReports?agent={AGENT}")).await?;
+    ws.close(wskit::CloseCode::NORMAL, "").await?;
+    println!("reports updated");
+    Ok(())
+}
