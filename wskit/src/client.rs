@@ -216,6 +216,7 @@ impl Default for ClientOptions {
         Self {
             protocol: ProtocolConfig {
                 streaming: true,
+                defer_failures: true,
                 ..ProtocolConfig::default()
             },
             connection: ConnectionConfig::default(),

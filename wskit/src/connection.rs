@@ -168,7 +168,9 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        debug_assert_eq!(protocol.state(), State::Open);
+        // Frames that arrived right behind the handshake were parsed with it: the peer may
+        // already have closed.
+        debug_assert!(matches!(protocol.state(), State::Open | State::Closing));
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             id,
@@ -249,6 +251,10 @@ impl Connection {
         match &inner.recv_waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => inner.recv_waker = Some(cx.waker().clone()),
+        }
+        if inner.protocol.pending_failure().is_some() {
+            // The application took every message before the peer's error: fail now.
+            self.shared.wake_driver(&mut inner);
         }
         Poll::Pending
     }
@@ -465,8 +471,9 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidState`] for a code that cannot be sent (1005, 1006, 1015, or outside
-    /// 1000-4999) or a reason longer than 123 bytes.
+    /// [`Error::InvalidState`] for a code that cannot be sent (1004, 1006, 1015, 1016-2999,
+    /// or outside 1000-4999), a reason longer than 123 bytes, or 1005 with a reason. Code 1005
+    /// (no status) with an empty reason sends an empty close frame.
     ///
     /// # Cancel safety
     ///
@@ -900,7 +907,13 @@ pub(crate) struct Driver<S> {
     timer: Option<Pin<Box<Sleep>>>,
     next_ping: Option<Instant>,
     close_deadline: Option<Instant>,
+    failure_pending_since: Option<Instant>,
+    started: bool,
 }
+
+/// How long a peer's protocol error is held back while the application is not receiving (see
+/// `Config::defer_failures` in wskit-proto).
+const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
 /// Read this much at a time, at least.
 const READ_CHUNK: usize = 16 << 10;
@@ -914,7 +927,7 @@ where
             .config
             .ping_interval
             .map(|every| Instant::now() + every);
-        Self {
+        let driver = Self {
             shared,
             stream,
             read_buf: BytesMut::new(),
@@ -926,7 +939,16 @@ where
             timer: None,
             next_ping,
             close_deadline: None,
+            failure_pending_since: None,
+            started: false,
+        };
+        // Frames that arrived in the same read as the handshake were parsed with it: queue
+        // their messages now, or they would wait for the next read from the socket.
+        {
+            let mut inner = driver.shared.lock();
+            driver.process_events(&mut inner);
         }
+        driver
     }
 
     /// Read what the socket has and feed it to the protocol. `Ready(())` when something
@@ -1101,6 +1123,21 @@ where
         {
             let mut inner = self.shared.lock();
             let config = &self.shared.config;
+            // A peer error held back so that the application could answer the messages that
+            // came before it: apply it once the application waits for more (it has taken them
+            // all), or after a grace period if it is not receiving at all.
+            if inner.protocol.pending_failure().is_some() {
+                let since = *self.failure_pending_since.get_or_insert(now);
+                let waiting = inner.queue.is_empty() && inner.recv_waker.is_some();
+                if waiting || now >= since + FAILURE_GRACE {
+                    if let Some(error) = inner.protocol.apply_pending_failure() {
+                        tracing::debug!(id = self.shared.id, %error, "failing connection");
+                        inner.cause.get_or_insert_with(|| error.to_string());
+                    }
+                    self.failure_pending_since = None;
+                    fired = true;
+                }
+            }
             if inner.protocol.close_expected() && self.close_deadline.is_none() {
                 self.close_deadline = Some(now + config.close_timeout);
             }
@@ -1157,6 +1194,9 @@ where
         }
         // The next deadline.
         let mut next: Option<Instant> = self.close_deadline;
+        if let Some(since) = self.failure_pending_since {
+            next = Some(next.map_or(since + FAILURE_GRACE, |n| n.min(since + FAILURE_GRACE)));
+        }
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(at) = self.next_ping {
             consider(at);
@@ -1225,6 +1265,12 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
+        if !this.started {
+            // Frames that arrived with the handshake were parsed already; queue them.
+            this.started = true;
+            let mut inner = this.shared.lock();
+            this.process_events(&mut inner);
+        }
         // Bound the work per poll so that one busy connection cannot starve the others.
         for _ in 0..32 {
             let mut progress = this.poll_read_socket(cx).is_ready();

@@ -194,6 +194,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         let protocol = ProtocolConfig {
             streaming: true,
+            defer_failures: true,
             user_agent: None,
             ..ProtocolConfig::default()
         };
