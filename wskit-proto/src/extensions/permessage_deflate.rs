@@ -118,16 +118,12 @@ impl DeflateConfig {
                 usable_window_bits(bits)
             );
         }
-        match self.client_max_window_bits {
-            Some(bits) => {
-                let _ = write!(
-                    offer,
-                    "; client_max_window_bits={}",
-                    usable_window_bits(bits)
-                );
-            }
-            None => offer.push_str("; client_max_window_bits"),
-        }
+        // Always without a value: it tells the server that we support the parameter, so it
+        // may limit our window (RFC 7692 section 7.1.2.2). Our own limit,
+        // `client_max_window_bits`, is applied locally and needs no agreement: a smaller
+        // window than allowed is always fine for the peer's decompressor. (A value here would
+        // also forbid servers from answering with a larger one, which some do.)
+        offer.push_str("; client_max_window_bits");
         offer
     }
 
@@ -266,11 +262,6 @@ impl DeflateConfig {
             None => None,
             Some(None) => return fail("client_max_window_bits without a value".into()),
             Some(Some(theirs)) => {
-                if let Some(ours) = our_limit.filter(|&ours| theirs > ours) {
-                    return fail(format!(
-                        "client_max_window_bits={theirs} is above the offered {ours}"
-                    ));
-                }
                 if theirs < MIN_COMPRESS_WINDOW_BITS {
                     return fail(format!("client_max_window_bits={theirs} is not supported"));
                 }
@@ -779,7 +770,7 @@ mod tests {
     fn offer_holds_only_the_set_options() {
         assert_eq!(
             DeflateConfig::default().offer(),
-            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits"
         );
         assert_eq!(none().offer(), "permessage-deflate; client_max_window_bits");
         let all = DeflateConfig {
@@ -790,7 +781,7 @@ mod tests {
         assert_eq!(
             all.offer(),
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
-             server_max_window_bits=12; client_max_window_bits=12"
+             server_max_window_bits=12; client_max_window_bits"
         );
     }
 
@@ -803,7 +794,7 @@ mod tests {
         };
         assert_eq!(
             config.offer(),
-            "permessage-deflate; server_max_window_bits=9; client_max_window_bits=9"
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits"
         );
         let config = DeflateConfig {
             server_max_window_bits: Some(0),
@@ -812,8 +803,21 @@ mod tests {
         };
         assert_eq!(
             config.offer(),
-            "permessage-deflate; server_max_window_bits=9; client_max_window_bits=15"
+            "permessage-deflate; server_max_window_bits=9; client_max_window_bits"
         );
+    }
+
+    #[test]
+    fn client_accepts_a_larger_client_window_and_caps_its_own() {
+        // Autobahn 13.4.x/13.6.x in the client role: the server answers
+        // client_max_window_bits=15 to our valueless offer; we may then use up to 15 bits and
+        // still compress with our own limit, 12.
+        let config = DeflateConfig::default();
+        let accepted =
+            parse_extensions(["permessage-deflate; server_max_window_bits=12; client_max_window_bits=15"])
+                .unwrap();
+        let deflate = config.negotiate_client(&accepted).unwrap().unwrap();
+        assert_eq!(deflate.compress_window_bits(), 12);
     }
 
     // ===== server =====
@@ -1167,10 +1171,6 @@ mod tests {
             (&config, "permessage-deflate; server_max_window_bits"),
             // Above the offered limit of 12.
             (&config, "permessage-deflate; server_max_window_bits=13"),
-            (
-                &config,
-                "permessage-deflate; server_max_window_bits=12; client_max_window_bits=13",
-            ),
             // Offered server_max_window_bits, not accepted.
             (&config, "permessage-deflate"),
             (&config, "permessage-deflate; client_max_window_bits=12"),
