@@ -13,18 +13,12 @@ const AGENT: &str = "wskit";
 
 async fn run_case(base: &str, case: u32) -> wskit::Result<()> {
     let uri = format!("{base}/runCase?case={case}&agent={AGENT}");
-    let limits = Limits {
-        max_message_size: Some(64 << 20),
-        ..Limits::unlimited()
-    };
-    let ws = wskit::connect(uri).limits(limits).await?;
-    loop {
-        match ws.recv().await {
-            Ok(message) => ws.send(message).await?,
-            Err(error) if error.is_closed() => return Ok(()),
-            Err(error) => return Err(error),
-        }
+    let limits = Limits { max_message_size: Some(64 << 20), ..Limits::unlimited() };
+    let mut ws = wskit::connect(uri).limits(limits).await?;
+    while let Some(message) = ws.next().await {
+        ws.send(message?).await?;
     }
+    Ok(())
 }
 
 #[tokio::main]
@@ -45,8 +39,8 @@ async fn main() -> wskit::Result<()> {
     ws.close(wskit::CloseCode::NORMAL, "").await?;
     println!("running {count} cases against {base}");
     for case in 1..=count {
+        // The suite judges each case, failures included; go on with the next.
         if let Err(error) = run_case(&base, case).await {
-            // A failed case is the suite's to judge; go on with the next.
             eprintln!("case {case}: {error}");
         }
     }

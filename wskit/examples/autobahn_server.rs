@@ -8,14 +8,11 @@
 
 use wskit::{Connection, Limits};
 
-async fn echo(ws: Connection) -> wskit::Result<()> {
-    loop {
-        match ws.recv().await {
-            Ok(message) => ws.send(message).await?,
-            Err(error) if error.is_closed() => return Ok(()),
-            Err(error) => return Err(error),
-        }
+async fn echo(mut ws: Connection) -> wskit::Result<()> {
+    while let Some(message) = ws.next().await {
+        ws.send(message?).await?;
     }
+    Ok(())
 }
 
 #[tokio::main]

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Compare Autobahn reports with autobahn/expected-results.json.
+
+    compare.py EXPECTED ROLE=INDEX_JSON [ROLE=INDEX_JSON ...]
+    compare.py --write EXPECTED ROLE=INDEX_JSON [...]   # record the current results
+
+ROLE is "server" or "client". For every case of the expected results, the behavior and the
+close behavior of the report must be the same; a case missing from a report is a difference.
+Exits 1 on any difference. Standard library only.
+"""
+import json
+import sys
+from collections import Counter
+
+FIELDS = ("behavior", "behaviorClose")
+
+
+def case_key(case_id):
+    return tuple(int(part) for part in case_id.split("."))
+
+
+def load_report(path):
+    with open(path, encoding="utf-8") as f:
+        report = json.load(f)
+    if len(report) != 1:
+        sys.exit(f"{path}: expected one agent, found {sorted(report)}")
+    (cases,) = report.values()
+    return {case: {field: result[field] for field in FIELDS} for case, result in cases.items()}
+
+
+def summary(role, cases):
+    counts = Counter(result["behavior"] for result in cases.values())
+    text = " | ".join(f"{name} {counts[name]}" for name in sorted(counts))
+    return f"{role}: {len(cases)} cases: {text}"
+
+
+def main(argv):
+    write = argv[:1] == ["--write"]
+    if write:
+        argv = argv[1:]
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    expected_path, reports = argv[0], argv[1:]
+    actual = {}
+    for spec in reports:
+        role, _, path = spec.partition("=")
+        if role not in ("server", "client") or not path:
+            sys.exit(f"bad report argument {spec!r}: use server=PATH or client=PATH")
+        actual[role] = load_report(path)
+    if write:
+        ordered = {
+            role: {case: actual[role][case] for case in sorted(actual[role], key=case_key)}
+            for role in sorted(actual)
+        }
+        with open(expected_path, "w", encoding="utf-8") as f:
+            json.dump(ordered, f, indent=1)
+            f.write("\n")
+        for role in sorted(actual):
+            print(summary(role, actual[role]))
+        print(f"wrote {expected_path}")
+        return 0
+    with open(expected_path, encoding="utf-8") as f:
+        expected = json.load(f)
+    differences = 0
+    for role, cases in actual.items():
+        print(summary(role, cases))
+        for case in sorted(expected.get(role, {}), key=case_key):
+            want = expected[role][case]
+            got = cases.get(case)
+            if got != want:
+                differences += 1
+                print(f"  {role} {case}: expected {want}, got {got or 'nothing (missing)'}")
+        for case in sorted(set(cases) - set(expected.get(role, {})), key=case_key):
+            differences += 1
+            print(f"  {role} {case}: not in the expected results: {cases[case]}")
+    if differences:
+        print(f"{differences} difference(s) from {expected_path}")
+        return 1
+    print(f"no difference from {expected_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

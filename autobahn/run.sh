@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Run the Autobahn|Testsuite against wskit in both roles and compare the results with
+# autobahn/expected-results.json.
+#
+#   autobahn/run.sh                 every case, server then client
+#   autobahn/run.sh --fast          without the slow 9.x, 12.x and 13.x (no comparison)
+#   autobahn/run.sh --write         record the results as the new expectation
+#
+# The harness is ../shared/autobahn (or $AUTOBAHN_HARNESS); its Python venv goes to
+# $AUTOBAHN_VENV (default: target/autobahn-venv), so nothing is written beside the harness.
+# The testees listen on 127.0.0.1:9001 (server role) and the suite on 127.0.0.1:9002
+# (client role), as fuzzingclient.json and fuzzingserver.json say.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+HARNESS="$(cd "${AUTOBAHN_HARNESS:-$ROOT/../shared/autobahn}" && pwd)"
+export AUTOBAHN_VENV="${AUTOBAHN_VENV:-$ROOT/target/autobahn-venv}"
+MODE=check
+case "${1:-}" in
+  --fast) MODE=fast ;;
+  --write) MODE=write ;;
+  "") ;;
+  *) echo "usage: autobahn/run.sh [--fast|--write]" >&2; exit 2 ;;
+esac
+
+bash "$HARNESS/setup.sh"
+PY="$AUTOBAHN_VENV/bin/python"
+WSTEST="$AUTOBAHN_VENV/bin/wstest"
+cargo build --release --locked --example autobahn_server --example autobahn_client
+
+WORK="$ROOT/autobahn/reports"
+rm -rf "$WORK"
+mkdir -p "$WORK/servers" "$WORK/clients"
+# The committed specs, with --fast's exclusions added when asked.
+"$PY" - "$MODE" "$ROOT/autobahn" "$WORK" <<'PYEOF'
+import json, sys
+mode, src, work = sys.argv[1:]
+for name in ("fuzzingclient.json", "fuzzingserver.json"):
+    with open(f"{src}/{name}") as f:
+        spec = json.load(f)
+    if mode == "fast":
+        spec["exclude-cases"] = ["9.*", "12.*", "13.*"]
+    with open(f"{work}/{name}", "w") as f:
+        json.dump(spec, f, indent=2)
+PYEOF
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== server role: wstest -m fuzzingclient against examples/autobahn_server"
+./target/release/examples/autobahn_server 127.0.0.1:9001 > "$WORK/servers/testee.log" 2>&1 &
+PIDS+=($!)
+"$PY" - <<'PYEOF'
+import socket, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", 9001), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("the server testee did not start")
+PYEOF
+START=$(date +%s)
+(cd "$ROOT/autobahn" && "$WSTEST" -m fuzzingclient -s reports/fuzzingclient.json > reports/servers/wstest.log 2>&1)
+echo "   done in $(( $(date +%s) - START )) s"
+"$PY" "$HARNESS/summarize.py" "$WORK/servers" || true
+
+echo "== client role: wstest -m fuzzingserver with examples/autobahn_client"
+(cd "$ROOT/autobahn" && exec "$WSTEST" -m fuzzingserver -s reports/fuzzingserver.json -u 0 > reports/clients/wstest.log 2>&1) &
+PIDS+=($!)
+CTL=("$PY" "$HARNESS/fuzzingserver_ctl.py")
+"${CTL[@]}" wait 9002 --timeout 60
+START=$(date +%s)
+./target/release/examples/autobahn_client ws://127.0.0.1:9002 > "$WORK/clients/testee.log" 2>&1
+"${CTL[@]}" update-reports 9002 --agent wskit
+"${CTL[@]}" stop 9002 --timeout 5 || true
+echo "   done in $(( $(date +%s) - START )) s"
+"$PY" "$HARNESS/summarize.py" "$WORK/clients" || true
+
+REPORTS=(server="$WORK/servers/index.json" client="$WORK/clients/index.json")
+case "$MODE" in
+  fast) echo "(--fast: not compared with the expected results)" ;;
+  write) "$PY" autobahn/compare.py --write autobahn/expected-results.json "${REPORTS[@]}" ;;
+  check) "$PY" autobahn/compare.py autobahn/expected-results.json "${REPORTS[@]}" ;;
+esac
