@@ -108,3 +108,33 @@ async fn skips_closed_and_slow_connections() {
     );
     drop(slow);
 }
+
+#[tokio::test]
+async fn reaches_a_thousand_connections() {
+    const CLIENTS: usize = 1000;
+    let server = wskit::serve(idle, "127.0.0.1:0").await.unwrap();
+    let uri = uri(&server, "/");
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        // Without compression the message is framed once for all of them.
+        clients.push(
+            within(wskit::connect(&uri).no_compression().ping_interval(None))
+                .await
+                .unwrap(),
+        );
+    }
+    within(async {
+        while server.connections().len() != CLIENTS {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let report = wskit::broadcast(&server.connections(), "news for everyone");
+    assert_eq!((report.sent, report.skipped.len()), (CLIENTS, 0));
+    for ws in &clients {
+        assert_eq!(
+            within(ws.recv()).await.unwrap(),
+            Message::from("news for everyone")
+        );
+    }
+}
