@@ -349,8 +349,8 @@ impl Connect {
 
     /// A reconnecting client: each call to [`Reconnecting::next`] returns a fresh connection,
     /// waiting between failed attempts with exponential backoff. Only transient failures are
-    /// retried ([`Error::is_transient`]: I/O errors, timeouts, 5xx statuses); others are
-    /// returned.
+    /// retried ([`Error::is_transient`]: I/O errors, timeouts, connections lost during the
+    /// handshake, 5xx statuses); others are returned.
     ///
     /// ```no_run
     /// # async fn run() -> wskit::Result<()> {
@@ -482,9 +482,8 @@ where
     }
     protocol.send_request(&request)?;
     flush(&mut stream, &mut protocol).await?;
-    let response = match read_handshake_event(&mut stream, &mut protocol).await? {
-        Event::Response(response) => response,
-        _ => return Err(Error::Io(io::Error::other("unexpected handshake event"))),
+    let Event::Response(response) = read_handshake_event(&mut stream, &mut protocol).await? else {
+        return Err(Error::Io(io::Error::other("unexpected handshake event")));
     };
     let info = ConnectionInfo {
         request: Some(request),

@@ -304,6 +304,9 @@ impl Connection {
     /// queued it is sent.
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
+        // Take part in tokio's cooperative scheduling: a task that only sends, below the write
+        // limit, would otherwise never yield and could starve the runtime's other tasks.
+        tokio::task::coop::consume_budget().await;
         loop {
             let notified = self.shared.write_ready.notified();
             tokio::pin!(notified);
@@ -909,6 +912,8 @@ pub(crate) struct Driver<S> {
     close_deadline: Option<Instant>,
     failure_pending_since: Option<Instant>,
     started: bool,
+    /// Whether the last read was skipped because the receive queue was full.
+    read_paused: bool,
 }
 
 /// How long a peer's protocol error is held back while the application is not receiving (see
@@ -941,6 +946,7 @@ where
             close_deadline: None,
             failure_pending_since: None,
             started: false,
+            read_paused: false,
         };
         // Frames that arrived in the same read as the handshake were parsed with it: queue
         // their messages now, or they would wait for the next read from the socket.
@@ -954,6 +960,7 @@ where
     /// Read what the socket has and feed it to the protocol. `Ready(())` when something
     /// happened.
     fn poll_read_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.read_paused = false;
         if self.eof_received {
             return Poll::Pending;
         }
@@ -961,6 +968,7 @@ where
             let inner = self.shared.lock();
             let state = inner.protocol.state();
             let paused = inner.queue.len() >= self.shared.config.max_queue;
+            self.read_paused = paused;
             // After the closing handshake the client still reads, waiting for the server's EOF.
             if paused || state == State::Closed {
                 return Poll::Pending;
@@ -1324,7 +1332,12 @@ where
                 // Register for user actions, checking for any that came in meanwhile.
                 let mut inner = this.shared.lock();
                 let waiting_output = !inner.protocol.data_to_send().is_empty();
+                // `recv` may have drained the queue to the resume mark after reading was
+                // paused above and before this waker is registered: its wake-up was lost.
+                let resume_reading =
+                    this.read_paused && inner.queue.len() <= this.shared.config.max_queue / 4;
                 if waiting_output
+                    || resume_reading
                     || (inner.protocol.close_expected() && this.close_deadline.is_none())
                 {
                     continue;
@@ -1347,5 +1360,155 @@ impl<S> fmt::Debug for Driver<S> {
         f.debug_struct("Driver")
             .field("id", &self.shared.id)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
+    use wskit_proto::Config;
+
+    use super::*;
+
+    /// A client protocol that completed its handshake in memory, and frames from its server.
+    fn open_client(server_frames: &[&[u8]]) -> (Protocol, Vec<Vec<u8>>) {
+        let config = |streaming| Config {
+            compression: None,
+            streaming,
+            ..Config::default()
+        };
+        let mut client = Protocol::client(config(true));
+        let mut server = Protocol::server(config(false));
+        let request = client.connect_request("localhost", "/");
+        client.send_request(&request).unwrap();
+        server.receive_data(&client.take_data_to_send()).unwrap();
+        let Some(Event::Request(request)) = server.poll_event() else {
+            panic!("no request");
+        };
+        let response = server.accept(&request).unwrap();
+        server.send_response(&response).unwrap();
+        client.receive_data(&server.take_data_to_send()).unwrap();
+        assert!(matches!(client.poll_event(), Some(Event::Response(_))));
+        let chunks = server_frames
+            .iter()
+            .map(|data| {
+                server.send_binary(data, true).unwrap();
+                server.take_data_to_send()
+            })
+            .collect();
+        (client, chunks)
+    }
+
+    /// A transport that reads `chunks` one per call, refuses its first write, and runs
+    /// `on_write` during its second write.
+    struct Scripted {
+        chunks: VecDeque<Vec<u8>>,
+        writes: usize,
+        on_write: Box<dyn FnMut() + Send>,
+    }
+
+    impl AsyncRead for Scripted {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.chunks.pop_front() {
+                Some(chunk) => {
+                    buf.put_slice(&chunk);
+                    Poll::Ready(Ok(()))
+                }
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    impl AsyncWrite for Scripted {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.writes += 1;
+            if self.writes == 1 {
+                return Poll::Pending;
+            }
+            (self.on_write)();
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct CountingWaker(AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// `recv` empties a full queue while the driver is between pausing its reads and
+    /// registering its waker (here: during a write, as another thread could): the driver must
+    /// not go to sleep with reading paused.
+    #[test]
+    fn a_queue_drained_while_the_driver_is_busy_resumes_reading() {
+        let (protocol, chunks) = open_client(&[b"a", b"b"]);
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let slot: Arc<Mutex<Option<Connection>>> = Arc::default();
+        let on_write = {
+            let (slot, received) = (Arc::clone(&slot), Arc::clone(&received));
+            Box::new(move || {
+                let slot = slot.lock().unwrap();
+                let connection = slot.as_ref().unwrap();
+                let mut cx = Context::from_waker(Waker::noop());
+                if let Poll::Ready(message) = connection.poll_recv(&mut cx) {
+                    received.lock().unwrap().push(message.unwrap());
+                }
+            })
+        };
+        let stream = Scripted {
+            chunks: chunks.into(),
+            writes: 0,
+            on_write,
+        };
+        let config = ConnectionConfig {
+            max_queue: 1,
+            ping_interval: None,
+            ..ConnectionConfig::default()
+        };
+        let (connection, mut driver) =
+            Connection::open(protocol, stream, config, ConnectionInfo::default());
+        // Something to write, so that the driver writes after it paused reading.
+        {
+            let mut inner = connection.shared.lock();
+            inner.protocol.send_pong(b"").unwrap();
+        }
+        *slot.lock().unwrap() = Some(connection.clone());
+
+        let waker = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let driver_waker = Waker::from(Arc::clone(&waker));
+        let mut cx = Context::from_waker(&driver_waker);
+        assert!(Pin::new(&mut driver).poll(&mut cx).is_pending());
+        assert_eq!(
+            received.lock().unwrap().len(),
+            1,
+            "the write drained the queue"
+        );
+        let read_b = connection.shared.lock().queue.len() == 1;
+        let woken = waker.0.load(Ordering::SeqCst) > 0;
+        assert!(
+            read_b || woken,
+            "the driver sleeps with reading paused and nothing will wake it"
+        );
+        slot.lock().unwrap().take();
     }
 }

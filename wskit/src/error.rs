@@ -103,11 +103,13 @@ impl Error {
         }
     }
 
-    /// Whether retrying may succeed: I/O errors, timeouts, and 5xx statuses (500, 502, 503,
-    /// 504). Reconnecting clients retry only these, as Python websockets does.
+    /// Whether retrying may succeed: I/O errors, timeouts, a connection closed by the server
+    /// during the opening handshake, and 5xx statuses (500, 502, 503, 504). Reconnecting
+    /// clients retry only these, as Python websockets does.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Io(_) | Self::Timeout(_) => true,
+            Self::Handshake(error) => matches!(**error, HandshakeError::UnexpectedEof),
             Self::InvalidStatus(response) => matches!(response.status, 500 | 502 | 503 | 504),
             _ => false,
         }
@@ -240,11 +242,7 @@ mod tests {
 
     #[test]
     fn error_stays_small() {
-        assert!(
-            std::mem::size_of::<Error>() <= 32,
-            "{}",
-            std::mem::size_of::<Error>()
-        );
+        assert!(size_of::<Error>() <= 32, "{}", size_of::<Error>());
     }
 
     #[test]
@@ -280,5 +278,7 @@ mod tests {
         assert!(Error::InvalidStatus(Box::new(Response::new(503, ""))).is_transient());
         assert!(!Error::InvalidStatus(Box::new(Response::new(403, ""))).is_transient());
         assert!(!Error::InvalidUri("x".into()).is_transient());
+        assert!(Error::from(HandshakeError::UnexpectedEof).is_transient());
+        assert!(!Error::from(HandshakeError::InvalidAccept).is_transient());
     }
 }

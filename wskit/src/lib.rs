@@ -5,8 +5,8 @@
 
 #![warn(missing_docs)]
 
-pub mod client;
 mod broadcast;
+pub mod client;
 pub mod connection;
 pub mod error;
 mod handshake;
@@ -14,9 +14,9 @@ pub mod server;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
+pub use broadcast::{Broadcast, broadcast};
 #[cfg(unix)]
 pub use client::unix_connect;
-pub use broadcast::{Broadcast, broadcast};
 pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};
 pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
 pub use error::{Closed, Error, Result};

@@ -466,6 +466,7 @@ where
             idle: Notify::new(),
             handles: AtomicUsize::new(1),
             local_addrs: Mutex::new(Vec::new()),
+            slots: AtomicUsize::new(0),
         });
         let handler = Arc::new(self.handler);
         let options = Arc::new(self.options);
@@ -533,6 +534,9 @@ struct ServerShared {
     idle: Notify,
     handles: AtomicUsize,
     local_addrs: Mutex<Vec<PeerAddr>>,
+    /// Open connections plus handshakes let through `max_connections` and not finished yet:
+    /// counting only `connections` would let concurrent handshakes all through.
+    slots: AtomicUsize,
 }
 
 impl Server {
@@ -692,6 +696,33 @@ impl Drop for TaskGuard {
             self.shared.idle.notify_waiters();
         }
     }
+}
+
+/// A place among `max_connections`, held from the handshake to the end of the connection.
+struct Slot(Arc<ServerShared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.slots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Take a place among `max_connections` (always granted without a limit). `false`: full.
+fn reserve_slot(
+    shared: &Arc<ServerShared>,
+    options: &ServerOptions,
+    slot: &mut Option<Slot>,
+) -> bool {
+    let Some(max) = options.max_connections else {
+        return true;
+    };
+    let taken = shared.slots.fetch_add(1, Ordering::AcqRel);
+    let reserved = Slot(Arc::clone(shared));
+    if taken >= max {
+        return false; // dropping `reserved` gives the place back
+    }
+    *slot = Some(reserved);
+    true
 }
 
 /// Wait for SIGTERM or Ctrl-C (SIGINT), for [`Server::run_until`]. On other platforms than
@@ -858,7 +889,17 @@ async fn serve_connection<S, H, F>(
     F::Output: HandlerResult,
 {
     let mut protocol = Protocol::server(options.protocol.clone());
-    let handshake = handshake(&mut stream, &mut protocol, &remote, shared, options);
+    // Released when this function returns, whatever happens (the handshake may be cancelled
+    // by the open timeout).
+    let mut slot = None;
+    let handshake = handshake(
+        &mut stream,
+        &mut protocol,
+        &remote,
+        shared,
+        options,
+        &mut slot,
+    );
     let outcome = match options.open_timeout {
         Some(timeout) => tokio::time::timeout(timeout, handshake)
             .await
@@ -914,6 +955,7 @@ async fn serve_connection<S, H, F>(
         }
     };
     tokio::join!(driver, run_handler);
+    drop(slot);
     if let Ok(mut connections) = shared.connections.lock() {
         connections.remove(&id);
     }
@@ -928,6 +970,7 @@ async fn handshake<S>(
     remote: &PeerAddr,
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
+    slot: &mut Option<Slot>,
 ) -> Result<Option<(Request, Response)>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -948,10 +991,7 @@ where
     };
     let refusal = if *shared.closing.borrow() {
         Some(Response::new(503, "Server is shutting down.\n"))
-    } else if options
-        .max_connections
-        .is_some_and(|max| shared.connections.lock().map(|c| c.len()).unwrap_or(0) >= max)
-    {
+    } else if !reserve_slot(shared, options, slot) {
         Some(Response::new(
             503,
             "Too many connections, try again later.\n",
@@ -993,20 +1033,20 @@ where
         Ok(response) => response,
         Err(error) => {
             tracing::debug!(%remote, %error, "handshake rejected");
-            let response = with_server_header(protocol.reject_error(&error), options);
-            send_rejection(stream, protocol, response, remote).await?;
-            return Ok(None);
+            protocol.reject_error(&error)
         }
     };
+    // Every response to a request goes through process_response, rejections included.
     response = with_server_header(response, options);
     if let Some(process) = &options.process_response {
         process(&request, &mut response);
     }
-    protocol.send_response(&response)?;
-    flush(stream, protocol).await?;
     if response.status != 101 {
+        send_rejection(stream, protocol, response, remote).await?;
         return Ok(None);
     }
+    protocol.send_response(&response)?;
+    flush(stream, protocol).await?;
     Ok(Some((request, response)))
 }
 

@@ -4,3 +4,15 @@ mod support;
 
 mod basics;
 mod broadcast;
+mod client;
+mod closing;
+mod conformance;
+mod connection;
+mod handshake;
+mod keepalive;
+mod limits;
+mod raw;
+mod reconnecting;
+mod server;
+mod timeouts;
+mod tls;

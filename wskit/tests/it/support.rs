@@ -28,3 +28,21 @@ pub(crate) async fn echo(ws: Connection) -> wskit::Result<()> {
 pub(crate) fn uri(server: &Server, path: &str) -> String {
     format!("ws://{}{path}", server.local_addr().expect("a TCP server"))
 }
+
+/// Wait until `condition` holds, checking every few milliseconds, failing the test after
+/// [`WAIT`]. For state that another task updates without notifying anyone.
+pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A handler that waits for the connection to close (receiving and dropping messages).
+pub(crate) async fn idle(ws: Connection) {
+    while ws.recv().await.is_ok() {}
+}

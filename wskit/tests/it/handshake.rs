@@ -1,0 +1,331 @@
+//! Server handshake options: origins, subprotocols, process_request / process_response, extra
+//! headers, the Server header, and compression negotiation.
+
+use tokio::sync::mpsc;
+use wskit::{Connection, Error, Response};
+
+use crate::raw::{header, http_get, status};
+use crate::support::{echo, uri, within};
+
+/// Connect and expect the handshake to be refused with `expected`.
+async fn assert_refused(connect: wskit::Connect, expected: u16) -> Error {
+    let error = within(connect).await.unwrap_err();
+    let Error::InvalidStatus(response) = &error else {
+        panic!("expected InvalidStatus, got {error:?}");
+    };
+    assert_eq!(response.status, expected, "{error}");
+    assert_eq!(error.response().map(|r| r.status), Some(expected));
+    assert!(error.is_handshake());
+    error
+}
+
+#[tokio::test]
+async fn origins_accepts_exact_and_pattern_matches_and_refuses_others_with_403() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .origins(["https://example.com", "https://*.example.net"])
+        .await
+        .unwrap();
+    let url = uri(&server, "/");
+    within(wskit::connect(&url).origin("https://example.com"))
+        .await
+        .unwrap();
+    within(wskit::connect(&url).origin("https://a.b.example.net"))
+        .await
+        .unwrap();
+    let error = assert_refused(wskit::connect(&url).origin("https://evil.com"), 403).await;
+    assert!(!error.is_transient(), "a refused origin is final");
+    // `*` does not match the empty label, nor across a path.
+    assert_refused(wskit::connect(&url).origin("https://example.net"), 403).await;
+    assert_refused(
+        wskit::connect(&url).origin("https://evil.com/.example.net"),
+        403,
+    )
+    .await;
+    // Once origins are set, a request without Origin is refused by default.
+    assert_refused(wskit::connect(&url), 403).await;
+}
+
+#[tokio::test]
+async fn allow_missing_origin_accepts_requests_without_origin() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .origins(["https://example.com"])
+        .allow_missing_origin()
+        .await
+        .unwrap();
+    let url = uri(&server, "/");
+    within(wskit::connect(&url)).await.unwrap();
+    within(wskit::connect(&url).origin("https://example.com"))
+        .await
+        .unwrap();
+    assert_refused(wskit::connect(&url).origin("https://other.com"), 403).await;
+}
+
+#[tokio::test]
+async fn any_origin_is_accepted_by_default() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    within(wskit::connect(uri(&server, "/")).origin("https://anything.example"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn subprotocols_selects_the_servers_preferred_one() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let server = wskit::serve(
+        move |ws: Connection| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(ws.subprotocol().map(str::to_owned));
+                echo(ws).await
+            }
+        },
+        "127.0.0.1:0",
+    )
+    .subprotocols(["chat.v2", "chat.v1"])
+    .await
+    .unwrap();
+    let url = uri(&server, "/");
+    let ws = within(wskit::connect(&url).subprotocols(["chat.v1", "chat.v2"]))
+        .await
+        .unwrap();
+    assert_eq!(ws.subprotocol(), Some("chat.v2"));
+    assert_eq!(within(rx.recv()).await.unwrap().as_deref(), Some("chat.v2"));
+    // Nothing in common: no subprotocol, the connection still opens.
+    let ws = within(wskit::connect(&url).subprotocols(["other"]))
+        .await
+        .unwrap();
+    assert_eq!(ws.subprotocol(), None);
+    assert_eq!(within(rx.recv()).await.unwrap(), None);
+    assert!(
+        !ws.response()
+            .unwrap()
+            .headers
+            .contains("Sec-WebSocket-Protocol")
+    );
+}
+
+#[tokio::test]
+async fn select_subprotocol_chooses_with_the_request() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .select_subprotocol(|request, offered| {
+            if request.path == "/legacy" {
+                offered.iter().find(|p| *p == "v1").cloned()
+            } else {
+                offered.last().cloned()
+            }
+        })
+        .await
+        .unwrap();
+    let legacy = within(wskit::connect(uri(&server, "/legacy")).subprotocols(["v1", "v2"]))
+        .await
+        .unwrap();
+    assert_eq!(legacy.subprotocol(), Some("v1"));
+    let modern = within(wskit::connect(uri(&server, "/")).subprotocols(["v1", "v2"]))
+        .await
+        .unwrap();
+    assert_eq!(modern.subprotocol(), Some("v2"));
+    let none = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    assert_eq!(none.subprotocol(), None);
+}
+
+#[tokio::test]
+async fn process_request_answers_a_health_check() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .process_request(|_, request| {
+            (request.path == "/healthz").then(|| Response::new(200, "OK\n"))
+        })
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let (head, body) = http_get(addr, "/healthz").await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(body, b"OK\n");
+    assert!(header(&head, "Server").is_some(), "{head}");
+    // Other paths still get the WebSocket handshake.
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    ws.send("still a WebSocket server").await.unwrap();
+    within(ws.recv()).await.unwrap();
+}
+
+#[tokio::test]
+async fn process_request_can_refuse_with_401_and_404() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .process_request(|connecting, request| {
+            assert!(matches!(
+                connecting.remote_addr(),
+                wskit::PeerAddr::Tcp(addr) if addr.ip().is_loopback()
+            ));
+            match request.path.as_str() {
+                "/private" if request.headers.get("Authorization") != Some("Bearer token") => {
+                    let mut response = Response::new(401, "Missing token.\n");
+                    response
+                        .headers
+                        .append("WWW-Authenticate", "Bearer realm=\"test\"");
+                    Some(response)
+                }
+                "/private" => None,
+                "/" => None,
+                _ => Some(Response::new(404, "Not found.\n")),
+            }
+        })
+        .await
+        .unwrap();
+    let error = assert_refused(wskit::connect(uri(&server, "/private")), 401).await;
+    let response = error.response().unwrap();
+    assert_eq!(&response.body[..], b"Missing token.\n");
+    assert_eq!(
+        response.headers.get("WWW-Authenticate"),
+        Some("Bearer realm=\"test\"")
+    );
+    within(wskit::connect(uri(&server, "/private")).header("Authorization", "Bearer token"))
+        .await
+        .unwrap();
+    let error = assert_refused(wskit::connect(uri(&server, "/nowhere")), 404).await;
+    assert_eq!(&error.response().unwrap().body[..], b"Not found.\n");
+    within(wskit::connect(uri(&server, "/"))).await.unwrap();
+}
+
+#[tokio::test]
+async fn process_response_can_add_a_header() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .process_response(|request, response| {
+            response
+                .headers
+                .append("X-Request-Path", request.path.as_str());
+        })
+        .await
+        .unwrap();
+    let ws = within(wskit::connect(uri(&server, "/some/where?x=1")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.response().unwrap().headers.get("X-Request-Path"),
+        Some("/some/where?x=1")
+    );
+}
+
+#[tokio::test]
+async fn header_adds_extra_response_headers() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .header("X-Powered-By", "wskit tests")
+        .header("X-Second", "2")
+        .await
+        .unwrap();
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    let headers = &ws.response().unwrap().headers;
+    assert_eq!(headers.get("X-Powered-By"), Some("wskit tests"));
+    assert_eq!(headers.get("X-Second"), Some("2"));
+}
+
+#[tokio::test]
+async fn server_header_is_sent_by_default_and_configurable_and_removable() {
+    let default = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let ws = within(wskit::connect(uri(&default, "/"))).await.unwrap();
+    let value = ws.response().unwrap().headers.get("Server").unwrap();
+    assert!(value.starts_with("wskit/"), "{value}");
+
+    let custom = wskit::serve(echo, "127.0.0.1:0")
+        .server_header(Some("custom/1.0".to_owned()))
+        .await
+        .unwrap();
+    let ws = within(wskit::connect(uri(&custom, "/"))).await.unwrap();
+    assert_eq!(
+        ws.response()
+            .unwrap()
+            .headers
+            .get_all("Server")
+            .collect::<Vec<_>>(),
+        ["custom/1.0"]
+    );
+    // Rejections carry it too.
+    let (head, _) = http_get(custom.local_addr().unwrap(), "/").await;
+    assert_eq!(
+        header(&head, "Server").as_deref(),
+        Some("custom/1.0"),
+        "{head}"
+    );
+
+    let none = wskit::serve(echo, "127.0.0.1:0")
+        .server_header(None)
+        .await
+        .unwrap();
+    let ws = within(wskit::connect(uri(&none, "/"))).await.unwrap();
+    assert!(!ws.response().unwrap().headers.contains("Server"));
+}
+
+#[tokio::test]
+async fn a_plain_http_request_is_refused_with_426() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let (head, body) = http_get(server.local_addr().unwrap(), "/").await;
+    assert_eq!(status(&head), 426, "{head}");
+    assert_eq!(header(&head, "Upgrade").as_deref(), Some("websocket"));
+    assert!(!body.is_empty(), "the body explains why");
+}
+
+#[tokio::test]
+async fn compression_is_negotiated_by_default() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    let offer = ws
+        .request()
+        .unwrap()
+        .headers
+        .get("Sec-WebSocket-Extensions")
+        .unwrap();
+    assert!(offer.contains("permessage-deflate"), "{offer}");
+    let accepted = ws
+        .response()
+        .unwrap()
+        .headers
+        .get("Sec-WebSocket-Extensions")
+        .expect("permessage-deflate is accepted");
+    assert!(accepted.starts_with("permessage-deflate"), "{accepted}");
+    let big = "compressible ".repeat(10_000);
+    ws.send(big.as_str()).await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap().as_text().unwrap(), big);
+}
+
+#[tokio::test]
+async fn server_no_compression_declines_the_offer() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .no_compression()
+        .await
+        .unwrap();
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    assert!(
+        ws.request()
+            .unwrap()
+            .headers
+            .contains("Sec-WebSocket-Extensions")
+    );
+    assert!(
+        !ws.response()
+            .unwrap()
+            .headers
+            .contains("Sec-WebSocket-Extensions")
+    );
+    ws.send("uncompressed").await.unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap().as_text(),
+        Ok("uncompressed")
+    );
+}
+
+#[tokio::test]
+async fn process_response_sees_rejections_too() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .origins(["https://good.example"])
+        .process_response(|_, response| {
+            response
+                .headers
+                .append("X-Seen", response.status.to_string())
+        })
+        .await
+        .unwrap();
+    let error = assert_refused(
+        wskit::connect(uri(&server, "/")).origin("https://evil.example"),
+        403,
+    )
+    .await;
+    assert_eq!(error.response().unwrap().headers.get("X-Seen"), Some("403"));
+}
