@@ -83,8 +83,3 @@ pub use message::{Message, NotText, Utf8Bytes};
 
 #[cfg(test)]
 mod tests;
-
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -242,7 +242,7 @@ impl Connection {
     }
 
     /// Poll for the next message: the building block of [`recv`](Self::recv) and of the
-    /// [`Stream`](futures_core::Stream) implementation. Only the last task to poll is woken.
+    /// [`Stream`] implementation. Only the last task to poll is woken.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
         let mut inner = self.shared.lock();
         if let Some(result) = self.try_recv_message(&mut inner) {

@@ -813,9 +813,10 @@ mod tests {
         // client_max_window_bits=15 to our valueless offer; we may then use up to 15 bits and
         // still compress with our own limit, 12.
         let config = DeflateConfig::default();
-        let accepted =
-            parse_extensions(["permessage-deflate; server_max_window_bits=12; client_max_window_bits=15"])
-                .unwrap();
+        let accepted = parse_extensions([
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=15",
+        ])
+        .unwrap();
         let deflate = config.negotiate_client(&accepted).unwrap().unwrap();
         assert_eq!(deflate.compress_window_bits(), 12);
     }
