@@ -344,7 +344,28 @@ impl Connection {
     pub async fn send_fragments<I>(&self, chunks: I) -> Result<()>
     where
         I: IntoIterator,
+        I::IntoIter: Unpin,
         I::Item: Into<Message>,
+    {
+        self.send_fragment_stream(IterStream(chunks.into_iter()))
+            .await
+    }
+
+    /// Send one message in fragments, from a [`Stream`] of chunks produced as the message is
+    /// sent (a file being read, a computation): as
+    /// [`send_fragments`](Self::send_fragments), but each chunk is awaited.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_fragments`](Self::send_fragments).
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`send_fragments`](Self::send_fragments).
+    pub async fn send_fragment_stream<S>(&self, mut chunks: S) -> Result<()>
+    where
+        S: Stream + Unpin,
+        S::Item: Into<Message>,
     {
         let id = {
             let mut inner = self.shared.lock();
@@ -357,10 +378,16 @@ impl Connection {
             id,
             finished: false,
         };
-        let mut chunks = chunks.into_iter().map(Into::into).peekable();
+        let mut next = poll_fn(|cx| Pin::new(&mut chunks).poll_next(cx))
+            .await
+            .map(Into::into);
         let mut first: Option<bool> = None;
-        while let Some(chunk) = chunks.next() {
-            let fin = chunks.peek().is_none();
+        while let Some(chunk) = next {
+            // One chunk of lookahead tells whether this one is the last.
+            next = poll_fn(|cx| Pin::new(&mut chunks).poll_next(cx))
+                .await
+                .map(Into::<Message>::into);
+            let fin = next.is_none();
             {
                 let mut inner = self.shared.lock();
                 let is_text = chunk.is_text();
@@ -385,7 +412,7 @@ impl Connection {
             self.drain().await?;
         }
         if first.is_none() {
-            // An empty iterator sends an empty binary message.
+            // No chunks: an empty binary message.
             let mut inner = self.shared.lock();
             if let Err(error) = inner.protocol.send_binary(b"", true) {
                 return Err(self.send_error(&inner, error));
@@ -798,6 +825,17 @@ impl Eq for Connection {}
 impl std::hash::Hash for Connection {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.shared.id.hash(state);
+    }
+}
+
+/// An iterator as a [`Stream`] that is always ready.
+struct IterStream<I>(I);
+
+impl<I: Iterator + Unpin> Stream for IterStream<I> {
+    type Item = I::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<I::Item>> {
+        Poll::Ready(self.0.next())
     }
 }
 

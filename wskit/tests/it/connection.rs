@@ -527,3 +527,35 @@ async fn abandoning_send_fragments_midway_fails_the_connection_with_1011() {
     let closed = within(peer.wait_closed()).await;
     assert_eq!(closed.sent.map(|f| f.code), Some(CloseCode::INTERNAL_ERROR));
 }
+
+/// Chunks that arrive over a channel, as a `Stream`.
+struct Chunks(mpsc::Receiver<String>);
+
+impl futures_core::Stream for Chunks {
+    type Item = String;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<String>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+#[tokio::test]
+async fn send_fragment_stream_sends_chunks_as_they_come() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        for i in 0..5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            tx.send(format!("part {i}; ")).await.unwrap();
+        }
+    });
+    within(ws.send_fragment_stream(Chunks(rx))).await.unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap(),
+        Message::from("part 0; part 1; part 2; part 3; part 4; ")
+    );
+}
