@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wskit_proto::handshake::base64_encode;
-use wskit_proto::{Config as ProtocolConfig, DeflateConfig, Event, Protocol};
+use wskit_proto::{Config as ProtocolConfig, Event, Protocol};
 
 use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, PeerAddr};
 use crate::error::{Error, Result};
@@ -242,6 +242,8 @@ pub struct Connect {
 }
 
 impl Connect {
+    crate::options::shared_options!();
+
     /// The `Origin` header to send.
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
         self.options.protocol.origin = Some(origin.into());
@@ -271,67 +273,6 @@ impl Connect {
     /// Default: `wskit/VERSION`.
     pub fn user_agent(mut self, value: Option<String>) -> Self {
         self.options.protocol.user_agent = value;
-        self
-    }
-
-    /// permessage-deflate settings, or `None` to turn compression off. Default: on.
-    pub fn compression(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.options.protocol.compression = deflate;
-        self
-    }
-
-    /// Turn compression off.
-    pub fn no_compression(self) -> Self {
-        self.compression(None)
-    }
-
-    /// The largest message, in bytes (after decompression); `None` for no limit. Default: 1 MiB.
-    pub fn max_size(mut self, bytes: Option<usize>) -> Self {
-        self.options.protocol.limits.max_message_size = bytes;
-        self
-    }
-
-    /// All receive limits at once.
-    pub fn limits(mut self, limits: wskit_proto::Limits) -> Self {
-        self.options.protocol.limits = limits;
-        self
-    }
-
-    /// The most incoming frames buffered before reading stops. Default: 16.
-    pub fn max_queue(mut self, frames: usize) -> Self {
-        self.options.connection.max_queue = frames.max(1);
-        self
-    }
-
-    /// The write buffer high mark in bytes (the low mark is a quarter). Default: 32 KiB.
-    pub fn write_limit(mut self, bytes: usize) -> Self {
-        self.options.connection.write_limit = bytes;
-        self.options.connection.write_limit_low = bytes / 4;
-        self
-    }
-
-    /// The time allowed to connect and complete the opening handshake (TLS included);
-    /// `None` waits forever. Default: 10 s.
-    pub fn open_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.options.open_timeout = timeout;
-        self
-    }
-
-    /// Keepalive ping interval; `None` disables keepalive. Default: 20 s.
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.options.connection.ping_interval = interval;
-        self
-    }
-
-    /// Time allowed for a keepalive pong; `None` waits forever. Default: 20 s.
-    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.options.connection.ping_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for the closing handshake. Default: 10 s.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.options.connection.close_timeout = timeout;
         self
     }
 

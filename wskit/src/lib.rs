@@ -47,6 +47,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 mod handshake;
+mod options;
 pub mod server;
 #[cfg(feature = "rustls")]
 pub mod tls;

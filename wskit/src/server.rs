@@ -32,8 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use wskit_proto::{
-    CloseCode, Config as ProtocolConfig, DeflateConfig, Event, HandshakeError, Protocol, Request,
-    Response,
+    CloseCode, Config as ProtocolConfig, Event, HandshakeError, Protocol, Request, Response,
 };
 
 use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, PeerAddr};
@@ -266,6 +265,8 @@ pub struct Serve<H> {
 }
 
 impl<H> Serve<H> {
+    crate::options::shared_options!();
+
     /// Allowed values of the `Origin` header: exact (`"https://example.com"`) or patterns with
     /// `*` (`"https://*.example.com"`). Others get 403. Default: any origin, or none.
     pub fn origins<I, S>(mut self, origins: I) -> Self
@@ -340,87 +341,6 @@ impl<H> Serve<H> {
     /// The `Server` header: `Some(value)`, or `None` to send none. Default: `wskit/VERSION`.
     pub fn server_header(mut self, value: Option<String>) -> Self {
         self.options.server_header = value;
-        self
-    }
-
-    /// permessage-deflate settings, or `None` to turn compression off. Default: on, with
-    /// [`DeflateConfig::default`].
-    pub fn compression(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.options.protocol.compression = deflate;
-        self
-    }
-
-    /// Turn compression off.
-    pub fn no_compression(self) -> Self {
-        self.compression(None)
-    }
-
-    /// The largest message, in bytes (after decompression); `None` for no limit. Default: 1 MiB.
-    pub fn max_size(mut self, bytes: Option<usize>) -> Self {
-        self.options.protocol.limits.max_message_size = bytes;
-        self
-    }
-
-    /// The largest frame, in bytes; `None` for the message limit only. Default: `None`.
-    pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
-        self.options.protocol.limits.max_frame_size = bytes;
-        self
-    }
-
-    /// The most fragments in one message; `None` for no limit. Default: 65 536.
-    pub fn max_fragments(mut self, count: Option<usize>) -> Self {
-        self.options.protocol.limits.max_fragments = count;
-        self
-    }
-
-    /// All receive limits at once.
-    pub fn limits(mut self, limits: wskit_proto::Limits) -> Self {
-        self.options.protocol.limits = limits;
-        self
-    }
-
-    /// The most incoming frames buffered per connection before reading stops. Default: 16.
-    pub fn max_queue(mut self, frames: usize) -> Self {
-        self.options.connection.max_queue = frames.max(1);
-        self
-    }
-
-    /// The write buffer high mark in bytes (the low mark is a quarter). Default: 32 KiB.
-    pub fn write_limit(mut self, bytes: usize) -> Self {
-        self.options.connection.write_limit = bytes;
-        self.options.connection.write_limit_low = bytes / 4;
-        self
-    }
-
-    /// The write buffer high and low marks in bytes.
-    pub fn write_limits(mut self, high: usize, low: usize) -> Self {
-        self.options.connection.write_limit = high;
-        self.options.connection.write_limit_low = low.min(high);
-        self
-    }
-
-    /// The time allowed for the opening handshake (TLS included); `None` waits forever.
-    /// Default: 10 s.
-    pub fn open_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.options.open_timeout = timeout;
-        self
-    }
-
-    /// Keepalive ping interval; `None` disables keepalive. Default: 20 s.
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.options.connection.ping_interval = interval;
-        self
-    }
-
-    /// Time allowed for a keepalive pong; `None` waits forever. Default: 20 s.
-    pub fn ping_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.options.connection.ping_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for the closing handshake. Default: 10 s.
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.options.connection.close_timeout = timeout;
         self
     }
 

@@ -1,0 +1,100 @@
+//! Builder methods shared by [`Serve`](crate::server::Serve) and
+//! [`Connect`](crate::client::Connect): compression, limits, queue and buffer sizes, timeouts.
+//! One definition, so that both sides document and apply them the same way.
+
+/// Expands to the shared builder methods inside an `impl` block whose type has an `options`
+/// field with `protocol` (`wskit_proto::Config`), `connection` (`ConnectionConfig`) and
+/// `open_timeout` (`Option<Duration>`) fields.
+macro_rules! shared_options {
+    () => {
+        /// permessage-deflate settings, or `None` to turn compression off.
+        /// Default: on, with [`DeflateConfig::default`](wskit_proto::DeflateConfig::default)
+        /// (window 12 bits, memLevel 5, as Python websockets).
+        pub fn compression(mut self, deflate: Option<wskit_proto::DeflateConfig>) -> Self {
+            self.options.protocol.compression = deflate;
+            self
+        }
+
+        /// Turn compression off.
+        pub fn no_compression(self) -> Self {
+            self.compression(None)
+        }
+
+        /// The largest message received, in bytes, counted after decompression; `None` for no
+        /// limit. A bigger one fails the connection with 1009. Default: 1 MiB.
+        pub fn max_size(mut self, bytes: Option<usize>) -> Self {
+            self.options.protocol.limits.max_message_size = bytes;
+            self
+        }
+
+        /// The largest frame received, in bytes; `None` for the message limit only.
+        /// Default: `None`.
+        pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
+            self.options.protocol.limits.max_frame_size = bytes;
+            self
+        }
+
+        /// The most fragments in one received message; `None` for no limit. Default: 65 536.
+        pub fn max_fragments(mut self, count: Option<usize>) -> Self {
+            self.options.protocol.limits.max_fragments = count;
+            self
+        }
+
+        /// All receive limits at once (messages, frames, fragments, HTTP headers).
+        pub fn limits(mut self, limits: wskit_proto::Limits) -> Self {
+            self.options.protocol.limits = limits;
+            self
+        }
+
+        /// The most incoming frames buffered per connection before reading from the socket
+        /// stops (TCP then pushes back on the peer). Default: 16.
+        pub fn max_queue(mut self, frames: usize) -> Self {
+            self.options.connection.max_queue = frames.max(1);
+            self
+        }
+
+        /// The write buffer high mark, in bytes: `send` waits while more is buffered, until
+        /// it drains to the low mark, a quarter of it. Default: 32 KiB.
+        pub fn write_limit(mut self, bytes: usize) -> Self {
+            self.options.connection.write_limit = bytes;
+            self.options.connection.write_limit_low = bytes / 4;
+            self
+        }
+
+        /// The write buffer high and low marks, in bytes.
+        pub fn write_limits(mut self, high: usize, low: usize) -> Self {
+            self.options.connection.write_limit = high;
+            self.options.connection.write_limit_low = low.min(high);
+            self
+        }
+
+        /// The time allowed for the opening handshake (connecting and TLS included);
+        /// `None` waits forever. Default: 10 s.
+        pub fn open_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+            self.options.open_timeout = timeout;
+            self
+        }
+
+        /// How often to send a keepalive ping; `None` disables keepalive. Default: 20 s.
+        pub fn ping_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+            self.options.connection.ping_interval = interval;
+            self
+        }
+
+        /// How long to wait for the pong of a keepalive ping before closing with 1011;
+        /// `None` waits forever. Default: 20 s.
+        pub fn ping_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+            self.options.connection.ping_timeout = timeout;
+            self
+        }
+
+        /// How long to wait for the closing handshake and for the peer to close the TCP
+        /// connection, before closing it. Default: 10 s.
+        pub fn close_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.connection.close_timeout = timeout;
+            self
+        }
+    };
+}
+
+pub(crate) use shared_options;
