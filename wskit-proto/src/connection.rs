@@ -188,6 +188,8 @@ pub struct Protocol {
     discard_input: bool,
     // Sending.
     outgoing: Option<Outgoing>,
+    /// Where outgoing messages are compressed before they are framed.
+    compress_buf: Vec<u8>,
     // Closing.
     close_sent: Option<CloseFrame>,
     close_rcvd: Option<CloseFrame>,
@@ -245,6 +247,7 @@ impl Protocol {
             deflate: None,
             discard_input: false,
             outgoing: None,
+            compress_buf: Vec::new(),
             close_sent: None,
             close_rcvd: None,
             close_rcvd_then_sent: None,
@@ -1211,12 +1214,15 @@ impl Protocol {
         };
         match (compressed, self.deflate.as_mut()) {
             (true, Some(deflate)) => {
-                let mut scratch = std::mem::take(&mut self.output);
-                let start = scratch.len();
+                // Compressed into a buffer kept for the next message: no allocation per
+                // message once it has grown; a large one is not kept.
+                let mut scratch = std::mem::take(&mut self.compress_buf);
+                scratch.clear();
                 deflate.compress(data, fin, &mut scratch);
-                let compressed = scratch.split_off(start);
-                self.output = scratch;
-                self.write_frame(opcode, rsv, &compressed, fin);
+                self.write_frame(opcode, rsv, &scratch, fin);
+                if scratch.capacity() <= MAX_KEPT_SCRATCH {
+                    self.compress_buf = scratch;
+                }
             }
             _ => self.write_frame(opcode, rsv, data, fin),
         }
@@ -1262,6 +1268,9 @@ impl fmt::Debug for Protocol {
             .finish_non_exhaustive()
     }
 }
+
+/// The largest compression buffer kept between messages.
+const MAX_KEPT_SCRATCH: usize = 64 << 10;
 
 // ===== Masking keys =====
 

@@ -816,8 +816,16 @@ fn decompression_bomb_stops_at_the_limit() {
         },
         ..Config::default()
     };
-    let mut pair = Pair::open_with(Config::default(), server);
-    // 10 MiB of zeros compresses to about 10 KiB, under the limit on the wire.
+    // An attacker compresses as hard as it can: 10 MiB of zeros at level 9 is about 10 KiB,
+    // under the limit on the wire.
+    let bomber = Config {
+        compression: Some(crate::DeflateConfig {
+            compression_level: 9,
+            ..crate::DeflateConfig::default()
+        }),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(bomber, server);
     pair.client.send_binary(&vec![0; 10 << 20], true).unwrap();
     let bytes = pair.client.take_data_to_send();
     assert!(bytes.len() < limit, "{} bytes on the wire", bytes.len());
