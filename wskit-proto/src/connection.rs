@@ -175,7 +175,8 @@ pub struct Protocol {
     // Handshake.
     client_key: Option<String>,
     subprotocol: Option<String>,
-    pending_deflate: Option<PerMessageDeflate>,
+    /// Boxed, like `deflate`: most of a connection's life is spent without it.
+    pending_deflate: Option<Box<PerMessageDeflate>>,
     // Receiving.
     incoming: Option<Incoming>,
     utf8: Utf8Validator,
@@ -184,7 +185,8 @@ pub struct Protocol {
     /// A peer error held back until the application has taken the messages before it
     /// ([`Config::defer_failures`]).
     pending_failure: Option<ProtocolError>,
-    deflate: Option<PerMessageDeflate>,
+    /// Boxed: the zlib state is large and an uncompressed connection should not carry it.
+    deflate: Option<Box<PerMessageDeflate>>,
     discard_input: bool,
     // Sending.
     outgoing: Option<Outgoing>,
@@ -293,7 +295,7 @@ impl Protocol {
 
     /// The negotiated permessage-deflate state, if any.
     pub fn deflate(&self) -> Option<&PerMessageDeflate> {
-        self.deflate.as_ref()
+        self.deflate.as_deref()
     }
 
     /// The close frame this end sent, if any.
@@ -462,6 +464,20 @@ impl Protocol {
         std::mem::swap(&mut self.output, buf);
     }
 
+    /// Free the buffers that are empty: the input buffer when no frame is partly received,
+    /// the output buffer when everything was written, and the compression buffer. An I/O layer
+    /// calls this when a connection goes idle, so that idle connections hold no buffers.
+    pub fn release_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = BytesMut::new();
+        }
+        if self.output_pos == self.output.len() {
+            self.output = Vec::new();
+            self.output_pos = 0;
+        }
+        self.compress_buf = Vec::new();
+    }
+
     /// Whether the transport should be closed once [`data_to_send`](Self::data_to_send) is
     /// written: the server closes the TCP connection first after the closing handshake
     /// (RFC 6455 section 7.1.1), either side after a failure or after the peer ended the
@@ -572,7 +588,7 @@ impl Protocol {
             let offers = parse_extensions(request.headers.get_all("Sec-WebSocket-Extensions"))?;
             if let Some((value, deflate)) = config.negotiate_server(&offers)? {
                 response.headers.append("Sec-WebSocket-Extensions", value);
-                self.pending_deflate = Some(deflate);
+                self.pending_deflate = Some(Box::new(deflate));
             }
         }
         if let Some(protocol) = &subprotocol {
@@ -861,7 +877,7 @@ impl Protocol {
         check_response(response, key)?;
         let accepted = parse_extensions(response.headers.get_all("Sec-WebSocket-Extensions"))?;
         self.deflate = match &self.config.compression {
-            Some(config) => config.negotiate_client(&accepted)?,
+            Some(config) => config.negotiate_client(&accepted)?.map(Box::new),
             None if accepted.is_empty() => None,
             None => {
                 return Err(HandshakeError::Negotiation(

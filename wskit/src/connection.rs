@@ -171,6 +171,9 @@ impl Connection {
         // Frames that arrived right behind the handshake were parsed with it: the peer may
         // already have closed.
         debug_assert!(matches!(protocol.state(), State::Open | State::Closing));
+        // The handshake's buffers are not needed any more; an idle connection keeps none.
+        let mut protocol = protocol;
+        protocol.release_buffers();
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             id,
@@ -938,7 +941,6 @@ impl Shared {
 pub(crate) struct Driver<S> {
     shared: Arc<Shared>,
     stream: S,
-    read_buf: BytesMut,
     write_buf: Vec<u8>,
     write_pos: usize,
     /// Whether a write needs flushing (TLS buffers internally).
@@ -958,8 +960,46 @@ pub(crate) struct Driver<S> {
 /// `Config::defer_failures` in wskit-proto).
 const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
-/// Read this much at a time, at least.
-const READ_CHUNK: usize = 16 << 10;
+/// The size of each runtime thread's scratch read buffer: the most read in one system call
+/// unless a large frame is arriving.
+const SCRATCH_LEN: usize = 64 << 10;
+
+/// Read straight into the protocol's input buffer when it has at least this much room
+/// reserved for a frame that is arriving.
+const DIRECT_READ_MIN: usize = 16 << 10;
+
+/// The largest empty input buffer a connection keeps between reads.
+const IDLE_INPUT_MAX: usize = 4 << 10;
+
+/// The largest empty write buffer a connection keeps between writes.
+const IDLE_OUTPUT_MAX: usize = 16 << 10;
+
+thread_local! {
+    /// Scratch space for reads, shared by the connections that run on this thread, so that an
+    /// idle connection holds no read buffer. Zeroed once, when the thread first reads.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Read into the spare capacity of `buf`, without zeroing it first.
+fn read_into_spare<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    let dst = buf.chunk_mut();
+    // SAFETY: `UninitSlice` is a view of the spare capacity of `buf`; viewing it as
+    // `[MaybeUninit<u8>]` is what it is. `ReadBuf` only hands out initialized bytes and only
+    // lets them be written, never read uninitialized.
+    let dst = unsafe { &mut *(dst as *mut bytes::buf::UninitSlice as *mut [MaybeUninit<u8>]) };
+    let mut read = ReadBuf::uninit(dst);
+    ready!(Pin::new(stream).poll_read(cx, &mut read))?;
+    let n = read.filled().len();
+    // SAFETY: `poll_read` filled (initialized) the first `n` bytes of the spare capacity, as
+    // `ReadBuf` tracks. Tested by the large-message tests (16 KiB to 16 MiB) in tests/it.
+    unsafe { buf.advance_mut(n) };
+    Poll::Ready(Ok(n))
+}
 
 impl<S> Driver<S>
 where
@@ -973,7 +1013,6 @@ where
         let driver = Self {
             shared,
             stream,
-            read_buf: BytesMut::new(),
             write_buf: Vec::new(),
             write_pos: 0,
             needs_flush: false,
@@ -1012,20 +1051,29 @@ where
                 return Poll::Pending;
             }
         }
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        let dst = self.read_buf.chunk_mut();
-        // SAFETY: `UninitSlice` is a view of the spare capacity of `read_buf`; viewing it as
-        // `[MaybeUninit<u8>]` is what it is. `ReadBuf` only hands out initialized bytes and
-        // only lets them be written, never read uninitialized.
-        let dst = unsafe { &mut *(dst as *mut bytes::buf::UninitSlice as *mut [MaybeUninit<u8>]) };
-        let mut buf = ReadBuf::uninit(dst);
-        let result = Pin::new(&mut self.stream).poll_read(cx, &mut buf);
-        let n = buf.filled().len();
+        // The protocol's input buffer holds the start of a frame that is still arriving, if
+        // any. Take it out of the lock while reading.
+        let mut input = std::mem::take(self.shared.lock().protocol.input_buffer());
+        let result = if input.capacity() - input.len() >= DIRECT_READ_MIN {
+            // A large frame is arriving and the protocol reserved room for it: read straight
+            // into that room, without a copy.
+            read_into_spare(&mut self.stream, cx, &mut input)
+        } else {
+            // Read into this thread's scratch buffer and copy what came into `input`, which
+            // then holds only those bytes: an idle connection keeps no read buffer.
+            SCRATCH.with_borrow_mut(|scratch| {
+                let mut buf = ReadBuf::new(&mut scratch[..]);
+                let result = Pin::new(&mut self.stream).poll_read(cx, &mut buf);
+                input.extend_from_slice(buf.filled());
+                result.map_ok(|()| buf.filled().len())
+            })
+        };
+        let mut inner = self.shared.lock();
+        *inner.protocol.input_buffer() = input;
         match result {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(())) if n == 0 => {
+            Poll::Ready(Ok(0)) => {
+                drop(inner);
                 self.eof_received = true;
                 let mut inner = self.shared.lock();
                 if let Err(error) = inner.protocol.receive_eof() {
@@ -1034,29 +1082,22 @@ where
                 self.process_events(&mut inner);
                 Poll::Ready(())
             }
-            Poll::Ready(Ok(())) => {
-                // SAFETY: `poll_read` filled `n` bytes of the spare capacity (`ReadBuf` tracks
-                // that they are initialized).
-                unsafe { self.read_buf.advance_mut(n) };
-                let mut inner = self.shared.lock();
-                let input = inner.protocol.input_buffer();
-                if input.is_empty() {
-                    std::mem::swap(input, &mut self.read_buf);
-                } else {
-                    input.extend_from_slice(&self.read_buf);
-                    self.read_buf.clear();
-                }
+            Poll::Ready(Ok(_)) => {
                 if let Err(error) = inner.protocol.receive_buffered() {
                     tracing::debug!(id = self.shared.id, %error, "failing connection");
                     inner.cause.get_or_insert_with(|| error.to_string());
                 }
                 self.process_events(&mut inner);
+                // Keep no large, empty input buffer while idle.
+                let input = inner.protocol.input_buffer();
+                if input.is_empty() && input.capacity() > IDLE_INPUT_MAX {
+                    *input = BytesMut::new();
+                }
                 Poll::Ready(())
             }
             Poll::Ready(Err(error)) => {
                 tracing::debug!(id = self.shared.id, %error, "read failed");
                 self.eof_received = true;
-                let mut inner = self.shared.lock();
                 inner.cause.get_or_insert_with(|| error.to_string());
                 let _ = inner.protocol.receive_eof();
                 self.process_events(&mut inner);
@@ -1156,7 +1197,7 @@ where
             self.shared.write_ready.notify_waiters();
         }
         // Keep no large buffer around while idle.
-        if self.write_buf.capacity() > 64 << 10 {
+        if self.write_buf.capacity() > IDLE_OUTPUT_MAX {
             self.write_buf = Vec::new();
         }
         Poll::Ready(Ok(true))
@@ -1298,7 +1339,6 @@ where
         }
         self.shared.write_ready.notify_waiters();
         self.shared.closed_ready.notify_waiters();
-        self.read_buf = BytesMut::new();
         self.write_buf = Vec::new();
     }
 }

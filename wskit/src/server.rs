@@ -776,10 +776,10 @@ fn spawn_connection<S, H, F>(
         #[cfg(feature = "rustls")]
         if let Some(acceptor) = options.tls.clone() {
             let accepted = match options.open_timeout {
-                Some(t) => tokio::time::timeout(t, acceptor.accept(stream))
+                Some(t) => tokio::time::timeout(t, Box::pin(acceptor.accept(stream)))
                     .await
                     .map_err(|_| ()),
-                None => Ok(acceptor.accept(stream).await),
+                None => Ok(Box::pin(acceptor.accept(stream)).await),
             };
             match accepted {
                 Ok(Ok(tls)) => {
@@ -808,18 +808,20 @@ async fn serve_connection<S, H, F>(
     F: Future + Send + 'static,
     F::Output: HandlerResult,
 {
-    let mut protocol = Protocol::server(options.protocol.clone());
+    // The protocol and the handshake's futures are boxed, so that the task of a connection
+    // does not keep room for them once the handshake is over (idle memory per connection).
+    let mut protocol = Box::new(Protocol::server(options.protocol.clone()));
     // Released when this function returns, whatever happens (the handshake may be cancelled
     // by the open timeout).
     let mut slot = None;
-    let handshake = handshake(
+    let handshake = Box::pin(handshake(
         &mut stream,
         &mut protocol,
         &remote,
         shared,
         options,
         &mut slot,
-    );
+    ));
     let outcome = match options.open_timeout {
         Some(timeout) => tokio::time::timeout(timeout, handshake)
             .await
@@ -846,7 +848,8 @@ async fn serve_connection<S, H, F>(
         local_addr: Some(local),
         remote_addr: Some(remote.clone()),
     };
-    let (connection, driver) = Connection::open(protocol, stream, options.connection.clone(), info);
+    let (connection, driver) =
+        Connection::open(*protocol, stream, options.connection.clone(), info);
     let id = connection.id();
     if let Ok(mut connections) = shared.connections.lock() {
         connections.insert(id, connection.clone());

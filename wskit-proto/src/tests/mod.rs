@@ -1043,3 +1043,20 @@ fn deferred_failure_waits_for_the_caller() {
     );
     assert!(pair.server.apply_pending_failure().is_none());
 }
+
+#[test]
+fn release_buffers_keeps_pending_bytes() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let frame = client_frame(true, 0, OpCode::Text, b"partial frame");
+    pair.server_receives(&frame[..5]).unwrap();
+    pair.server.send_text(b"unsent", true).unwrap();
+    pair.server.release_buffers();
+    // Neither the partial frame nor the unsent message is lost.
+    pair.server_receives(&frame[5..]).unwrap();
+    assert_eq!(messages(&pair.server_events), [Message::from("partial frame")]);
+    let sent = pair.server.take_data_to_send();
+    pair.client_receives(&sent).unwrap();
+    assert_eq!(messages(&pair.client_events), [Message::from("unsent")]);
+    pair.server.release_buffers();
+    assert!(pair.server.data_to_send().is_empty());
+}
