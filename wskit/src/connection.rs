@@ -734,13 +734,16 @@ impl Connection {
             {
                 let inner = self.shared.lock();
                 let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
-                if inner.closed.is_some() {
-                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
-                }
+                // The message is queued; below the limit there is nothing to wait for, even if
+                // the peer closed meanwhile (a reply and a close can both arrive before this
+                // check: the send still happened).
                 if buffered <= config.write_limit_low
                     || (!above_high && buffered <= config.write_limit)
                 {
                     return Ok(());
+                }
+                if inner.closed.is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
                 }
                 above_high = true;
             }

@@ -150,9 +150,22 @@ impl HandlerResult for () {
     }
 }
 
-impl<E: fmt::Display + Send> HandlerResult for std::result::Result<(), E> {
+/// A [`wskit::Error`](Error) saying that the connection closed normally (1000/1001 both
+/// ways) is not a failure of the handler: a handler that sends with `?` until its client
+/// leaves ends that way.
+impl<E: fmt::Display + Send + 'static> HandlerResult for std::result::Result<(), E> {
     fn into_result(self) -> std::result::Result<(), String> {
-        self.map_err(|e| e.to_string())
+        match self {
+            Ok(()) => Ok(()),
+            Err(e)
+                if (&e as &dyn std::any::Any)
+                    .downcast_ref::<Error>()
+                    .is_some_and(Error::is_closed_ok) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -1042,6 +1055,26 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_normal_close_is_not_a_handler_failure() {
+        use wskit_proto::CloseFrame;
+        let closed = |code: u16| {
+            Error::ConnectionClosed(Box::new(crate::Closed {
+                rcvd: Some(CloseFrame::new(code, "")),
+                sent: Some(CloseFrame::new(code, "")),
+                rcvd_then_sent: Some(true),
+            }))
+        };
+        assert_eq!(Err::<(), Error>(closed(1000)).into_result(), Ok(()));
+        assert_eq!(Err::<(), Error>(closed(1001)).into_result(), Ok(()));
+        assert!(Err::<(), Error>(closed(1011)).into_result().is_err());
+        assert!(Err::<(), Error>(Error::NotText).into_result().is_err());
+        assert_eq!(
+            Err::<(), &str>("boom").into_result(),
+            Err("boom".to_owned())
+        );
+    }
 
     #[test]
     fn origin_patterns() {

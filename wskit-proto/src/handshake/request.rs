@@ -25,6 +25,12 @@ impl Request {
         }
     }
 
+    /// Whether this asks for a WebSocket upgrade (`Upgrade: websocket`), as opposed to a plain
+    /// HTTP request that a server may answer itself (a page, a health check).
+    pub fn is_websocket_upgrade(&self) -> bool {
+        super::header_tokens(&self.headers, "Upgrade").any(|t| t.eq_ignore_ascii_case("websocket"))
+    }
+
     /// Parse a request head from the start of `buf`.
     ///
     /// Returns `Ok(None)` while the head is incomplete (and within the limits), else the request
@@ -437,5 +443,13 @@ mod tests {
                 limit: limits.max_head_size
             })
         );
+    }
+
+    #[test]
+    fn websocket_upgrades_are_told_from_plain_requests() {
+        let mut request = Request::get("/");
+        assert!(!request.is_websocket_upgrade());
+        request.headers.append("Upgrade", "h2c, WebSocket");
+        assert!(request.is_websocket_upgrade());
     }
 }

@@ -1053,7 +1053,10 @@ fn release_buffers_keeps_pending_bytes() {
     pair.server.release_buffers();
     // Neither the partial frame nor the unsent message is lost.
     pair.server_receives(&frame[5..]).unwrap();
-    assert_eq!(messages(&pair.server_events), [Message::from("partial frame")]);
+    assert_eq!(
+        messages(&pair.server_events),
+        [Message::from("partial frame")]
+    );
     let sent = pair.server.take_data_to_send();
     pair.client_receives(&sent).unwrap();
     assert_eq!(messages(&pair.client_events), [Message::from("unsent")]);
