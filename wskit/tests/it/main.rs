@@ -8,6 +8,7 @@ mod client;
 mod closing;
 mod conformance;
 mod connection;
+mod examples;
 mod handshake;
 mod keepalive;
 mod limits;

@@ -1,0 +1,734 @@
+//! The examples (`wskit/examples/*.rs`), run as processes and used as a person would: with a
+//! wskit client, plain HTTP for the pages, stdin and stdout, and signals.
+//!
+//! The example binaries are built once per test run, with `cargo build --examples` in this
+//! test binary's profile (nothing to do after a plain `cargo test`, which builds them). Each
+//! server example is started on a free loopback port and waited for (30 s at most, for a
+//! loaded machine); every later wait has a bound too, and every process is killed when its
+//! test ends, whatever happens.
+
+use std::collections::HashMap;
+use std::future::IntoFuture;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use wskit::{CloseCode, Connection};
+
+use crate::raw::{header, http_get, status};
+
+/// The longest an example may take to start listening.
+const STARTUP: Duration = Duration::from_secs(30);
+
+/// The longest any other step may take (the examples wait up to 3 s on purpose).
+const WAIT: Duration = Duration::from_secs(20);
+
+// ===== Running examples =====
+
+/// The path of example `name`, building every example the first time.
+fn example_path(name: &str) -> PathBuf {
+    static EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let examples = EXAMPLES.get_or_init(build_examples);
+    match examples.get(name) {
+        Some(path) => path.clone(),
+        None => panic!("no example {name} among {:?}", examples.keys()),
+    }
+}
+
+/// `cargo build -p wskit --examples` in the profile of this test binary
+/// (`target/PROFILE/deps/it-HASH`), and where each executable went.
+fn build_examples() -> HashMap<String, PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "-p", "wskit", "--examples"])
+        .arg("--message-format=json-render-diagnostics");
+    // Not the variables cargo set for this test: build scripts that watch them (ring watches
+    // CARGO_MANIFEST_DIR) would rerun, and everything above them would be rebuilt.
+    for (name, _) in std::env::vars_os() {
+        let name_str = name.to_string_lossy();
+        if name_str.starts_with("CARGO_PKG_")
+            || name_str.starts_with("CARGO_BIN_")
+            || matches!(
+                &*name_str,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "OUT_DIR"
+            )
+        {
+            command.env_remove(&name);
+        }
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe.parent().and_then(|deps| deps.parent()?.file_name());
+    if let Some(profile) = profile.and_then(|p| p.to_str())
+        && profile != "debug"
+    {
+        command.args(["--profile", profile]);
+    }
+    let output = command.output().expect("run cargo");
+    assert!(
+        output.status.success(),
+        "cargo build --examples failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut examples = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let is_example = message["target"]["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
+        if let (true, Some(name), Some(path)) = (
+            is_example,
+            message["target"]["name"].as_str(),
+            message["executable"].as_str(),
+        ) {
+            examples.insert(name.to_owned(), PathBuf::from(path));
+        }
+    }
+    examples
+}
+
+/// A free port on loopback (bound, then released for the example to bind).
+fn free_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("an address")
+}
+
+/// A running example with its output collected; killed when dropped.
+struct Example {
+    name: String,
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Example {
+    fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with_env(name, args, &[])
+    }
+
+    fn start_with_env(name: &str, args: &[&str], env: &[(&str, &std::path::Path)]) -> Self {
+        let mut child = Command::new(example_path(name))
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start example {name}: {e}"));
+        let stdout = collect(child.stdout.take().expect("piped stdout"));
+        let stderr = collect(child.stderr.take().expect("piped stderr"));
+        Self {
+            name: name.to_owned(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Start server example `name` on a free port, with `args` after the address, and wait
+    /// until it accepts connections.
+    async fn server(name: &str, args: &[&str]) -> (Self, SocketAddr) {
+        Self::server_with_env(name, args, &[]).await
+    }
+
+    async fn server_with_env(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &std::path::Path)],
+    ) -> (Self, SocketAddr) {
+        let mut attempt = 1;
+        loop {
+            let addr = free_addr();
+            let addr_arg = addr.to_string();
+            let mut all_args = vec![addr_arg.as_str()];
+            all_args.extend_from_slice(args);
+            let mut example = Self::start_with_env(name, &all_args, env);
+            match example.wait_accepting(addr).await {
+                Ok(()) => return (example, addr),
+                // Someone took the port between free_addr and the example's bind: another.
+                Err(_) if attempt < 3 && example.stderr().contains("AddrInUse") => attempt += 1,
+                Err(status) => panic!(
+                    "{name} exited with {status} before listening on {addr}\n{}",
+                    example.outputs()
+                ),
+            }
+        }
+    }
+
+    /// Wait until the example accepts connections on `addr`; `Err` if it exits first.
+    async fn wait_accepting(&mut self, addr: SocketAddr) -> Result<(), ExitStatus> {
+        let deadline = tokio::time::Instant::now() + STARTUP;
+        loop {
+            if let Ok(probe) = tokio::net::TcpStream::connect(addr).await {
+                // Not a TCP self-connection (possible on a free port of the ephemeral range).
+                if probe.local_addr().ok() != Some(addr) {
+                    return Ok(());
+                }
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                tokio::time::sleep(Duration::from_millis(50)).await; // the last output
+                return Err(status);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} is not listening on {addr} after {STARTUP:?}\n{}",
+                self.name,
+                self.outputs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn outputs(&self) -> String {
+        format!(
+            "--- stdout:\n{}--- stderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        )
+    }
+
+    /// Wait until `condition` holds for (stdout, stderr).
+    async fn wait_until(&self, what: &str, condition: impl Fn(&str, &str) -> bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !condition(&self.stdout(), &self.stderr()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what} from {}\n{}",
+                self.name,
+                self.outputs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_stdout(&self, needle: &str) {
+        self.wait_until(&format!("{needle:?} on stdout"), |out, _| {
+            out.contains(needle)
+        })
+        .await;
+    }
+
+    fn write_stdin(&mut self, text: &str) {
+        let mut stdin = self.child.stdin.take().expect("stdin, once");
+        stdin.write_all(text.as_bytes()).expect("write to stdin");
+        // Dropping it closes stdin.
+    }
+
+    async fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads take the last output.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} did not exit\n{}",
+                self.name,
+                self.outputs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Read `pipe` on a thread into a string (chunks, not lines: a prompt has no newline).
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&text);
+    std::thread::spawn(move || {
+        let mut buf = [0; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
+/// A directory of its own under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wskit-examples-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ===== Helpers =====
+
+async fn within<F: IntoFuture>(future: F) -> F::Output {
+    tokio::time::timeout(WAIT, future).await.expect("timed out")
+}
+
+async fn connect(addr: SocketAddr, path: &str) -> Connection {
+    within(wskit::connect(format!("ws://{addr}{path}")))
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}{path}: {e}"))
+}
+
+async fn recv_text(ws: &Connection) -> String {
+    let message = within(ws.recv()).await.expect("a message");
+    message.as_text().expect("a text message").to_owned()
+}
+
+async fn recv_json(ws: &Connection) -> Value {
+    serde_json::from_str(&recv_text(ws).await).expect("JSON")
+}
+
+/// `GET /` answers with the HTML page, whose script connects back to the same host; other
+/// plain requests get 404.
+async fn assert_serves_page(addr: SocketAddr) {
+    let (head, body) = http_get(addr, "/").await;
+    assert_eq!(status(&head), 200, "{head}");
+    let content_type = header(&head, "Content-Type").unwrap_or_default();
+    assert!(content_type.starts_with("text/html"), "{head}");
+    let body = String::from_utf8(body).expect("UTF-8");
+    assert!(body.contains("<html"), "{body}");
+    assert!(
+        body.contains("new WebSocket(`ws://${location.host}/`)"),
+        "{body}"
+    );
+    let (head, _) = http_get(addr, "/favicon.ico").await;
+    assert_eq!(status(&head), 404, "{head}");
+}
+
+/// Seconds since the epoch of `2026-11-22T01:23:45.678Z`, checking the format strictly.
+fn parse_utc(time: &str) -> f64 {
+    let b = time.as_bytes();
+    assert_eq!(b.len(), 24, "{time:?}");
+    for (i, &c) in b.iter().enumerate() {
+        let expected = match i {
+            4 | 7 => b'-',
+            10 => b'T',
+            13 | 16 => b':',
+            19 => b'.',
+            23 => b'Z',
+            _ => {
+                assert!(c.is_ascii_digit(), "{time:?}");
+                continue;
+            }
+        };
+        assert_eq!(c, expected, "{time:?}");
+    }
+    let n = |range: std::ops::Range<usize>| -> i64 { time[range].parse().unwrap() };
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    assert!((1..=12).contains(&m) && (1..=31).contains(&d), "{time:?}");
+    // days_from_civil (Howard Hinnant), independent of the example's civil_from_days.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19);
+    secs as f64 + n(20..23) as f64 / 1000.0
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+// ===== Hello =====
+
+#[tokio::test]
+async fn hello_client_greets_through_hello_server() {
+    let (server, addr) = Example::server("hello_server", &[]).await;
+    let mut client = Example::start("hello_client", &[&format!("ws://{addr}")]);
+    client.write_stdin("Alice\n");
+    let status = client.wait_exit().await;
+    assert!(status.success(), "{status}\n{}", client.outputs());
+    let out = client.stdout();
+    assert!(out.starts_with("What's your name? "), "{out}");
+    assert!(out.contains(">>> Alice\n"), "{out}");
+    assert!(out.contains("<<< Hello Alice!\n"), "{out}");
+    server.wait_stdout("<<< Alice\n>>> Hello Alice!\n").await;
+}
+
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn secure_hello_client_greets_through_secure_hello_server_over_wss() {
+    let tmp = TempDir::new();
+    let env = [("TMPDIR", tmp.0.as_path())];
+    let (server, addr) = Example::server_with_env("secure_hello_server", &[], &env).await;
+    let pem = std::fs::read_to_string(tmp.0.join("wskit-localhost.pem")).expect("the cert");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(!pem.contains("PRIVATE KEY"), "the key stays in memory");
+    let uri = format!("wss://localhost:{}", addr.port());
+    let mut client = Example::start_with_env("secure_hello_client", &[&uri], &env);
+    client.write_stdin("Bob\n");
+    let status = client.wait_exit().await;
+    assert!(status.success(), "{status}\n{}", client.outputs());
+    assert!(
+        client.stdout().contains(">>> Bob\n<<< Hello Bob!\n"),
+        "{}",
+        client.outputs()
+    );
+    server.wait_stdout("<<< Bob\n>>> Hello Bob!\n").await;
+    // Without the certificate, the client does not trust the server.
+    let error = within(wskit::connect(&uri)).await.unwrap_err();
+    assert!(matches!(error, wskit::Error::Tls(_)), "{error:?}");
+}
+
+// ===== Browser demos =====
+
+#[tokio::test]
+async fn show_time_sends_the_utc_time_and_serves_its_page() {
+    let (_server, addr) = Example::server("show_time", &[]).await;
+    assert_serves_page(addr).await;
+    let ws = connect(addr, "/").await;
+    let first = recv_text(&ws).await;
+    let sent = parse_utc(&first);
+    assert!((sent - now()).abs() < 60.0, "{first} is not now");
+    let second = recv_text(&ws).await; // 1 to 3 s later
+    assert!(parse_utc(&second) > sent, "{first} then {second}");
+}
+
+#[tokio::test]
+async fn show_time_broadcast_sends_the_same_time_to_every_page() {
+    let (_server, addr) = Example::server("show_time_broadcast", &[]).await;
+    assert_serves_page(addr).await;
+    let a = connect(addr, "/").await;
+    let b = connect(addr, "/").await;
+    // b connected at most one tick after a: two ticks each share at least one.
+    let a_times = [recv_text(&a).await, recv_text(&a).await];
+    let b_times = [recv_text(&b).await, recv_text(&b).await];
+    assert!(
+        a_times.iter().any(|t| b_times.contains(t)),
+        "{a_times:?} and {b_times:?} have no tick in common"
+    );
+    for time in a_times.iter().chain(&b_times) {
+        assert!((parse_utc(time) - now()).abs() < 60.0, "{time} is not now");
+    }
+}
+
+#[tokio::test]
+async fn counter_shares_its_value_and_user_count_between_pages() {
+    let (server, addr) = Example::server("counter", &[]).await;
+    assert_serves_page(addr).await;
+    let users = |count: usize| json!({"type": "users", "count": count});
+    let value = |value: i64| json!({"type": "value", "value": value});
+    let plus = json!({"action": "plus"}).to_string();
+    let minus = json!({"action": "minus"}).to_string();
+
+    let a = connect(addr, "/").await;
+    assert_eq!(recv_json(&a).await, users(1));
+    assert_eq!(recv_json(&a).await, value(0));
+    let b = connect(addr, "/").await;
+    assert_eq!(recv_json(&a).await, users(2));
+    assert_eq!(recv_json(&b).await, users(2));
+    assert_eq!(recv_json(&b).await, value(0));
+
+    a.send(plus.as_str()).await.unwrap();
+    assert_eq!(recv_json(&a).await, value(1));
+    assert_eq!(recv_json(&b).await, value(1));
+    // From one page, in order.
+    b.send(plus.as_str()).await.unwrap();
+    b.send(plus.as_str()).await.unwrap();
+    b.send(minus.as_str()).await.unwrap();
+    for expected in [2, 3, 2] {
+        assert_eq!(recv_json(&a).await, value(expected));
+        assert_eq!(recv_json(&b).await, value(expected));
+    }
+
+    // Unsupported events are logged and ignored.
+    a.send(r#"{"action": "reset"}"#).await.unwrap();
+    a.send("not JSON").await.unwrap();
+    b.send(minus.as_str()).await.unwrap();
+    assert_eq!(recv_json(&a).await, value(1));
+    server
+        .wait_until("the unsupported events logged", |_, err| {
+            err.contains("unsupported event: {\"action\": \"reset\"}") && err.contains("not JSON")
+        })
+        .await;
+
+    within(b.close(CloseCode::NORMAL, "")).await.unwrap();
+    assert_eq!(recv_json(&a).await, users(1));
+    // A newcomer sees the current value.
+    let c = connect(addr, "/").await;
+    assert_eq!(recv_json(&c).await, users(2));
+    assert_eq!(recv_json(&c).await, value(1));
+}
+
+#[tokio::test]
+async fn chat_relays_messages_and_replays_its_history_after_a_restart() {
+    let tmp = TempDir::new();
+    let log = tmp.0.join("chat.log");
+    let log_arg = log.to_str().expect("a UTF-8 path");
+    let (server, addr) = Example::server("chat", &[log_arg]).await;
+    assert_serves_page(addr).await;
+
+    let alice = connect(addr, "/").await;
+    alice.send("Alice").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "*** Alice joined");
+    let bob = connect(addr, "/").await;
+    bob.send("Bob").await.unwrap();
+    // Bob gets the history first (one message), then his own notice.
+    assert_eq!(recv_text(&bob).await, "*** Alice joined");
+    assert_eq!(recv_text(&bob).await, "*** Bob joined");
+    assert_eq!(recv_text(&alice).await, "*** Bob joined");
+
+    alice.send("Hi Bob!").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "Alice: Hi Bob!");
+    assert_eq!(recv_text(&bob).await, "Alice: Hi Bob!");
+    bob.send("Hello\nAlice").await.unwrap(); // one line in the log
+    assert_eq!(recv_text(&alice).await, "Bob: Hello Alice");
+    assert_eq!(recv_text(&bob).await, "Bob: Hello Alice");
+
+    within(bob.close(CloseCode::NORMAL, "")).await.unwrap();
+    assert_eq!(recv_text(&alice).await, "*** Bob left");
+
+    let history = [
+        "*** Alice joined",
+        "*** Bob joined",
+        "Alice: Hi Bob!",
+        "Bob: Hello Alice",
+        "*** Bob left",
+    ]
+    .join("\n");
+    let carol = connect(addr, "/").await;
+    carol.send("Carol").await.unwrap();
+    assert_eq!(recv_text(&carol).await, history);
+    assert_eq!(recv_text(&carol).await, "*** Carol joined");
+    assert_eq!(recv_text(&alice).await, "*** Carol joined");
+
+    // The history is on disk: a new server replays it.
+    drop((alice, carol, server));
+    let logged = std::fs::read_to_string(&log).expect("the log");
+    assert!(logged.starts_with(&history), "{logged}");
+    let (_server, addr) = Example::server("chat", &[log_arg]).await;
+    let dave = connect(addr, "/").await;
+    dave.send("Dave").await.unwrap();
+    let replayed = recv_text(&dave).await;
+    assert!(replayed.starts_with(&history), "{replayed}");
+    assert!(replayed.ends_with("*** Carol joined"), "{replayed}");
+    assert_eq!(recv_text(&dave).await, "*** Dave joined");
+}
+
+// ===== Producer and consumer =====
+
+#[tokio::test]
+async fn producer_sends_a_message_every_three_seconds() {
+    let (_server, addr) = Example::server("producer", &[]).await;
+    let ws = connect(addr, "/").await;
+    assert_eq!(recv_text(&ws).await, "message1");
+}
+
+#[tokio::test]
+async fn consumer_processes_each_message() {
+    let (server, addr) = Example::server("consumer", &[]).await;
+    let ws = connect(addr, "/").await;
+    ws.send("first").await.unwrap();
+    ws.send("second").await.unwrap();
+    server
+        .wait_stdout("consumer: first\nconsumer: second\n")
+        .await;
+}
+
+#[tokio::test]
+async fn producer_consumer_does_both_on_one_connection() {
+    let (server, addr) = Example::server("producer_consumer", &[]).await;
+    let ws = connect(addr, "/").await;
+    ws.send("ping").await.unwrap();
+    // The consumer takes 1 s, the producer 3 s: both are running.
+    server.wait_stdout("consumer: ping\n").await;
+    assert_eq!(recv_text(&ws).await, "message1");
+    ws.send("pong").await.unwrap();
+    server.wait_stdout("consumer: pong\n").await;
+}
+
+// ===== Server features =====
+
+#[tokio::test]
+async fn health_check_answers_healthz_and_echoes() {
+    let (_server, addr) = Example::server("health_check", &[]).await;
+    let (head, body) = http_get(addr, "/healthz").await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(body, b"OK\n");
+    let ws = connect(addr, "/").await;
+    ws.send("echo").await.unwrap();
+    assert_eq!(recv_text(&ws).await, "echo");
+}
+
+#[tokio::test]
+async fn custom_handshake_requires_a_token_or_credentials_on_its_path() {
+    let (_server, addr) = Example::server("custom_handshake", &[]).await;
+    let refused = |uri: String, expected: u16| async move {
+        let error = within(wskit::connect(&uri)).await.unwrap_err();
+        let response = error
+            .response()
+            .unwrap_or_else(|| panic!("{uri}: {error:?}"));
+        assert_eq!(response.status, expected, "{uri}");
+        response.clone()
+    };
+    let response = refused(format!("ws://{addr}/custom"), 401).await;
+    assert_eq!(
+        response.headers.get("WWW-Authenticate"),
+        Some("Basic realm=\"wskit\"")
+    );
+    refused(format!("ws://{addr}/custom?token=guess"), 401).await;
+    refused(format!("ws://alice:guess@{addr}/custom"), 401).await;
+    refused(format!("ws://{addr}/elsewhere?token=s3cr3t"), 404).await;
+    refused(format!("ws://alice:wonderland@{addr}/"), 404).await;
+
+    let ws = connect(addr, "/custom?token=s3cr3t").await;
+    assert_eq!(recv_text(&ws).await, "Hello token holder!");
+    ws.send("echo").await.unwrap();
+    assert_eq!(recv_text(&ws).await, "echo");
+    let ws = within(wskit::connect(format!(
+        "ws://alice:wonderland@{addr}/custom"
+    )))
+    .await
+    .unwrap();
+    assert_eq!(recv_text(&ws).await, "Hello alice!");
+}
+
+#[tokio::test]
+async fn handler_arguments_reach_the_handler() {
+    let (_server, addr) = Example::server("handler_arguments", &[]).await;
+    for visit in 1..=2 {
+        let ws = connect(addr, "/").await;
+        assert_eq!(
+            recv_text(&ws).await,
+            format!("extra_argument=spam, visit #{visit}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_connections_with_1001_on_sigterm() {
+    let (mut server, addr) = Example::server("graceful_shutdown", &[]).await;
+    let ws = connect(addr, "/").await;
+    ws.send("still here").await.unwrap();
+    assert_eq!(recv_text(&ws).await, "still here");
+    server.terminate();
+    let error = within(ws.recv()).await.unwrap_err();
+    assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
+    assert!(error.is_closed_ok(), "{error}");
+    let status = server.wait_exit().await;
+    assert!(status.success(), "{status}\n{}", server.outputs());
+    assert!(
+        server.stdout().contains("server closed"),
+        "{}",
+        server.outputs()
+    );
+}
+
+#[tokio::test]
+async fn recv_timeout_closes_idle_connections() {
+    let (_server, addr) = Example::server("recv_timeout", &["0.5"]).await;
+    let ws = connect(addr, "/").await;
+    ws.send("quick").await.unwrap();
+    assert_eq!(recv_text(&ws).await, "quick");
+    let error = within(ws.recv()).await.unwrap_err();
+    let closed = error.closed().unwrap_or_else(|| panic!("{error:?}"));
+    assert_eq!(closed.code(), CloseCode::NORMAL, "{error}");
+    assert_eq!(closed.reason(), "idle timeout", "{error}");
+}
+
+#[tokio::test]
+async fn logging_prints_debug_logs_to_stderr() {
+    let (server, addr) = Example::server("logging", &[]).await;
+    let ws = connect(addr, "/").await;
+    ws.send("logged").await.unwrap();
+    assert_eq!(recv_text(&ws).await, "logged");
+    within(ws.close(CloseCode::NORMAL, "bye")).await.unwrap();
+    server
+        .wait_until("info and debug logs", |out, err| {
+            out.is_empty()
+                && err.contains("server listening on")
+                && err.contains("connection open")
+                && err.contains("DEBUG")
+                && err.contains("connection closed")
+        })
+        .await;
+}
+
+// ===== Reconnecting client =====
+
+#[tokio::test]
+async fn reconnecting_client_comes_back_after_the_server_restarts() {
+    async fn greet(ws: Connection) -> wskit::Result<()> {
+        ws.send("hello").await?;
+        ws.wait_closed().await;
+        Ok(())
+    }
+    let server = within(wskit::serve(greet, "127.0.0.1:0")).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let client = Example::start("reconnecting_client", &[&format!("ws://{addr}")]);
+    client.wait_stdout("connected to ").await;
+    client.wait_stdout("< hello\n").await;
+
+    server.close();
+    within(server.wait_closed()).await;
+    client.wait_stdout("disconnected, reconnecting\n").await;
+
+    // The same address again (the client retries after up to 5 s, then 3.1 s).
+    let server = within(async {
+        loop {
+            match wskit::serve(greet, addr).await {
+                Ok(server) => return server,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await;
+    client
+        .wait_until("a second connection", |out, _| {
+            out.matches("< hello\n").count() == 2 && out.matches("connected to ").count() == 2
+        })
+        .await;
+    assert_eq!(server.connections().len(), 1);
+}
