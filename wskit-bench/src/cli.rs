@@ -1,0 +1,196 @@
+//! The command line: `serve`, `load` and `run`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::load::{self, LoadOptions, Scenario};
+use crate::run::{self, RunOptions};
+use crate::servers::{self, Lib};
+use crate::{Result, sys};
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage:
+  wskit-bench serve LIB ADDR [--deflate]
+      Run LIB's echo server on ADDR (e.g. 127.0.0.1:9000, or :0 for any port) on a
+      current-thread runtime; prints `listening on ADDR`.
+      LIB: wskit | tungstenite | fastwebsockets | tokio-websockets
+
+  wskit-bench load SCENARIO ADDR [--secs N] [--warmup N] [--conns N] [--server-pid PID]
+      Run a load against the server at ADDR and print a RESULT line. With --server-pid, the
+      server's CPU time (and memory, for idle) is read from /proc.
+      SCENARIO: pingpong | 16k | 1m | pipelined | idle | deflate | client-wskit |
+                client-tungstenite
+
+  wskit-bench run [--secs N] [--rounds R] [--warmup N] [--idle-conns N] [--only G,G]
+                  [--out docs/benchmarks-e2e.md]
+      Every scenario against every server, servers pinned to core 1 and the load generator
+      to core 0, interleaved over rounds; writes the Markdown report and an SVG chart beside
+      it. Defaults: --secs 10 --rounds 5 --warmup 1.
+      Groups: pingpong, 16k, 1m, pipelined, idle, deflate, client
+";
+
+/// Run the command line `args` (without the program name).
+pub fn main_with(args: &[String]) -> ExitCode {
+    match dispatch(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wskit-bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run the process's command line.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    main_with(&args)
+}
+
+/// Parsed flags: `--name value` pairs, `--name` switches, and positional arguments.
+#[derive(Debug, Default)]
+struct Flags {
+    positional: Vec<String>,
+    values: Vec<(String, String)>,
+    switches: Vec<String>,
+}
+
+impl Flags {
+    fn parse(args: &[String], switches: &[&str], valued: &[&str]) -> Result<Self> {
+        let mut flags = Self::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            if let Some(name) = arg.strip_prefix("--") {
+                let (name, inline) = match name.split_once('=') {
+                    Some((name, value)) => (name, Some(value.to_owned())),
+                    None => (name, None),
+                };
+                if switches.contains(&name) && inline.is_none() {
+                    flags.switches.push(name.to_owned());
+                } else if valued.contains(&name) {
+                    let value = match inline {
+                        Some(value) => value,
+                        None => args
+                            .next()
+                            .ok_or_else(|| format!("--{name} needs a value"))?
+                            .clone(),
+                    };
+                    flags.values.push((name.to_owned(), value));
+                } else {
+                    return Err(format!("unknown option --{name}\n\n{USAGE}").into());
+                }
+            } else {
+                flags.positional.push(arg.clone());
+            }
+        }
+        Ok(flags)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.switches.iter().any(|s| s == name)
+    }
+
+    fn get<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| {
+                v.parse::<T>()
+                    .map_err(|_| format!("bad value for --{name}: {v}").into())
+            })
+            .transpose()
+    }
+}
+
+/// Accept `:PORT` for `127.0.0.1:PORT`.
+fn address(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("127.0.0.1{addr}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        return Err(USAGE.into());
+    };
+    match command.as_str() {
+        "serve" => {
+            let flags = Flags::parse(rest, &["deflate"], &[])?;
+            let [lib, addr] = flags.positional.as_slice() else {
+                return Err(format!("serve takes LIB and ADDR\n\n{USAGE}").into());
+            };
+            let lib = Lib::parse(lib).ok_or_else(|| format!("unknown library {lib}"))?;
+            servers::serve(lib, &address(addr), flags.has("deflate"))
+        }
+        "load" => {
+            let flags = Flags::parse(rest, &[], &["secs", "warmup", "conns", "server-pid"])?;
+            let [scenario, addr] = flags.positional.as_slice() else {
+                return Err(format!("load takes SCENARIO and ADDR\n\n{USAGE}").into());
+            };
+            let scenario =
+                Scenario::parse(scenario).ok_or_else(|| format!("unknown scenario {scenario}"))?;
+            let defaults = LoadOptions::default();
+            let options = LoadOptions {
+                secs: flags.get("secs")?.unwrap_or(defaults.secs),
+                warmup: flags.get("warmup")?.unwrap_or(defaults.warmup),
+                conns: flags.get("conns")?,
+                server_pid: flags.get("server-pid")?,
+            };
+            let result = load::load(scenario, &address(addr), &options)?;
+            let kind = match scenario {
+                Scenario::Idle => run::GroupKind::Memory,
+                _ => run::GroupKind::Server,
+            };
+            eprintln!("{}: {}", scenario.name(), run::summary(&result, kind));
+            println!("{}", result.to_line());
+            Ok(())
+        }
+        "run" => {
+            let flags = Flags::parse(
+                rest,
+                &[],
+                &["secs", "rounds", "warmup", "idle-conns", "only", "out"],
+            )?;
+            if !flags.positional.is_empty() {
+                return Err(format!("run takes no positional argument\n\n{USAGE}").into());
+            }
+            let defaults = RunOptions::default();
+            let options = RunOptions {
+                secs: flags.get("secs")?.unwrap_or(defaults.secs),
+                warmup: flags.get("warmup")?.unwrap_or(defaults.warmup),
+                rounds: flags
+                    .get::<usize>("rounds")?
+                    .unwrap_or(defaults.rounds)
+                    .max(1),
+                idle_conns: flags.get("idle-conns")?,
+                only: flags
+                    .get::<String>("only")?
+                    .map(|s| s.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default(),
+                out: flags.get::<PathBuf>("out")?.unwrap_or(defaults.out),
+            };
+            run::run(&options)?;
+            Ok(())
+        }
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        "facts" => {
+            // Undocumented: what the report's header would say.
+            println!(
+                "{}, {} cores, Linux {}, nofile {:?}, pin {}",
+                sys::cpu_model(),
+                sys::cores(),
+                sys::kernel(),
+                sys::nofile_limits(),
+                sys::can_pin()
+            );
+            Ok(())
+        }
+        other => Err(format!("unknown command {other}\n\n{USAGE}").into()),
+    }
+}

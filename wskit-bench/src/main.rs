@@ -1,0 +1,5 @@
+//! `wskit-bench`: see [`wskit_bench::cli::USAGE`].
+
+fn main() -> std::process::ExitCode {
+    wskit_bench::cli::main()
+}
