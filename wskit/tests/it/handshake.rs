@@ -329,3 +329,48 @@ async fn process_response_sees_rejections_too() {
     .await;
     assert_eq!(error.response().unwrap().headers.get("X-Seen"), Some("403"));
 }
+
+#[tokio::test]
+async fn compression_parameters_are_negotiated_and_honoured() {
+    let server_deflate = wskit::DeflateConfig {
+        server_no_context_takeover: true,
+        server_max_window_bits: Some(10),
+        client_max_window_bits: Some(11),
+        ..wskit::DeflateConfig::default()
+    };
+    let client_deflate = wskit::DeflateConfig {
+        client_no_context_takeover: true,
+        compression_level: 9,
+        ..wskit::DeflateConfig::default()
+    };
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .compression(Some(server_deflate))
+        .await
+        .unwrap();
+    let ws = within(wskit::connect(uri(&server, "/")).compression(Some(client_deflate)))
+        .await
+        .unwrap();
+    let accepted = ws
+        .response()
+        .unwrap()
+        .headers
+        .get("Sec-WebSocket-Extensions")
+        .unwrap();
+    for parameter in [
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits=10",
+        "client_max_window_bits=11",
+    ] {
+        assert!(
+            accepted.contains(parameter),
+            "{parameter} missing from {accepted}"
+        );
+    }
+    // Several messages: without context takeover each is compressed on its own.
+    for i in 0..5 {
+        let text = format!("message {i}: ").repeat(500);
+        ws.send(text.as_str()).await.unwrap();
+        assert_eq!(within(ws.recv()).await.unwrap().as_text().unwrap(), text);
+    }
+}
