@@ -310,6 +310,26 @@ impl Connection {
         // Take part in tokio's cooperative scheduling: a task that only sends, below the write
         // limit, would otherwise never yield and could starve the runtime's other tasks.
         tokio::task::coop::consume_budget().await;
+        // The common case, without registering for notifications: no fragmented message is
+        // being sent, and the buffer is below the high mark afterwards.
+        let below_high_mark = {
+            let mut inner = self.shared.lock();
+            if inner.fragmented_sender.is_none() {
+                if let Err(error) = inner.protocol.send_message(&message) {
+                    return Err(self.send_error(&inner, error));
+                }
+                self.shared.wake_driver(&mut inner);
+                let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+                Some(buffered <= self.shared.config.write_limit)
+            } else {
+                None
+            }
+        };
+        match below_high_mark {
+            Some(true) => return Ok(()),
+            Some(false) => return self.drain().await,
+            None => {}
+        }
         loop {
             let notified = self.shared.write_ready.notified();
             tokio::pin!(notified);
@@ -1208,6 +1228,23 @@ where
 
     /// Keepalive pings, the ping timeout and the close timeout.
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // The common case, first and without the clock: nothing new needs a deadline, and the
+        // timer (armed at the earliest deadline) has not fired.
+        {
+            let inner = self.shared.lock();
+            let unarmed_close = inner.protocol.close_expected() && self.close_deadline.is_none();
+            let quiet = !unarmed_close && inner.protocol.pending_failure().is_none();
+            drop(inner);
+            if quiet {
+                let idle = match &mut self.timer {
+                    Some(timer) => timer.as_mut().poll(cx).is_pending(),
+                    None => self.next_ping.is_none() && self.close_deadline.is_none(),
+                };
+                if idle {
+                    return Poll::Pending;
+                }
+            }
+        }
         let now = Instant::now();
         let mut fired = false;
         {

@@ -890,7 +890,29 @@ async fn serve_connection<S, H, F>(
             }
         }
     };
-    tokio::join!(driver, run_handler);
+    // The driver and the handler share this task. The driver is polled again right after the
+    // handler, so that what the handler just sent is written in the same wake-up instead of
+    // the next one.
+    let mut driver = driver;
+    let mut run_handler = std::pin::pin!(run_handler);
+    let (mut driver_done, mut handler_done) = (false, false);
+    std::future::poll_fn(|cx| {
+        if !driver_done {
+            driver_done = Pin::new(&mut driver).poll(cx).is_ready();
+        }
+        if !handler_done {
+            handler_done = run_handler.as_mut().poll(cx).is_ready();
+            if !driver_done {
+                driver_done = Pin::new(&mut driver).poll(cx).is_ready();
+            }
+        }
+        if driver_done && handler_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
     drop(slot);
     if let Ok(mut connections) = shared.connections.lock() {
         connections.remove(&id);
