@@ -9,7 +9,7 @@ macro_rules! shared_options {
     () => {
         /// permessage-deflate settings, or `None` to turn compression off.
         /// Default: on, with [`DeflateConfig::default`](wskit_proto::DeflateConfig::default)
-        /// (window 12 bits, memLevel 5, as Python websockets).
+        /// (window 12 bits and memLevel 5 as Python websockets, compression level 1).
         pub fn compression(mut self, deflate: Option<wskit_proto::DeflateConfig>) -> Self {
             self.options.protocol.compression = deflate;
             self

@@ -54,9 +54,10 @@ fn usable_window_bits(bits: u8) -> u8 {
 
 /// Settings for permessage-deflate, on either side.
 ///
-/// The defaults are Python websockets': a 12-bit window (4 KiB) and memory level 5 for the
-/// compressor, both directions with context takeover, which keeps memory per connection low at
-/// a small cost in compression ratio.
+/// The defaults are Python websockets' but for the level: a 12-bit window (4 KiB) and memory
+/// level 5 for the compressor, both directions with context takeover, which keeps memory per
+/// connection low at a small cost in compression ratio; compression level 1 (websockets: 6),
+/// measured to halve the CPU cost of small messages (see `compression_level`).
 ///
 /// Out-of-range values are clamped rather than rejected: window sizes to 9-15 bits (zlib cannot
 /// compress with an 8-bit window, see the [module docs](self)), the level to 0-9 and the memory
