@@ -47,6 +47,7 @@ mod broadcast;
 pub mod client;
 pub mod connection;
 pub mod error;
+mod guides;
 mod handshake;
 mod options;
 pub mod server;
