@@ -1074,17 +1074,24 @@ impl Protocol {
             (None, true) => {
                 let is_text = header.opcode == OpCode::Text;
                 let compressed = header.rsv & RSV1 != 0;
-                if header.fin && !compressed && !self.config.streaming && prechecked == 0 {
+                if header.fin && !compressed && prechecked == 0 {
                     // The common case: a whole uncompressed message in one frame, no copy.
-                    let message = if is_text {
-                        if !is_valid(&payload) {
-                            return Err(ProtocolError::InvalidUtf8);
-                        }
-                        Message::Text(Utf8Bytes::from_validated(payload.freeze()))
+                    if is_text && !is_valid(&payload) {
+                        return Err(ProtocolError::InvalidUtf8);
+                    }
+                    let data = payload.freeze();
+                    self.events.push_back(if self.config.streaming {
+                        Event::Fragment(Fragment {
+                            is_text,
+                            first: true,
+                            fin: true,
+                            data,
+                        })
+                    } else if is_text {
+                        Event::Message(Message::Text(Utf8Bytes::from_validated(data)))
                     } else {
-                        Message::Binary(payload.freeze())
-                    };
-                    self.events.push_back(Event::Message(message));
+                        Event::Message(Message::Binary(data))
+                    });
                     return Ok(());
                 }
                 Incoming {

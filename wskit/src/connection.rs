@@ -222,8 +222,31 @@ impl Connection {
     /// This method is cancel safe: if it is dropped before it completes (in `tokio::select!`
     /// or under a timeout), no message is lost; the next call returns it.
     pub async fn recv(&self) -> Result<Message> {
-        let _guard = self.start_receiving()?;
-        poll_fn(|cx| self.poll_recv(cx)).await
+        // `receiving` is only set if this call has to wait: a message already queued is
+        // taken with one lock.
+        let mut guard = ReceivingGuard {
+            shared: &self.shared,
+            registered: false,
+        };
+        poll_fn(|cx| {
+            let mut inner = self.shared.lock();
+            if !guard.registered {
+                if inner.receiving {
+                    return Poll::Ready(Err(Error::Concurrency(
+                        "another task is receiving from this connection",
+                    )));
+                }
+                inner.receiving = true;
+                guard.registered = true;
+            }
+            let result = self.poll_recv_locked(&mut inner, cx);
+            if result.is_ready() {
+                inner.receiving = false;
+                guard.registered = false;
+            }
+            result
+        })
+        .await
     }
 
     /// Receive the next message, or `None` once the connection closed normally (1000 or 1001
@@ -247,8 +270,15 @@ impl Connection {
     /// Poll for the next message: the building block of [`recv`](Self::recv) and of the
     /// [`Stream`] implementation. Only the last task to poll is woken.
     pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        let mut inner = self.shared.lock();
-        if let Some(result) = self.try_recv_message(&mut inner) {
+        self.poll_recv_locked(&mut self.shared.lock(), cx)
+    }
+
+    fn poll_recv_locked(
+        &self,
+        inner: &mut MutexGuard<'_, Inner>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Message>> {
+        if let Some(result) = self.try_recv_message(inner) {
             return Poll::Ready(result);
         }
         match &inner.recv_waker {
@@ -257,7 +287,7 @@ impl Connection {
         }
         if inner.protocol.pending_failure().is_some() {
             // The application took every message before the peer's error: fail now.
-            self.shared.wake_driver(&mut inner);
+            self.shared.wake_driver(inner);
         }
         Poll::Pending
     }
@@ -307,24 +337,25 @@ impl Connection {
     /// queued it is sent.
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
-        // Take part in tokio's cooperative scheduling: a task that only sends, below the write
-        // limit, would otherwise never yield and could starve the runtime's other tasks.
-        tokio::task::coop::consume_budget().await;
         // The common case, without registering for notifications: no fragmented message is
         // being sent, and the buffer is below the high mark afterwards.
-        let below_high_mark = {
+        let below_high_mark = poll_fn(|cx| {
+            // Take part in tokio's cooperative scheduling: a task that only sends, below the
+            // write limit, would otherwise never yield and could starve the runtime's other
+            // tasks.
+            ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
             let mut inner = self.shared.lock();
-            if inner.fragmented_sender.is_none() {
-                if let Err(error) = inner.protocol.send_message(&message) {
-                    return Err(self.send_error(&inner, error));
-                }
-                self.shared.wake_driver(&mut inner);
-                let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
-                Some(buffered <= self.shared.config.write_limit)
-            } else {
-                None
+            if inner.fragmented_sender.is_some() {
+                return Poll::Ready(Ok(None));
             }
-        };
+            if let Err(error) = inner.protocol.send_message(&message) {
+                return Poll::Ready(Err(self.send_error(&inner, error)));
+            }
+            self.shared.wake_driver_from(&mut inner, cx.waker());
+            let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+            Poll::Ready(Ok(Some(buffered <= self.shared.config.write_limit)))
+        })
+        .await?;
         match below_high_mark {
             Some(true) => return Ok(()),
             Some(false) => return self.drain().await,
@@ -690,6 +721,7 @@ impl Connection {
         inner.receiving = true;
         Ok(ReceivingGuard {
             shared: &self.shared,
+            registered: true,
         })
     }
 
@@ -865,13 +897,18 @@ impl<I: Iterator + Unpin> Stream for IterStream<I> {
     }
 }
 
+/// Holds a connection's `receiving` flag while set (`registered`), and clears it if the call
+/// that set it is dropped.
 struct ReceivingGuard<'a> {
     shared: &'a Shared,
+    registered: bool,
 }
 
 impl Drop for ReceivingGuard<'_> {
     fn drop(&mut self) {
-        self.shared.lock().receiving = false;
+        if self.registered {
+            self.shared.lock().receiving = false;
+        }
     }
 }
 
@@ -955,14 +992,32 @@ impl Shared {
             waker.wake();
         }
     }
+
+    /// Wake the driver from a task whose waker is `current`, unless the driver runs in that
+    /// same task: the server's connection task polls its driver right after the handler.
+    fn wake_driver_from(&self, inner: &mut Inner, current: &Waker) {
+        match &inner.driver_waker {
+            Some(waker) if waker.will_wake(current) => {}
+            _ => self.wake_driver(inner),
+        }
+    }
 }
 
 // ===== Driver =====
 
 /// The future that runs a connection's I/O. It completes when the connection is closed.
+///
+/// Each poll takes the connection's lock once, reads and parses under it, and releases it only
+/// around the write system call, so that a handle sending from another thread never waits for
+/// a large write.
 #[must_use = "the driver does nothing unless polled"]
 pub(crate) struct Driver<S> {
     shared: Arc<Shared>,
+    io: Io<S>,
+}
+
+/// The driver's own state: everything but the shared part.
+struct Io<S> {
     stream: S,
     write_buf: Vec<u8>,
     write_pos: usize,
@@ -977,6 +1032,16 @@ pub(crate) struct Driver<S> {
     started: bool,
     /// Whether the last read was skipped because the receive queue was full.
     read_paused: bool,
+    /// A message was queued for a receiver that waits in the task polling this driver: its
+    /// wake-up was skipped, and whoever polls both (the server's connection task) must poll
+    /// the receiver again.
+    receiver_ready: bool,
+    /// The last read from the socket found nothing: the task's waker is registered with the
+    /// reactor, which wakes it when data comes.
+    read_registered: bool,
+    /// This poll comes right after another in the same wake-up of the task (see
+    /// [`Driver::poll_again`]).
+    polled_again: bool,
 }
 
 /// How long a peer's protocol error is held back while the application is not receiving (see
@@ -996,6 +1061,10 @@ const IDLE_INPUT_MAX: usize = 4 << 10;
 
 /// The largest empty write buffer a connection keeps between writes.
 const IDLE_OUTPUT_MAX: usize = 16 << 10;
+
+/// The most read-process-write rounds in one poll, so that one busy connection cannot starve
+/// the others on its thread.
+const ROUNDS_PER_POLL: usize = 32;
 
 thread_local! {
     /// Scratch space for reads, shared by the connections that run on this thread, so that an
@@ -1033,8 +1102,7 @@ where
             .config
             .ping_interval
             .map(|every| Instant::now() + every);
-        let driver = Self {
-            shared,
+        let mut io = Io {
             stream,
             write_buf: Vec::new(),
             write_pos: 0,
@@ -1047,40 +1115,60 @@ where
             failure_pending_since: None,
             started: false,
             read_paused: false,
+            receiver_ready: false,
+            read_registered: false,
+            polled_again: false,
         };
         // Frames that arrived in the same read as the handshake were parsed with it: queue
         // their messages now, or they would wait for the next read from the socket.
-        {
-            let mut inner = driver.shared.lock();
-            driver.process_events(&mut inner);
-        }
-        driver
+        io.process_events(&shared, &mut shared.lock(), None);
+        Self { shared, io }
     }
 
-    /// Read what the socket has and feed it to the protocol. `Ready(())` when something
-    /// happened.
-    fn poll_read_socket(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Whether a message was queued for a receiver polled by the same task as this driver,
+    /// without waking it (see [`Io::receiver_ready`]). Clears the flag.
+    pub(crate) fn take_receiver_ready(&mut self) -> bool {
+        std::mem::take(&mut self.io.receiver_ready)
+    }
+
+    /// Poll again in the same wake-up of the task, after the handler ran: to write what it
+    /// sent. The socket is not read again if the last read found it empty (the reactor wakes
+    /// the task when data comes; nothing else can have arrived since).
+    pub(crate) fn poll_again(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.io.polled_again = true;
+        let result = Pin::new(&mut *self).poll(cx);
+        self.io.polled_again = false;
+        result
+    }
+}
+
+impl<S> Io<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// Read what the socket has and feed it to the protocol, under the lock. `Ready(())` when
+    /// something happened.
+    fn poll_read(&mut self, shared: &Shared, inner: &mut Inner, cx: &mut Context<'_>) -> Poll<()> {
         self.read_paused = false;
         if self.eof_received {
             return Poll::Pending;
         }
-        {
-            let inner = self.shared.lock();
-            let state = inner.protocol.state();
-            let paused = inner.queue.len() >= self.shared.config.max_queue;
-            self.read_paused = paused;
-            // After the closing handshake the client still reads, waiting for the server's EOF.
-            if paused || state == State::Closed {
-                return Poll::Pending;
-            }
+        let paused = inner.queue.len() >= shared.config.max_queue;
+        self.read_paused = paused;
+        // After the closing handshake the client still reads, waiting for the server's EOF.
+        if paused || inner.protocol.state() == State::Closed {
+            return Poll::Pending;
+        }
+        if self.polled_again && self.read_registered {
+            return Poll::Pending;
         }
         // The protocol's input buffer holds the start of a frame that is still arriving, if
-        // any. Take it out of the lock while reading.
-        let mut input = std::mem::take(self.shared.lock().protocol.input_buffer());
+        // any.
+        let input = inner.protocol.input_buffer();
         let result = if input.capacity() - input.len() >= DIRECT_READ_MIN {
             // A large frame is arriving and the protocol reserved room for it: read straight
             // into that room, without a copy.
-            read_into_spare(&mut self.stream, cx, &mut input)
+            read_into_spare(&mut self.stream, cx, input)
         } else {
             // Read into this thread's scratch buffer and copy what came into `input`, which
             // then holds only those bytes: an idle connection keeps no read buffer.
@@ -1091,26 +1179,23 @@ where
                 result.map_ok(|()| buf.filled().len())
             })
         };
-        let mut inner = self.shared.lock();
-        *inner.protocol.input_buffer() = input;
+        self.read_registered = result.is_pending();
         match result {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(0)) => {
-                drop(inner);
                 self.eof_received = true;
-                let mut inner = self.shared.lock();
                 if let Err(error) = inner.protocol.receive_eof() {
                     inner.cause.get_or_insert_with(|| error.to_string());
                 }
-                self.process_events(&mut inner);
+                self.process_events(shared, inner, Some(cx.waker()));
                 Poll::Ready(())
             }
             Poll::Ready(Ok(_)) => {
                 if let Err(error) = inner.protocol.receive_buffered() {
-                    tracing::debug!(id = self.shared.id, %error, "failing connection");
+                    tracing::debug!(id = shared.id, %error, "failing connection");
                     inner.cause.get_or_insert_with(|| error.to_string());
                 }
-                self.process_events(&mut inner);
+                self.process_events(shared, inner, Some(cx.waker()));
                 // Keep no large, empty input buffer while idle.
                 let input = inner.protocol.input_buffer();
                 if input.is_empty() && input.capacity() > IDLE_INPUT_MAX {
@@ -1119,23 +1204,25 @@ where
                 Poll::Ready(())
             }
             Poll::Ready(Err(error)) => {
-                tracing::debug!(id = self.shared.id, %error, "read failed");
+                tracing::debug!(id = shared.id, %error, "read failed");
                 self.eof_received = true;
                 inner.cause.get_or_insert_with(|| error.to_string());
                 let _ = inner.protocol.receive_eof();
-                self.process_events(&mut inner);
+                self.process_events(shared, inner, Some(cx.waker()));
                 Poll::Ready(())
             }
         }
     }
 
-    fn process_events(&self, inner: &mut Inner) {
+    /// Queue what the protocol parsed and wake the receiver. A receiver that waits in the task
+    /// that polls the driver (`waker`) is not woken: it is flagged instead (`receiver_ready`).
+    fn process_events(&mut self, shared: &Shared, inner: &mut Inner, waker: Option<&Waker>) {
         let mut queued = false;
         while let Some(event) = inner.protocol.poll_event() {
             match event {
                 Event::Fragment(fragment) => {
                     tracing::trace!(
-                        id = self.shared.id,
+                        id = shared.id,
                         len = fragment.data.len(),
                         fin = fragment.fin,
                         "frame received"
@@ -1153,49 +1240,27 @@ where
                     });
                     queued = true;
                 }
-                Event::Ping(data) => tracing::trace!(id = self.shared.id, ?data, "ping received"),
-                Event::Pong(data) => self.acknowledge_pings(inner, &data),
+                Event::Ping(data) => tracing::trace!(id = shared.id, ?data, "ping received"),
+                Event::Pong(data) => acknowledge_pings(shared, inner, &data),
                 Event::Close(frame) => {
-                    tracing::debug!(id = self.shared.id, %frame, "close frame received");
+                    tracing::debug!(id = shared.id, %frame, "close frame received");
                 }
                 _ => {}
             }
         }
-        if queued && let Some(waker) = inner.recv_waker.take() {
-            waker.wake();
+        if queued && let Some(receiver) = &inner.recv_waker {
+            if waker.is_some_and(|waker| receiver.will_wake(waker)) {
+                self.receiver_ready = true;
+            } else if let Some(receiver) = inner.recv_waker.take() {
+                receiver.wake();
+            }
         }
     }
 
-    /// A pong acknowledges the ping with the same payload and every ping sent before it.
-    fn acknowledge_pings(&self, inner: &mut Inner, data: &[u8]) {
-        let Some(position) = inner.pings.iter().position(|p| p.payload == data) else {
-            tracing::trace!(id = self.shared.id, "unsolicited pong");
-            return;
-        };
-        let now = Instant::now();
-        for ping in inner.pings.drain(..=position) {
-            let latency = now - ping.sent_at;
-            if let Some(waiter) = ping.waiter {
-                let _ = waiter.send(latency);
-            }
-            inner.latency = latency;
-        }
-    }
-
-    /// Write what is waiting. `Ready(Ok(true))` when everything was written.
-    fn poll_write_socket(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        loop {
-            if self.write_pos == self.write_buf.len() {
-                let mut inner = self.shared.lock();
-                self.write_buf.clear();
-                self.write_pos = 0;
-                if inner.protocol.data_to_send().is_empty() {
-                    inner.in_flight = 0;
-                    break;
-                }
-                inner.protocol.swap_data_to_send(&mut self.write_buf);
-                inner.in_flight = self.write_buf.len();
-            }
+    /// Write the write buffer, without the lock. `Ready(Ok(()))` once all of it is written
+    /// (and flushed).
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.write_pos < self.write_buf.len() {
             let n = ready!(
                 Pin::new(&mut self.stream).poll_write(cx, &self.write_buf[self.write_pos..])
             )?;
@@ -1204,135 +1269,123 @@ where
             }
             self.write_pos += n;
             self.needs_flush = true;
-            let mut inner = self.shared.lock();
-            let before = inner.in_flight + inner.protocol.data_to_send().len();
-            inner.in_flight = self.write_buf.len() - self.write_pos;
-            let after = inner.in_flight + inner.protocol.data_to_send().len();
-            if after <= self.shared.config.write_limit_low
-                && before > self.shared.config.write_limit_low
-            {
-                self.shared.write_ready.notify_waiters();
-            }
         }
         if self.needs_flush {
             ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
             self.needs_flush = false;
-            self.shared.write_ready.notify_waiters();
         }
+        self.write_buf.clear();
+        self.write_pos = 0;
         // Keep no large buffer around while idle.
         if self.write_buf.capacity() > IDLE_OUTPUT_MAX {
             self.write_buf = Vec::new();
         }
-        Poll::Ready(Ok(true))
+        Poll::Ready(Ok(()))
     }
 
     /// Keepalive pings, the ping timeout and the close timeout.
-    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_timers(
+        &mut self,
+        shared: &Shared,
+        inner: &mut Inner,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         // The common case, first and without the clock: nothing new needs a deadline, and the
         // timer (armed at the earliest deadline) has not fired.
-        {
-            let inner = self.shared.lock();
-            let unarmed_close = inner.protocol.close_expected() && self.close_deadline.is_none();
-            let quiet = !unarmed_close && inner.protocol.pending_failure().is_none();
-            drop(inner);
-            if quiet {
-                let idle = match &mut self.timer {
-                    Some(timer) => timer.as_mut().poll(cx).is_pending(),
-                    None => self.next_ping.is_none() && self.close_deadline.is_none(),
-                };
-                if idle {
-                    return Poll::Pending;
-                }
+        let unarmed_close = inner.protocol.close_expected() && self.close_deadline.is_none();
+        if !unarmed_close && inner.protocol.pending_failure().is_none() {
+            let idle = match &mut self.timer {
+                Some(timer) => timer.as_mut().poll(cx).is_pending(),
+                None => self.next_ping.is_none() && self.close_deadline.is_none(),
+            };
+            if idle {
+                return Poll::Pending;
             }
         }
         let now = Instant::now();
         let mut fired = false;
+        let config = &shared.config;
+        // A peer error held back so that the application could answer the messages that came
+        // before it: apply it once the application waits for more (it has taken them all), or
+        // after a grace period if it is not receiving at all.
+        if inner.protocol.pending_failure().is_some() {
+            let since = *self.failure_pending_since.get_or_insert(now);
+            let waiting = inner.queue.is_empty() && inner.recv_waker.is_some();
+            if waiting || now >= since + FAILURE_GRACE {
+                if let Some(error) = inner.protocol.apply_pending_failure() {
+                    tracing::debug!(id = shared.id, %error, "failing connection");
+                    inner.cause.get_or_insert_with(|| error.to_string());
+                }
+                self.failure_pending_since = None;
+                fired = true;
+            }
+        }
+        if inner.protocol.close_expected() && self.close_deadline.is_none() {
+            self.close_deadline = Some(now + config.close_timeout);
+        }
+        if let Some(deadline) = self.close_deadline
+            && now >= deadline
         {
-            let mut inner = self.shared.lock();
-            let config = &self.shared.config;
-            // A peer error held back so that the application could answer the messages that
-            // came before it: apply it once the application waits for more (it has taken them
-            // all), or after a grace period if it is not receiving at all.
-            if inner.protocol.pending_failure().is_some() {
-                let since = *self.failure_pending_since.get_or_insert(now);
-                let waiting = inner.queue.is_empty() && inner.recv_waker.is_some();
-                if waiting || now >= since + FAILURE_GRACE {
-                    if let Some(error) = inner.protocol.apply_pending_failure() {
-                        tracing::debug!(id = self.shared.id, %error, "failing connection");
-                        inner.cause.get_or_insert_with(|| error.to_string());
-                    }
-                    self.failure_pending_since = None;
-                    fired = true;
+            tracing::debug!(id = shared.id, "close timeout: closing the transport");
+            inner
+                .cause
+                .get_or_insert_with(|| "timed out waiting for the closing handshake".into());
+            let _ = inner.protocol.receive_eof();
+            self.eof_received = true;
+            self.close_deadline = None;
+            fired = true;
+        }
+        // Ping timeout: the oldest keepalive ping still unanswered.
+        if let Some(timeout) = config.ping_timeout
+            && inner.protocol.state() == State::Open
+            && inner
+                .pings
+                .iter()
+                .any(|p| p.keepalive && now >= p.sent_at + timeout)
+        {
+            tracing::debug!(id = shared.id, "keepalive ping timeout");
+            inner
+                .cause
+                .get_or_insert_with(|| "keepalive ping timeout".into());
+            inner
+                .protocol
+                .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+            inner.pings.retain(|p| !p.keepalive);
+            fired = true;
+        }
+        if let (Some(every), Some(at)) = (config.ping_interval, self.next_ping)
+            && now >= at
+        {
+            self.next_ping = Some(now + every);
+            if inner.protocol.state() == State::Open {
+                let mut payload = [0; 4];
+                if getrandom::fill(&mut payload).is_ok()
+                    && inner.protocol.send_ping(&payload).is_ok()
+                {
+                    inner.pings.push_back(PendingPing {
+                        payload: Bytes::copy_from_slice(&payload),
+                        sent_at: now,
+                        waiter: None,
+                        keepalive: true,
+                    });
+                    tracing::trace!(id = shared.id, "keepalive ping sent");
                 }
             }
-            if inner.protocol.close_expected() && self.close_deadline.is_none() {
-                self.close_deadline = Some(now + config.close_timeout);
-            }
-            if let Some(deadline) = self.close_deadline
-                && now >= deadline
-            {
-                tracing::debug!(id = self.shared.id, "close timeout: closing the transport");
-                inner
-                    .cause
-                    .get_or_insert_with(|| "timed out waiting for the closing handshake".into());
-                let _ = inner.protocol.receive_eof();
-                self.eof_received = true;
-                self.close_deadline = None;
-                fired = true;
-            }
-            // Ping timeout: the oldest keepalive ping still unanswered.
-            if let Some(timeout) = config.ping_timeout
-                && inner.protocol.state() == State::Open
-                && inner
-                    .pings
-                    .iter()
-                    .any(|p| p.keepalive && now >= p.sent_at + timeout)
-            {
-                tracing::debug!(id = self.shared.id, "keepalive ping timeout");
-                inner
-                    .cause
-                    .get_or_insert_with(|| "keepalive ping timeout".into());
-                inner
-                    .protocol
-                    .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
-                inner.pings.retain(|p| !p.keepalive);
-                fired = true;
-            }
-            if let (Some(every), Some(at)) = (config.ping_interval, self.next_ping)
-                && now >= at
-            {
-                self.next_ping = Some(now + every);
-                if inner.protocol.state() == State::Open {
-                    let mut payload = [0; 4];
-                    if getrandom::fill(&mut payload).is_ok()
-                        && inner.protocol.send_ping(&payload).is_ok()
-                    {
-                        inner.pings.push_back(PendingPing {
-                            payload: Bytes::copy_from_slice(&payload),
-                            sent_at: now,
-                            waiter: None,
-                            keepalive: true,
-                        });
-                        tracing::trace!(id = self.shared.id, "keepalive ping sent");
-                    }
-                }
-                fired = true;
-            }
+            fired = true;
         }
         // The next deadline.
         let mut next: Option<Instant> = self.close_deadline;
-        if let Some(since) = self.failure_pending_since {
-            next = Some(next.map_or(since + FAILURE_GRACE, |n| n.min(since + FAILURE_GRACE)));
-        }
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if let Some(since) = self.failure_pending_since {
+            consider(since + FAILURE_GRACE);
+        }
         if let Some(at) = self.next_ping {
             consider(at);
         }
-        if let Some(timeout) = self.shared.config.ping_timeout {
-            let inner = self.shared.lock();
-            if let Some(oldest) = inner.pings.iter().find(|p| p.keepalive) {
-                consider(oldest.sent_at + timeout);
-            }
+        if let Some(timeout) = config.ping_timeout
+            && let Some(oldest) = inner.pings.iter().find(|p| p.keepalive)
+        {
+            consider(oldest.sent_at + timeout);
         }
         match next {
             None => self.timer = None,
@@ -1356,16 +1409,15 @@ where
     }
 
     /// Mark the connection closed and wake everyone.
-    fn finish(&mut self) {
-        let mut inner = self.shared.lock();
+    fn finish(&mut self, shared: &Shared, mut inner: MutexGuard<'_, Inner>) {
         let closed = closed_so_far(&inner);
         let cause = inner.cause.take();
         match &cause {
             None => {
-                tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), "connection closed")
+                tracing::debug!(id = shared.id, code = %closed.code(), reason = closed.reason(), "connection closed")
             }
             Some(cause) => {
-                tracing::debug!(id = self.shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed")
+                tracing::debug!(id = shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed")
             }
         }
         inner.closed = Some(closed);
@@ -1377,9 +1429,25 @@ where
         if let Some(waker) = recv_waker {
             waker.wake();
         }
-        self.shared.write_ready.notify_waiters();
-        self.shared.closed_ready.notify_waiters();
+        shared.write_ready.notify_waiters();
+        shared.closed_ready.notify_waiters();
         self.write_buf = Vec::new();
+    }
+}
+
+/// A pong acknowledges the ping with the same payload and every ping sent before it.
+fn acknowledge_pings(shared: &Shared, inner: &mut Inner, data: &[u8]) {
+    let Some(position) = inner.pings.iter().position(|p| p.payload == data) else {
+        tracing::trace!(id = shared.id, "unsolicited pong");
+        return;
+    };
+    let now = Instant::now();
+    for ping in inner.pings.drain(..=position) {
+        let latency = now - ping.sent_at;
+        if let Some(waiter) = ping.waiter {
+            let _ = waiter.send(latency);
+        }
+        inner.latency = latency;
     }
 }
 
@@ -1390,84 +1458,90 @@ where
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        if !this.started {
-            // Frames that arrived with the handshake were parsed already; queue them.
-            this.started = true;
-            let mut inner = this.shared.lock();
-            this.process_events(&mut inner);
+        let Self { shared, io } = self.get_mut();
+        let shared: &Shared = shared;
+        let mut inner = shared.lock();
+        // Registered first, so that whatever a handle does while this poll runs (the lock is
+        // released around writes) wakes the task again.
+        match &inner.driver_waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => inner.driver_waker = Some(cx.waker().clone()),
         }
-        // Bound the work per poll so that one busy connection cannot starve the others.
-        for _ in 0..32 {
-            let mut progress = this.poll_read_socket(cx).is_ready();
-            match this.poll_write_socket(cx) {
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(error)) => {
-                    tracing::debug!(id = this.shared.id, %error, "write failed");
-                    let mut inner = this.shared.lock();
+        if !io.started {
+            // Frames that arrived with the handshake were parsed already; queue them.
+            io.started = true;
+            io.process_events(shared, &mut inner, Some(cx.waker()));
+        }
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();
+            progress |= io.poll_timers(shared, &mut inner, cx).is_ready();
+
+            // Hand everything the protocol has to send to the write buffer (the two buffers
+            // trade places, nothing is copied), and write it without the lock.
+            if io.write_pos == io.write_buf.len() {
+                io.write_buf.clear();
+                io.write_pos = 0;
+                if !inner.protocol.data_to_send().is_empty() {
+                    inner.protocol.swap_data_to_send(&mut io.write_buf);
+                }
+                inner.in_flight = io.write_buf.len();
+            }
+            if io.write_pos < io.write_buf.len() || io.needs_flush {
+                let before = inner.in_flight + inner.protocol.data_to_send().len();
+                drop(inner);
+                let written = io.poll_write(cx);
+                inner = shared.lock();
+                inner.in_flight = io.write_buf.len() - io.write_pos;
+                let after = inner.in_flight + inner.protocol.data_to_send().len();
+                let low = shared.config.write_limit_low;
+                if after <= low && before > low {
+                    shared.write_ready.notify_waiters();
+                }
+                if let Poll::Ready(Err(error)) = written {
+                    tracing::debug!(id = shared.id, %error, "write failed");
                     inner.cause.get_or_insert_with(|| error.to_string());
                     let _ = inner.protocol.receive_eof();
-                    this.eof_received = true;
-                    this.write_pos = this.write_buf.len();
-                    drop(inner);
-                    this.finish();
+                    io.eof_received = true;
+                    io.write_pos = io.write_buf.len();
+                    io.finish(shared, inner);
                     return Poll::Ready(());
                 }
-                Poll::Pending => {}
             }
-            progress |= this.poll_timers(cx).is_ready();
 
-            let (done, close_transport) = {
-                let inner = this.shared.lock();
-                let flushed = this.write_pos == this.write_buf.len()
-                    && inner.protocol.data_to_send().is_empty()
-                    && !this.needs_flush;
-                (
-                    flushed && (inner.protocol.state() == State::Closed),
-                    flushed && inner.protocol.should_close_transport() && !this.shutdown_sent,
-                )
-            };
-            if close_transport {
-                // The server closes the TCP connection first; then it waits for the client's
-                // EOF (or the close timeout).
-                match Pin::new(&mut this.stream).poll_shutdown(cx) {
-                    Poll::Ready(_) => {
-                        this.shutdown_sent = true;
-                        progress = true;
-                    }
-                    Poll::Pending => {}
+            let flushed = io.write_pos == io.write_buf.len()
+                && inner.protocol.data_to_send().is_empty()
+                && !io.needs_flush;
+            if flushed && inner.protocol.state() == State::Closed {
+                if !io.shutdown_sent {
+                    let _ = Pin::new(&mut io.stream).poll_shutdown(cx);
+                    io.shutdown_sent = true;
                 }
-            }
-            if done {
-                if !this.shutdown_sent {
-                    let _ = Pin::new(&mut this.stream).poll_shutdown(cx);
-                    this.shutdown_sent = true;
-                }
-                this.finish();
+                io.finish(shared, inner);
                 return Poll::Ready(());
             }
-            if !progress {
-                // Register for user actions, checking for any that came in meanwhile.
-                let mut inner = this.shared.lock();
-                let waiting_output = !inner.protocol.data_to_send().is_empty();
-                // `recv` may have drained the queue to the resume mark after reading was
-                // paused above and before this waker is registered: its wake-up was lost.
-                let resume_reading =
-                    this.read_paused && inner.queue.len() <= this.shared.config.max_queue / 4;
-                if waiting_output
-                    || resume_reading
-                    || (inner.protocol.close_expected() && this.close_deadline.is_none())
-                {
-                    continue;
+            if flushed && inner.protocol.should_close_transport() && !io.shutdown_sent {
+                // The server closes the TCP connection first; then it waits for the client's
+                // EOF (or the close timeout).
+                if Pin::new(&mut io.stream).poll_shutdown(cx).is_ready() {
+                    io.shutdown_sent = true;
+                    progress = true;
                 }
-                match &inner.driver_waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => inner.driver_waker = Some(cx.waker().clone()),
+            }
+            if !progress {
+                // Something a handle did while the lock was released: go round again.
+                let waiting_output =
+                    io.write_pos == io.write_buf.len() && !inner.protocol.data_to_send().is_empty();
+                let resume_reading =
+                    io.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
+                let unarmed_close = inner.protocol.close_expected() && io.close_deadline.is_none();
+                if waiting_output || resume_reading || unarmed_close {
+                    continue;
                 }
                 return Poll::Pending;
             }
         }
         // Still busy: yield to other tasks and come back.
+        drop(inner);
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -892,18 +892,34 @@ async fn serve_connection<S, H, F>(
     };
     // The driver and the handler share this task. The driver is polled again right after the
     // handler, so that what the handler just sent is written in the same wake-up instead of
-    // the next one.
+    // the next one. Wake-ups from one to the other inside this task are skipped (the driver
+    // flags a message queued for the handler instead), so each round is one poll of each.
     let mut driver = driver;
     let mut run_handler = std::pin::pin!(run_handler);
     let (mut driver_done, mut handler_done) = (false, false);
     std::future::poll_fn(|cx| {
-        if !driver_done {
-            driver_done = Pin::new(&mut driver).poll(cx).is_ready();
-        }
-        if !handler_done {
-            handler_done = run_handler.as_mut().poll(cx).is_ready();
+        let mut rounds = 0;
+        loop {
             if !driver_done {
                 driver_done = Pin::new(&mut driver).poll(cx).is_ready();
+            }
+            if handler_done {
+                break;
+            }
+            // The handler is polled now: whatever the driver queued for it is seen.
+            driver.take_receiver_ready();
+            handler_done = run_handler.as_mut().poll(cx).is_ready();
+            if !driver_done {
+                driver_done = driver.poll_again(cx).is_ready();
+            }
+            if handler_done || !driver.take_receiver_ready() {
+                break;
+            }
+            rounds += 1;
+            if rounds == ROUNDS_PER_WAKEUP {
+                // A message waits for the handler, but others need the thread: come back.
+                cx.waker().wake_by_ref();
+                break;
             }
         }
         if driver_done && handler_done {
@@ -919,6 +935,9 @@ async fn serve_connection<S, H, F>(
     }
     tracing::info!(%remote, "connection closed");
 }
+
+/// The most rounds of driver and handler polls in one wake-up of a connection's task.
+const ROUNDS_PER_WAKEUP: usize = 16;
 
 /// The server side of the opening handshake. `Ok(None)` when it ended with an HTTP response
 /// other than 101 (already sent).
