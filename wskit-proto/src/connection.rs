@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -166,7 +167,9 @@ impl Fragment {
 pub struct Protocol {
     role: Role,
     state: State,
-    config: Config,
+    /// Shared by the connections of a server or client (a connection keeps its handshake
+    /// settings for its whole life: one copy for all of them).
+    config: Arc<Config>,
     input: BytesMut,
     output: Vec<u8>,
     output_pos: usize,
@@ -219,17 +222,18 @@ struct Outgoing {
 }
 
 impl Protocol {
-    /// A client, before its opening handshake.
-    pub fn client(config: Config) -> Self {
-        Self::new(Role::Client, config)
+    /// A client, before its opening handshake. The configuration can be shared: pass an
+    /// `Arc<Config>` to give many connections one copy.
+    pub fn client(config: impl Into<Arc<Config>>) -> Self {
+        Self::new(Role::Client, config.into())
     }
 
     /// A server, waiting for a client's opening handshake.
-    pub fn server(config: Config) -> Self {
-        Self::new(Role::Server, config)
+    pub fn server(config: impl Into<Arc<Config>>) -> Self {
+        Self::new(Role::Server, config.into())
     }
 
-    fn new(role: Role, config: Config) -> Self {
+    fn new(role: Role, config: Arc<Config>) -> Self {
         Self {
             role,
             state: State::Connecting,

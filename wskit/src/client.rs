@@ -14,6 +14,7 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -202,7 +203,7 @@ pub fn unix_connect(path: impl Into<std::path::PathBuf>, uri: impl Into<String>)
 
 #[derive(Clone)]
 pub(crate) struct ClientOptions {
-    pub(crate) protocol: ProtocolConfig,
+    pub(crate) protocol: Arc<ProtocolConfig>,
     pub(crate) connection: ConnectionConfig,
     pub(crate) open_timeout: Option<Duration>,
     pub(crate) max_redirects: usize,
@@ -214,11 +215,11 @@ pub(crate) struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            protocol: ProtocolConfig {
+            protocol: Arc::new(ProtocolConfig {
                 streaming: true,
                 defer_failures: true,
                 ..ProtocolConfig::default()
-            },
+            }),
             connection: ConnectionConfig::default(),
             open_timeout: Some(Duration::from_secs(10)),
             max_redirects: 10,
@@ -246,7 +247,7 @@ impl Connect {
 
     /// The `Origin` header to send.
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.options.protocol.origin = Some(origin.into());
+        Arc::make_mut(&mut self.options.protocol).origin = Some(origin.into());
         self
     }
 
@@ -256,14 +257,14 @@ impl Connect {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.protocol.subprotocols = subprotocols.into_iter().map(Into::into).collect();
+        Arc::make_mut(&mut self.options.protocol).subprotocols =
+            subprotocols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Add a header to the handshake request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options
-            .protocol
+        Arc::make_mut(&mut self.options.protocol)
             .extra_headers
             .push((name.into(), value.into()));
         self
@@ -272,7 +273,7 @@ impl Connect {
     /// The `User-Agent` header: `Some(value)`, or `None` to send none.
     /// Default: `wskit/VERSION`.
     pub fn user_agent(mut self, value: Option<String>) -> Self {
-        self.options.protocol.user_agent = value;
+        Arc::make_mut(&mut self.options.protocol).user_agent = value;
         self
     }
 
@@ -341,10 +342,12 @@ impl Connect {
                     }
                     if !uri.same_origin(&next) {
                         // Credentials must not leak to another origin.
-                        options.protocol.extra_headers.retain(|(name, _)| {
-                            !name.eq_ignore_ascii_case("Authorization")
-                                && !name.eq_ignore_ascii_case("Cookie")
-                        });
+                        Arc::make_mut(&mut options.protocol)
+                            .extra_headers
+                            .retain(|(name, _)| {
+                                !name.eq_ignore_ascii_case("Authorization")
+                                    && !name.eq_ignore_ascii_case("Cookie")
+                            });
                     }
                     tracing::debug!(from = %uri, to = %next, status = response.status, "following redirect");
                     uri = next;
@@ -411,7 +414,7 @@ async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut protocol = Protocol::client(options.protocol.clone());
+    let mut protocol = Protocol::client(Arc::clone(&options.protocol));
     let mut request = protocol.connect_request(&uri.host_header(), &uri.path);
     if let Some(user_info) = &uri.user_info
         && !request.headers.contains("Authorization")

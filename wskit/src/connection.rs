@@ -174,6 +174,15 @@ impl Connection {
         // The handshake's buffers are not needed any more; an idle connection keeps none.
         let mut protocol = protocol;
         protocol.release_buffers();
+        // The handshake is kept for the connection's life: without spare capacity.
+        let mut info = info;
+        if let Some(request) = &mut info.request {
+            request.path.shrink_to_fit();
+            request.headers.shrink_to_fit();
+        }
+        if let Some(response) = &mut info.response {
+            response.headers.shrink_to_fit();
+        }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             id,

@@ -11,7 +11,7 @@ macro_rules! shared_options {
         /// Default: on, with [`DeflateConfig::default`](wskit_proto::DeflateConfig::default)
         /// (window 12 bits and memLevel 5 as Python websockets, compression level 1).
         pub fn compression(mut self, deflate: Option<wskit_proto::DeflateConfig>) -> Self {
-            self.options.protocol.compression = deflate;
+            std::sync::Arc::make_mut(&mut self.options.protocol).compression = deflate;
             self
         }
 
@@ -23,26 +23,32 @@ macro_rules! shared_options {
         /// The largest message received, in bytes, counted after decompression; `None` for no
         /// limit. A bigger one fails the connection with 1009. Default: 1 MiB.
         pub fn max_size(mut self, bytes: Option<usize>) -> Self {
-            self.options.protocol.limits.max_message_size = bytes;
+            std::sync::Arc::make_mut(&mut self.options.protocol)
+                .limits
+                .max_message_size = bytes;
             self
         }
 
         /// The largest frame received, in bytes; `None` for the message limit only.
         /// Default: `None`.
         pub fn max_frame_size(mut self, bytes: Option<usize>) -> Self {
-            self.options.protocol.limits.max_frame_size = bytes;
+            std::sync::Arc::make_mut(&mut self.options.protocol)
+                .limits
+                .max_frame_size = bytes;
             self
         }
 
         /// The most fragments in one received message; `None` for no limit. Default: 65 536.
         pub fn max_fragments(mut self, count: Option<usize>) -> Self {
-            self.options.protocol.limits.max_fragments = count;
+            std::sync::Arc::make_mut(&mut self.options.protocol)
+                .limits
+                .max_fragments = count;
             self
         }
 
         /// All receive limits at once (messages, frames, fragments, HTTP headers).
         pub fn limits(mut self, limits: wskit_proto::Limits) -> Self {
-            self.options.protocol.limits = limits;
+            std::sync::Arc::make_mut(&mut self.options.protocol).limits = limits;
             self
         }
 

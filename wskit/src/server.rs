@@ -25,7 +25,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -35,7 +35,7 @@ use wskit_proto::{
     CloseCode, Config as ProtocolConfig, Event, HandshakeError, Protocol, Request, Response,
 };
 
-use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, PeerAddr};
+use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, Driver, PeerAddr};
 use crate::error::{Error, Result};
 use crate::handshake::{flush, read_handshake_event};
 
@@ -189,7 +189,7 @@ impl Connecting<'_> {
 /// Server options, with Python websockets' defaults.
 #[derive(Clone)]
 pub(crate) struct ServerOptions {
-    protocol: ProtocolConfig,
+    protocol: Arc<ProtocolConfig>,
     connection: ConnectionConfig,
     open_timeout: Option<Duration>,
     origins: Option<Vec<Origin>>,
@@ -211,7 +211,7 @@ impl Default for ServerOptions {
             ..ProtocolConfig::default()
         };
         Self {
-            protocol,
+            protocol: Arc::new(protocol),
             connection: ConnectionConfig::default(),
             open_timeout: Some(Duration::from_secs(10)),
             origins: None,
@@ -308,7 +308,8 @@ impl<H> Serve<H> {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.protocol.subprotocols = subprotocols.into_iter().map(Into::into).collect();
+        Arc::make_mut(&mut self.options.protocol).subprotocols =
+            subprotocols.into_iter().map(Into::into).collect();
         self
     }
 
@@ -344,8 +345,7 @@ impl<H> Serve<H> {
 
     /// Add a header to every handshake response.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options
-            .protocol
+        Arc::make_mut(&mut self.options.protocol)
             .extra_headers
             .push((name.into(), value.into()));
         self
@@ -781,79 +781,86 @@ fn spawn_connection<S, H, F>(
     F::Output: HandlerResult,
 {
     let guard = shared.task_started();
-    let shared = Arc::clone(shared);
     let handler = Arc::clone(handler);
     let options = Arc::clone(options);
-    tokio::spawn(async move {
-        let _guard = guard;
-        #[cfg(feature = "rustls")]
-        if let Some(acceptor) = options.tls.clone() {
+    #[cfg(feature = "rustls")]
+    if let Some(acceptor) = options.tls.clone() {
+        tokio::spawn(async move {
             let accepted = match options.open_timeout {
-                Some(t) => tokio::time::timeout(t, Box::pin(acceptor.accept(stream)))
+                Some(t) => tokio::time::timeout(t, acceptor.accept(stream))
                     .await
                     .map_err(|_| ()),
-                None => Ok(Box::pin(acceptor.accept(stream)).await),
+                None => Ok(acceptor.accept(stream).await),
             };
             match accepted {
                 Ok(Ok(tls)) => {
-                    serve_connection(tls, local, remote, &shared, &*handler, &options).await;
+                    let opened = open_connection(tls, local, remote, guard, handler, options);
+                    if let Some(task) = Box::pin(opened).await {
+                        task.await;
+                    }
                 }
                 Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
                 Err(()) => tracing::debug!(%remote, "TLS handshake timed out"),
             }
-            return;
-        }
-        serve_connection(stream, local, remote, &shared, &*handler, &options).await;
-    });
+        });
+        return;
+    }
+    let opening = Box::pin(open_connection(
+        stream, local, remote, guard, handler, options,
+    ));
+    tokio::spawn(ServeTask::Opening(opening));
 }
 
-/// Run the opening handshake, then the handler, then the closing handshake.
-async fn serve_connection<S, H, F>(
+/// The task of a plain connection: the opening handshake, boxed, then the connection itself.
+/// Once the handshake is over, the task holds nothing but [`ConnectionTask`] (idle memory per
+/// connection).
+enum ServeTask<S, F: Future> {
+    Opening(Opening<S, F>),
+    Running(ConnectionTask<S, F>),
+}
+
+impl<S, F> Future for ServeTask<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future,
+    F::Output: HandlerResult,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if let Self::Opening(opening) = this {
+            match ready!(opening.as_mut().poll(cx)) {
+                Some(task) => *this = Self::Running(task),
+                None => return Poll::Ready(()),
+            }
+        }
+        match this {
+            Self::Running(task) => Pin::new(task).poll(cx),
+            Self::Opening(_) => Poll::Pending,
+        }
+    }
+}
+
+/// Run the opening handshake; if the connection opens, register it and call the handler.
+async fn open_connection<S, H, F>(
     mut stream: S,
     local: PeerAddr,
     remote: PeerAddr,
-    shared: &Arc<ServerShared>,
-    handler: &H,
-    options: &ServerOptions,
-) where
+    guard: TaskGuard,
+    handler: Arc<H>,
+    options: Arc<ServerOptions>,
+) -> Option<ConnectionTask<S, F>>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Connection) -> F,
     F: Future + Send + 'static,
     F::Output: HandlerResult,
 {
-    // The protocol and the handshake's futures are boxed, so that the task of a connection
-    // does not keep room for them once the handshake is over (idle memory per connection).
-    let mut protocol = Box::new(Protocol::server(options.protocol.clone()));
-    // Released when this function returns, whatever happens (the handshake may be cancelled
-    // by the open timeout).
+    let shared = &guard.shared;
     let mut slot = None;
-    let handshake = Box::pin(handshake(
-        &mut stream,
-        &mut protocol,
-        &remote,
-        shared,
-        options,
-        &mut slot,
-    ));
-    let outcome = match options.open_timeout {
-        Some(timeout) => tokio::time::timeout(timeout, handshake)
-            .await
-            .unwrap_or(Err(Error::Timeout("opening handshake"))),
-        None => handshake.await,
-    };
-    let (request, response) = match outcome {
-        Ok(Some(exchange)) => exchange,
-        Ok(None) => {
-            // Answered with an HTTP response: close.
-            let _ = stream.shutdown().await;
-            return;
-        }
-        Err(error) => {
-            tracing::debug!(%remote, %error, "opening handshake failed");
-            let _ = stream.shutdown().await;
-            return;
-        }
-    };
+    let (protocol, request, response) =
+        open(&mut stream, &remote, shared, &options, &mut slot).await?;
     tracing::info!(%remote, path = request.path.as_str(), "connection open");
     let info = ConnectionInfo {
         request: Some(request),
@@ -861,8 +868,7 @@ async fn serve_connection<S, H, F>(
         local_addr: Some(local),
         remote_addr: Some(remote.clone()),
     };
-    let (connection, driver) =
-        Connection::open(*protocol, stream, options.connection.clone(), info);
+    let (connection, driver) = Connection::open(protocol, stream, options.connection.clone(), info);
     let id = connection.id();
     if let Ok(mut connections) = shared.connections.lock() {
         connections.insert(id, connection.clone());
@@ -871,48 +877,106 @@ async fn serve_connection<S, H, F>(
     if *shared.closing.borrow() {
         connection.start_close(CloseCode::GOING_AWAY, "");
     }
-    let handler_future = CatchUnwind(Box::pin(handler(connection.clone())));
-    let run_handler = async move {
-        match handler_future.await {
-            Ok(output) => match output.into_result() {
-                Ok(()) => {
-                    let _ = connection.close(CloseCode::NORMAL, "").await;
-                }
+    let handler = Box::pin(handler(connection.clone()));
+    Some(ConnectionTask {
+        driver,
+        handler: Some(handler),
+        connection: Some(connection),
+        driver_done: false,
+        id,
+        remote,
+        _slot: slot,
+        guard,
+    })
+}
+
+/// The opening handshake of a [`ServeTask`].
+type Opening<S, F> = Pin<Box<dyn Future<Output = Option<ConnectionTask<S, F>>> + Send>>;
+
+/// An open connection: its driver and its handler, polled together in one task. The driver
+/// is polled again right after the handler, so that what the handler just sent is written
+/// in the same wake-up instead of the next one. Wake-ups from one to the other inside this
+/// task are skipped (the driver flags a message queued for the handler instead), so each
+/// round is one poll of each.
+struct ConnectionTask<S, F: Future> {
+    driver: Driver<S>,
+    /// The handler's future, until it returns.
+    handler: Option<Pin<Box<F>>>,
+    /// To close the connection when the handler returns: 1000 when it succeeded, 1011 when
+    /// it failed or panicked.
+    connection: Option<Connection>,
+    driver_done: bool,
+    id: u64,
+    remote: PeerAddr,
+    /// A place among `max_connections`, if limited.
+    _slot: Option<Slot>,
+    guard: TaskGuard,
+}
+
+impl<S, F> ConnectionTask<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future,
+    F::Output: HandlerResult,
+{
+    /// Poll the handler, if it is still running; `true` once it returned.
+    fn poll_handler(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(handler) = &mut self.handler else {
+            return true;
+        };
+        let id = self.id;
+        let code = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return false,
+            Ok(Poll::Ready(output)) => match output.into_result() {
+                Ok(()) => CloseCode::NORMAL,
                 Err(error) => {
                     tracing::error!(id, %error, "connection handler failed");
-                    let _ = connection.close(CloseCode::INTERNAL_ERROR, "").await;
+                    CloseCode::INTERNAL_ERROR
                 }
             },
             Err(panic) => {
                 let message = panic_message(&panic);
                 tracing::error!(id, panic = message.as_str(), "connection handler panicked");
-                let _ = connection.close(CloseCode::INTERNAL_ERROR, "").await;
+                CloseCode::INTERNAL_ERROR
             }
+        };
+        self.handler = None;
+        if let Some(connection) = self.connection.take() {
+            connection.start_close(code, "");
         }
-    };
-    // The driver and the handler share this task. The driver is polled again right after the
-    // handler, so that what the handler just sent is written in the same wake-up instead of
-    // the next one. Wake-ups from one to the other inside this task are skipped (the driver
-    // flags a message queued for the handler instead), so each round is one poll of each.
-    let mut driver = driver;
-    let mut run_handler = std::pin::pin!(run_handler);
-    let (mut driver_done, mut handler_done) = (false, false);
-    std::future::poll_fn(|cx| {
+        true
+    }
+}
+
+impl<S, F> Future for ConnectionTask<S, F>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Future,
+    F::Output: HandlerResult,
+{
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
         let mut rounds = 0;
+        let mut handler_done;
         loop {
-            if !driver_done {
-                driver_done = Pin::new(&mut driver).poll(cx).is_ready();
-            }
-            if handler_done {
-                break;
+            if !this.driver_done {
+                this.driver_done = Pin::new(&mut this.driver).poll(cx).is_ready();
             }
             // The handler is polled now: whatever the driver queued for it is seen.
-            driver.take_receiver_ready();
-            handler_done = run_handler.as_mut().poll(cx).is_ready();
-            if !driver_done {
-                driver_done = driver.poll_again(cx).is_ready();
+            this.driver.take_receiver_ready();
+            handler_done = this.poll_handler(cx);
+            if handler_done {
+                if !this.driver_done {
+                    this.driver_done = Pin::new(&mut this.driver).poll(cx).is_ready();
+                }
+                break;
             }
-            if handler_done || !driver.take_receiver_ready() {
+            if !this.driver_done {
+                this.driver_done = this.driver.poll_again(cx).is_ready();
+            }
+            if !this.driver.take_receiver_ready() {
                 break;
             }
             rounds += 1;
@@ -922,22 +986,61 @@ async fn serve_connection<S, H, F>(
                 break;
             }
         }
-        if driver_done && handler_done {
+        if this.driver_done && handler_done {
             Poll::Ready(())
         } else {
             Poll::Pending
         }
-    })
-    .await;
-    drop(slot);
-    if let Ok(mut connections) = shared.connections.lock() {
-        connections.remove(&id);
     }
-    tracing::info!(%remote, "connection closed");
+}
+
+impl<S, F: Future> Drop for ConnectionTask<S, F> {
+    fn drop(&mut self) {
+        if let Ok(mut connections) = self.guard.shared.connections.lock() {
+            connections.remove(&self.id);
+        }
+        tracing::info!(remote = %self.remote, "connection closed");
+    }
 }
 
 /// The most rounds of driver and handler polls in one wake-up of a connection's task.
 const ROUNDS_PER_WAKEUP: usize = 16;
+
+/// The opening handshake, under the open timeout: the protocol, ready for frames, and the
+/// request and response. `None` when the connection ended instead (rejected, failed, or timed
+/// out: the transport is shut down).
+async fn open<S>(
+    stream: &mut S,
+    remote: &PeerAddr,
+    shared: &Arc<ServerShared>,
+    options: &ServerOptions,
+    slot: &mut Option<Slot>,
+) -> Option<(Protocol, Request, Response)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut protocol = Protocol::server(Arc::clone(&options.protocol));
+    let handshake = handshake(stream, &mut protocol, remote, shared, options, slot);
+    let outcome = match options.open_timeout {
+        Some(timeout) => tokio::time::timeout(timeout, handshake)
+            .await
+            .unwrap_or(Err(Error::Timeout("opening handshake"))),
+        None => handshake.await,
+    };
+    match outcome {
+        Ok(Some((request, response))) => Some((protocol, request, response)),
+        Ok(None) => {
+            // Answered with an HTTP response: close.
+            let _ = stream.shutdown().await;
+            None
+        }
+        Err(error) => {
+            tracing::debug!(%remote, %error, "opening handshake failed");
+            let _ = stream.shutdown().await;
+            None
+        }
+    }
+}
 
 /// The server side of the opening handshake. `Ok(None)` when it ended with an HTTP response
 /// other than 101 (already sent).
@@ -1063,24 +1166,6 @@ fn with_server_header(mut response: Response, options: &ServerOptions) -> Respon
         response.headers.append("Server", server.as_str());
     }
     response
-}
-
-/// Turns a panic in the handler into an error, so the server can close that connection with
-/// 1011 and keep serving. The handler's future is boxed (once per connection) so that it can
-/// be polled without pin projection.
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = std::result::Result<F::Output, Box<dyn std::any::Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
-    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

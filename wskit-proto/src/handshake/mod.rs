@@ -202,7 +202,8 @@ fn parse_error(error: httparse::Error, limits: &HttpLimits) -> HandshakeError {
 
 /// Copy parsed header fields, whose values must be UTF-8.
 fn collect_headers(parsed: &[httparse::Header<'_>]) -> Result<Headers, HandshakeError> {
-    let mut headers = Headers::new();
+    let text_len = parsed.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut headers = Headers::with_capacity(parsed.len(), text_len);
     for header in parsed {
         let value = std::str::from_utf8(header.value)
             .map_err(|_| HandshakeError::MalformedHttp("header value is not UTF-8"))?;
