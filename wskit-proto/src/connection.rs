@@ -469,8 +469,9 @@ impl Protocol {
     }
 
     /// Free the buffers that are empty: the input buffer when no frame is partly received,
-    /// the output buffer when everything was written, and the compression buffer. An I/O layer
-    /// calls this when a connection goes idle, so that idle connections hold no buffers.
+    /// the output buffer when everything was written, the compression buffer, and the event
+    /// queue when empty. An I/O layer calls this when a connection goes idle, so that idle
+    /// connections hold no buffers.
     pub fn release_buffers(&mut self) {
         if self.input.is_empty() {
             self.input = BytesMut::new();
@@ -480,6 +481,9 @@ impl Protocol {
             self.output_pos = 0;
         }
         self.compress_buf = Vec::new();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     /// Whether the transport should be closed once [`data_to_send`](Self::data_to_send) is
