@@ -187,7 +187,7 @@ pub struct Protocol {
     partial_checked: usize,
     /// A peer error held back until the application has taken the messages before it
     /// ([`Config::defer_failures`]).
-    pending_failure: Option<ProtocolError>,
+    pending_failure: Option<Box<ProtocolError>>,
     /// Boxed: the zlib state is large and an uncompressed connection should not carry it.
     deflate: Option<Box<PerMessageDeflate>>,
     discard_input: bool,
@@ -201,7 +201,7 @@ pub struct Protocol {
     close_rcvd_then_sent: Option<bool>,
     eof_sent: bool,
     eof_rcvd: bool,
-    error: Option<Error>,
+    error: Option<Box<Error>>,
 }
 
 /// A fragmented message being received.
@@ -346,7 +346,7 @@ impl Protocol {
 
     /// The first error that failed the connection, if any.
     pub fn error(&self) -> Option<&Error> {
-        self.error.as_ref()
+        self.error.as_deref()
     }
 
     // ===== Inputs =====
@@ -408,7 +408,8 @@ impl Protocol {
         }
         self.eof_rcvd = true;
         if let Some(error) = self.pending_failure.take() {
-            self.error.get_or_insert(Error::Protocol(error));
+            self.error
+                .get_or_insert_with(|| Box::new(Error::Protocol(*error)));
         }
         let clean = self.close_rcvd.is_some() || self.state == State::Closed;
         let previous = self.state;
@@ -424,7 +425,7 @@ impl Protocol {
         } else {
             Error::Protocol(ProtocolError::UnexpectedEof)
         };
-        self.error.get_or_insert_with(|| error.clone());
+        self.error.get_or_insert_with(|| Box::new(error.clone()));
         Err(error)
     }
 
@@ -816,7 +817,7 @@ impl Protocol {
 
     /// The peer error held back by [`Config::defer_failures`], if any.
     pub fn pending_failure(&self) -> Option<&ProtocolError> {
-        self.pending_failure.as_ref()
+        self.pending_failure.as_deref()
     }
 
     /// Fail the connection for the held-back peer error, if there is one: send the close frame
@@ -824,14 +825,14 @@ impl Protocol {
     /// application has taken the messages that came before the error.
     pub fn apply_pending_failure(&mut self) -> Option<Error> {
         let error = self.pending_failure.take()?;
-        Some(self.fail_with(error))
+        Some(self.fail_with(*error))
     }
 
     fn fail_with(&mut self, e: ProtocolError) -> Error {
         let code = CloseCode::from(&e);
         self.fail(code, &e.to_string());
         let error = Error::Protocol(e);
-        self.error.get_or_insert_with(|| error.clone());
+        self.error.get_or_insert_with(|| Box::new(error.clone()));
         error
     }
 
@@ -914,7 +915,7 @@ impl Protocol {
         self.discard_input = true;
         self.deflate = None;
         let error = Error::Handshake(error);
-        self.error.get_or_insert_with(|| error.clone());
+        self.error.get_or_insert_with(|| Box::new(error.clone()));
         error
     }
 
@@ -924,7 +925,7 @@ impl Protocol {
                 Ok(true) => {}
                 Ok(false) => return Ok(()),
                 Err(e) if self.config.defer_failures => {
-                    self.pending_failure = Some(e);
+                    self.pending_failure = Some(Box::new(e));
                     self.discard_input = true;
                     self.input.clear();
                     return Ok(());

@@ -204,7 +204,7 @@ pub fn unix_connect(path: impl Into<std::path::PathBuf>, uri: impl Into<String>)
 #[derive(Clone)]
 pub(crate) struct ClientOptions {
     pub(crate) protocol: Arc<ProtocolConfig>,
-    pub(crate) connection: ConnectionConfig,
+    pub(crate) connection: Arc<ConnectionConfig>,
     pub(crate) open_timeout: Option<Duration>,
     pub(crate) max_redirects: usize,
     pub(crate) backoff: Backoff,
@@ -220,7 +220,7 @@ impl Default for ClientOptions {
                 defer_failures: true,
                 ..ProtocolConfig::default()
             }),
-            connection: ConnectionConfig::default(),
+            connection: Arc::default(),
             open_timeout: Some(Duration::from_secs(10)),
             max_redirects: 10,
             backoff: Backoff::default(),
@@ -435,7 +435,8 @@ where
         local_addr: Some(local),
         remote_addr: Some(remote),
     };
-    let (connection, driver) = Connection::open(protocol, stream, options.connection.clone(), info);
+    let (connection, driver) =
+        Connection::open(protocol, stream, Arc::clone(&options.connection), info);
     tokio::spawn(driver);
     Ok(connection)
 }

@@ -113,14 +113,12 @@ struct Shared {
     role: Role,
     subprotocol: Option<String>,
     info: ConnectionInfo,
-    config: ConnectionConfig,
+    config: Arc<ConnectionConfig>,
     handles: AtomicUsize,
     inner: Mutex<Inner>,
     /// The write buffer drained below the low mark, a fragmented send ended, or the
     /// connection closed.
     write_ready: Notify,
-    /// The connection closed.
-    closed_ready: Notify,
 }
 
 struct Inner {
@@ -128,7 +126,7 @@ struct Inner {
     queue: VecDeque<Fragment>,
     /// A message being assembled by `recv` from fragments already taken off the queue, so that
     /// a cancelled `recv` loses nothing and a long message cannot fill the queue for good.
-    assembling: Option<(bool, Vec<u8>)>,
+    assembling: Option<Box<(bool, Vec<u8>)>>,
     receiving: bool,
     recv_waker: Option<Waker>,
     driver_waker: Option<Waker>,
@@ -140,7 +138,7 @@ struct Inner {
     pings: VecDeque<PendingPing>,
     latency: Duration,
     /// Set by the driver once the transport is closed.
-    closed: Option<Closed>,
+    closed: Option<Box<Closed>>,
     /// Why the connection ended abnormally, for the log.
     cause: Option<String>,
 }
@@ -162,7 +160,7 @@ impl Connection {
     pub(crate) fn open<S>(
         protocol: Protocol,
         stream: S,
-        config: ConnectionConfig,
+        config: impl Into<Arc<ConnectionConfig>>,
         info: ConnectionInfo,
     ) -> (Self, Driver<S>)
     where
@@ -189,7 +187,7 @@ impl Connection {
             role: protocol.role(),
             subprotocol: protocol.subprotocol().map(str::to_owned),
             info,
-            config,
+            config: config.into(),
             handles: AtomicUsize::new(1),
             inner: Mutex::new(Inner {
                 protocol,
@@ -207,7 +205,6 @@ impl Connection {
                 cause: None,
             }),
             write_ready: Notify::new(),
-            closed_ready: Notify::new(),
         });
         tracing::debug!(id, role = ?shared.role, remote = ?shared.info.remote_addr, "connection open");
         let driver = Driver::new(Arc::clone(&shared), stream);
@@ -321,7 +318,9 @@ impl Connection {
                 return Poll::Ready(Ok(fragment));
             }
             if let Some(closed) = &inner.closed {
-                return Poll::Ready(Err(Error::ConnectionClosed(Box::new(closed.clone()))));
+                return Poll::Ready(Err(Error::ConnectionClosed(Box::new(Closed::clone(
+                    closed,
+                )))));
             }
             inner.recv_waker = Some(cx.waker().clone());
             Poll::Pending
@@ -623,11 +622,11 @@ impl Connection {
     /// Cancel safe.
     pub async fn wait_closed(&self) -> Closed {
         loop {
-            let notified = self.shared.closed_ready.notified();
+            let notified = self.shared.write_ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(closed) = &self.shared.lock().closed {
-                return closed.clone();
+                return Closed::clone(closed);
             }
             notified.await;
         }
@@ -700,7 +699,11 @@ impl Connection {
 
     /// The close code, once the connection is closed: the one received, 1006 if none.
     pub fn close_code(&self) -> Option<CloseCode> {
-        self.shared.lock().closed.as_ref().map(Closed::code)
+        self.shared
+            .lock()
+            .closed
+            .as_ref()
+            .map(|closed| closed.code())
     }
 
     /// The close reason received, once the connection is closed.
@@ -745,10 +748,11 @@ impl Connection {
             let (is_text, mut data) = inner
                 .assembling
                 .take()
+                .map(|assembling| *assembling)
                 .unwrap_or((fragment.is_text, Vec::new()));
             data.extend_from_slice(&fragment.data);
             if !fragment.fin {
-                inner.assembling = Some((is_text, data));
+                inner.assembling = Some(Box::new((is_text, data)));
                 continue;
             }
             let data = Bytes::from(data);
@@ -765,7 +769,7 @@ impl Connection {
         inner
             .closed
             .as_ref()
-            .map(|closed| Err(Error::ConnectionClosed(Box::new(closed.clone()))))
+            .map(|closed| Err(Error::ConnectionClosed(Box::new(Closed::clone(closed)))))
     }
 
     /// Resume reading if the queue went down to the low mark.
@@ -978,7 +982,7 @@ impl fmt::Debug for Pong {
 /// The close frames exchanged so far.
 fn closed_so_far(inner: &Inner) -> Closed {
     if let Some(closed) = &inner.closed {
-        return closed.clone();
+        return Closed::clone(closed);
     }
     Closed {
         rcvd: inner.protocol.close_rcvd().cloned(),
@@ -1429,7 +1433,7 @@ where
                 tracing::debug!(id = shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed")
             }
         }
-        inner.closed = Some(closed);
+        inner.closed = Some(Box::new(closed));
         for ping in inner.pings.drain(..) {
             drop(ping.waiter);
         }
@@ -1439,7 +1443,6 @@ where
             waker.wake();
         }
         shared.write_ready.notify_waiters();
-        shared.closed_ready.notify_waiters();
         self.write_buf = Vec::new();
     }
 }

@@ -55,22 +55,22 @@ macro_rules! shared_options {
         /// The most incoming frames buffered per connection before reading from the socket
         /// stops (TCP then pushes back on the peer). Default: 16.
         pub fn max_queue(mut self, frames: usize) -> Self {
-            self.options.connection.max_queue = frames.max(1);
+            std::sync::Arc::make_mut(&mut self.options.connection).max_queue = frames.max(1);
             self
         }
 
         /// The write buffer high mark, in bytes: `send` waits while more is buffered, until
         /// it drains to the low mark, a quarter of it. Default: 32 KiB.
         pub fn write_limit(mut self, bytes: usize) -> Self {
-            self.options.connection.write_limit = bytes;
-            self.options.connection.write_limit_low = bytes / 4;
+            std::sync::Arc::make_mut(&mut self.options.connection).write_limit = bytes;
+            std::sync::Arc::make_mut(&mut self.options.connection).write_limit_low = bytes / 4;
             self
         }
 
         /// The write buffer high and low marks, in bytes.
         pub fn write_limits(mut self, high: usize, low: usize) -> Self {
-            self.options.connection.write_limit = high;
-            self.options.connection.write_limit_low = low.min(high);
+            std::sync::Arc::make_mut(&mut self.options.connection).write_limit = high;
+            std::sync::Arc::make_mut(&mut self.options.connection).write_limit_low = low.min(high);
             self
         }
 
@@ -83,21 +83,21 @@ macro_rules! shared_options {
 
         /// How often to send a keepalive ping; `None` disables keepalive. Default: 20 s.
         pub fn ping_interval(mut self, interval: Option<std::time::Duration>) -> Self {
-            self.options.connection.ping_interval = interval;
+            std::sync::Arc::make_mut(&mut self.options.connection).ping_interval = interval;
             self
         }
 
         /// How long to wait for the pong of a keepalive ping before closing with 1011;
         /// `None` waits forever. Default: 20 s.
         pub fn ping_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-            self.options.connection.ping_timeout = timeout;
+            std::sync::Arc::make_mut(&mut self.options.connection).ping_timeout = timeout;
             self
         }
 
         /// How long to wait for the closing handshake and for the peer to close the TCP
         /// connection, before closing it. Default: 10 s.
         pub fn close_timeout(mut self, timeout: std::time::Duration) -> Self {
-            self.options.connection.close_timeout = timeout;
+            std::sync::Arc::make_mut(&mut self.options.connection).close_timeout = timeout;
             self
         }
     };

@@ -190,7 +190,7 @@ impl Connecting<'_> {
 #[derive(Clone)]
 pub(crate) struct ServerOptions {
     protocol: Arc<ProtocolConfig>,
-    connection: ConnectionConfig,
+    connection: Arc<ConnectionConfig>,
     open_timeout: Option<Duration>,
     origins: Option<Vec<Origin>>,
     process_request: Option<Arc<ProcessRequest>>,
@@ -212,7 +212,7 @@ impl Default for ServerOptions {
         };
         Self {
             protocol: Arc::new(protocol),
-            connection: ConnectionConfig::default(),
+            connection: Arc::default(),
             open_timeout: Some(Duration::from_secs(10)),
             origins: None,
             process_request: None,
@@ -868,7 +868,8 @@ where
         local_addr: Some(local),
         remote_addr: Some(remote.clone()),
     };
-    let (connection, driver) = Connection::open(protocol, stream, options.connection.clone(), info);
+    let (connection, driver) =
+        Connection::open(protocol, stream, Arc::clone(&options.connection), info);
     let id = connection.id();
     if let Ok(mut connections) = shared.connections.lock() {
         connections.insert(id, connection.clone());
