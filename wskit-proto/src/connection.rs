@@ -88,10 +88,10 @@ impl Default for Config {
 pub enum Event {
     /// Server: the client's opening handshake request. Answer it with [`Protocol::accept`] or
     /// [`Protocol::reject`], then [`Protocol::send_response`].
-    Request(Request),
+    Request(Box<Request>),
     /// Client: the server's handshake response. The state is now OPEN if it was accepted, or
     /// CLOSED (and [`Protocol::receive_data`] returned the error) if not.
-    Response(Response),
+    Response(Box<Response>),
     /// A complete message.
     Message(Message),
     /// In streaming mode ([`Config::streaming`]): a piece of a message, inflated.
@@ -848,7 +848,7 @@ impl Protocol {
                     Ok(None) => Ok(()),
                     Ok(Some((request, used))) => {
                         self.input.advance(used);
-                        self.events.push_back(Event::Request(request));
+                        self.events.push_back(Event::Request(Box::new(request)));
                         Ok(())
                     }
                     Err(e) => Err(self.fail_handshake(e)),
@@ -866,7 +866,7 @@ impl Protocol {
                 };
                 self.input.advance(used);
                 let outcome = self.check_server_response(&response, &key);
-                self.events.push_back(Event::Response(response));
+                self.events.push_back(Event::Response(Box::new(response)));
                 match outcome {
                     Ok(()) => {
                         self.state = State::Open;

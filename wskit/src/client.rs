@@ -430,7 +430,7 @@ where
         return Err(Error::Io(io::Error::other("unexpected handshake event")));
     };
     let info = ConnectionInfo {
-        request: Some(request),
+        request: Some(Box::new(request)),
         response: Some(response),
         local_addr: Some(local),
         remote_addr: Some(remote),

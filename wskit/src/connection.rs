@@ -102,8 +102,8 @@ impl fmt::Display for PeerAddr {
 /// What the I/O layer knows about a connection when it opens it.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionInfo {
-    pub(crate) request: Option<Request>,
-    pub(crate) response: Option<Response>,
+    pub(crate) request: Option<Box<Request>>,
+    pub(crate) response: Option<Box<Response>>,
     pub(crate) local_addr: Option<PeerAddr>,
     pub(crate) remote_addr: Option<PeerAddr>,
 }
@@ -670,12 +670,12 @@ impl Connection {
 
     /// The opening handshake request: received by a server, sent by a client.
     pub fn request(&self) -> Option<&Request> {
-        self.shared.info.request.as_ref()
+        self.shared.info.request.as_deref()
     }
 
     /// The opening handshake response: sent by a server, received by a client.
     pub fn response(&self) -> Option<&Response> {
-        self.shared.info.response.as_ref()
+        self.shared.info.response.as_deref()
     }
 
     /// The request path with its query (e.g. `/chat?room=1`).
@@ -1042,7 +1042,8 @@ struct Io<S> {
     next_ping: Option<Instant>,
     close_deadline: Option<Instant>,
     failure_pending_since: Option<Instant>,
-    started: bool,
+    /// The driver completed: the connection is closed.
+    done: bool,
     /// Whether the last read was skipped because the receive queue was full.
     read_paused: bool,
     /// A message was queued for a receiver that waits in the task polling this driver: its
@@ -1126,7 +1127,7 @@ where
             next_ping,
             close_deadline: None,
             failure_pending_since: None,
-            started: false,
+            done: false,
             read_paused: false,
             receiver_ready: false,
             read_registered: false,
@@ -1144,6 +1145,29 @@ where
         std::mem::take(&mut self.io.receiver_ready)
     }
 
+    /// Count a handle held by whoever polls this driver (the server's connection task, for
+    /// its handler), so that the handler dropping its last [`Connection`] does not close the
+    /// connection with 1000 before the task knows how the handler ended. Released by
+    /// [`release_handle`](Self::release_handle).
+    pub(crate) fn hold_handle(&self) {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Close the connection with `code` if it is still open, and release the handle counted
+    /// by [`hold_handle`](Self::hold_handle).
+    pub(crate) fn release_handle(&self, code: CloseCode) {
+        {
+            let mut inner = self.shared.lock();
+            if inner.protocol.state() == State::Open && inner.protocol.send_close(code, "").is_ok()
+            {
+                self.shared.wake_driver(&mut inner);
+            }
+        }
+        drop(Connection {
+            shared: Arc::clone(&self.shared),
+        });
+    }
+
     /// Poll again in the same wake-up of the task, after the handler ran: to write what it
     /// sent. The socket is not read again if the last read found it empty (the reactor wakes
     /// the task when data comes; nothing else can have arrived since).
@@ -1152,6 +1176,23 @@ where
         let result = Pin::new(&mut *self).poll(cx);
         self.io.polled_again = false;
         result
+    }
+}
+
+impl<S> Driver<S> {
+    /// Whether the driver completed (the connection is closed).
+    pub(crate) fn is_done(&self) -> bool {
+        self.io.done
+    }
+
+    /// The connection's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The peer's address, if known.
+    pub(crate) fn remote_addr(&self) -> Option<&PeerAddr> {
+        self.shared.info.remote_addr.as_ref()
     }
 }
 
@@ -1423,6 +1464,7 @@ where
 
     /// Mark the connection closed and wake everyone.
     fn finish(&mut self, shared: &Shared, mut inner: MutexGuard<'_, Inner>) {
+        self.done = true;
         let closed = closed_so_far(&inner);
         let cause = inner.cause.take();
         match &cause {
@@ -1478,11 +1520,6 @@ where
         match &inner.driver_waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => inner.driver_waker = Some(cx.waker().clone()),
-        }
-        if !io.started {
-            // Frames that arrived with the handshake were parsed already; queue them.
-            io.started = true;
-            io.process_events(shared, &mut inner, Some(cx.waker()));
         }
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();

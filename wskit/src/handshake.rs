@@ -51,7 +51,7 @@ where
                         wskit_proto::Error::Handshake(wskit_proto::HandshakeError::InvalidStatus {
                             ..
                         }),
-                    ) => Error::InvalidStatus(Box::new(response)),
+                    ) => Error::InvalidStatus(response),
                     (_, error) => error.into(),
                 });
             }

@@ -878,14 +878,11 @@ where
     if *shared.closing.borrow() {
         connection.start_close(CloseCode::GOING_AWAY, "");
     }
-    let handler = Box::pin(handler(connection.clone()));
+    driver.hold_handle();
+    let handler = Box::pin(handler(connection));
     Some(ConnectionTask {
         driver,
         handler: Some(handler),
-        connection: Some(connection),
-        driver_done: false,
-        id,
-        remote,
         _slot: slot,
         guard,
     })
@@ -899,16 +896,16 @@ type Opening<S, F> = Pin<Box<dyn Future<Output = Option<ConnectionTask<S, F>>> +
 /// in the same wake-up instead of the next one. Wake-ups from one to the other inside this
 /// task are skipped (the driver flags a message queued for the handler instead), so each
 /// round is one poll of each.
+///
+/// Kept small (152 bytes for a TCP connection), because tokio's task allocation grows in
+/// steps of 128 bytes: this is most of an idle connection's memory.
 struct ConnectionTask<S, F: Future> {
+    /// The driver holds a handle for the handler (see [`Driver::hold_handle`]), released
+    /// when the handler returns: the connection then closes with 1000 if the handler
+    /// succeeded, 1011 if it failed or panicked.
     driver: Driver<S>,
     /// The handler's future, until it returns.
     handler: Option<Pin<Box<F>>>,
-    /// To close the connection when the handler returns: 1000 when it succeeded, 1011 when
-    /// it failed or panicked.
-    connection: Option<Connection>,
-    driver_done: bool,
-    id: u64,
-    remote: PeerAddr,
     /// A place among `max_connections`, if limited.
     _slot: Option<Slot>,
     guard: TaskGuard,
@@ -925,7 +922,7 @@ where
         let Some(handler) = &mut self.handler else {
             return true;
         };
-        let id = self.id;
+        let id = self.driver.id();
         let code = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
             Ok(Poll::Pending) => return false,
             Ok(Poll::Ready(output)) => match output.into_result() {
@@ -942,9 +939,7 @@ where
             }
         };
         self.handler = None;
-        if let Some(connection) = self.connection.take() {
-            connection.start_close(code, "");
-        }
+        self.driver.release_handle(code);
         true
     }
 }
@@ -962,20 +957,20 @@ where
         let mut rounds = 0;
         let mut handler_done;
         loop {
-            if !this.driver_done {
-                this.driver_done = Pin::new(&mut this.driver).poll(cx).is_ready();
+            if !this.driver.is_done() {
+                let _ = Pin::new(&mut this.driver).poll(cx);
             }
             // The handler is polled now: whatever the driver queued for it is seen.
             this.driver.take_receiver_ready();
             handler_done = this.poll_handler(cx);
             if handler_done {
-                if !this.driver_done {
-                    this.driver_done = Pin::new(&mut this.driver).poll(cx).is_ready();
+                if !this.driver.is_done() {
+                    let _ = Pin::new(&mut this.driver).poll(cx);
                 }
                 break;
             }
-            if !this.driver_done {
-                this.driver_done = this.driver.poll_again(cx).is_ready();
+            if !this.driver.is_done() {
+                let _ = this.driver.poll_again(cx);
             }
             if !this.driver.take_receiver_ready() {
                 break;
@@ -987,7 +982,7 @@ where
                 break;
             }
         }
-        if this.driver_done && handler_done {
+        if this.driver.is_done() && handler_done {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -998,9 +993,12 @@ where
 impl<S, F: Future> Drop for ConnectionTask<S, F> {
     fn drop(&mut self) {
         if let Ok(mut connections) = self.guard.shared.connections.lock() {
-            connections.remove(&self.id);
+            connections.remove(&self.driver.id());
         }
-        tracing::info!(remote = %self.remote, "connection closed");
+        match self.driver.remote_addr() {
+            Some(remote) => tracing::info!(%remote, "connection closed"),
+            None => tracing::info!("connection closed"),
+        }
     }
 }
 
@@ -1016,7 +1014,7 @@ async fn open<S>(
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
     slot: &mut Option<Slot>,
-) -> Option<(Protocol, Request, Response)>
+) -> Option<(Protocol, Box<Request>, Box<Response>)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1052,7 +1050,7 @@ async fn handshake<S>(
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
     slot: &mut Option<Slot>,
-) -> Result<Option<(Request, Response)>>
+) -> Result<Option<(Box<Request>, Box<Response>)>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1128,7 +1126,7 @@ where
     }
     protocol.send_response(&response)?;
     flush(stream, protocol).await?;
-    Ok(Some((request, response)))
+    Ok(Some((request, Box::new(response))))
 }
 
 async fn send_rejection<S>(
