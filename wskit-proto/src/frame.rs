@@ -294,8 +294,10 @@ pub fn write_frame(
         mask,
         payload_len: payload.len() as u64,
     };
-    out.reserve(header.encoded_len() + payload.len());
-    header.write(out);
+    let mut head = [0; FrameHeader::MAX_LEN];
+    let head_len = header.encode(&mut head);
+    out.reserve(head_len + payload.len());
+    out.extend_from_slice(&head[..head_len]);
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(key) = mask {

@@ -10,8 +10,16 @@ use std::fmt;
 /// Validate a whole payload as UTF-8 with SIMD where the CPU has it.
 #[inline]
 pub fn is_valid(data: &[u8]) -> bool {
+    // Short messages are mostly ASCII, which a word-at-a-time check settles in a few
+    // instructions; simdutf8 would hand inputs this short to the standard library's validator.
+    if data.len() < SHORT {
+        return data.is_ascii() || std::str::from_utf8(data).is_ok();
+    }
     simdutf8::basic::from_utf8(data).is_ok()
 }
+
+/// Below this length, [`is_valid`] checks for ASCII first.
+const SHORT: usize = 64;
 
 /// Incremental UTF-8 validator for a text message that arrives in pieces.
 ///
@@ -197,5 +205,19 @@ mod tests {
     fn is_valid_whole() {
         assert!(is_valid("héllo".as_bytes()));
         assert!(!is_valid(&[0xff]));
+        // Both sides of the short-input path, ASCII and not, valid and not.
+        for len in [0, 1, 20, 63, 64, 65, 200] {
+            let ascii = "a".repeat(len);
+            assert!(is_valid(ascii.as_bytes()), "{len}");
+            if len > 0 {
+                let mut bad = ascii.clone().into_bytes();
+                bad[len - 1] = 0xc3; // a lead byte with nothing after it
+                assert!(!is_valid(&bad), "{len}");
+                let mut two_byte = ascii.into_bytes();
+                two_byte.truncate(len - 1);
+                two_byte.extend_from_slice("é".as_bytes());
+                assert!(is_valid(&two_byte), "{len}");
+            }
+        }
     }
 }

@@ -365,10 +365,16 @@ impl Connection {
         })
         .await?;
         match below_high_mark {
-            Some(true) => return Ok(()),
-            Some(false) => return self.drain().await,
-            None => {}
+            Some(true) => Ok(()),
+            // The slow paths are boxed: they would make every handler's future larger, and
+            // each idle connection keeps its handler's future (idle memory per connection).
+            Some(false) => Box::pin(self.drain()).await,
+            None => Box::pin(self.send_after_fragmented(message)).await,
         }
+    }
+
+    /// Send `message` once the fragmented message being sent by another call is finished.
+    async fn send_after_fragmented(&self, message: Message) -> Result<()> {
         loop {
             let notified = self.shared.write_ready.notified();
             tokio::pin!(notified);
