@@ -150,23 +150,31 @@ impl HandlerResult for () {
     }
 }
 
-/// A [`wskit::Error`](Error) saying that the connection closed normally (1000/1001 both
-/// ways) is not a failure of the handler: a handler that sends with `?` until its client
-/// leaves ends that way.
+/// A [`wskit::Error`](Error) saying that the connection is closed is not a failure of the
+/// handler: a handler that sends with `?` until its client leaves ends that way, normally or
+/// not (a client that vanished is the client's doing; the connection's own debug log says how
+/// it closed). The error may also come boxed (`Box<dyn std::error::Error + Send + Sync>`).
 impl<E: fmt::Display + Send + 'static> HandlerResult for std::result::Result<(), E> {
     fn into_result(self) -> std::result::Result<(), String> {
         match self {
             Ok(()) => Ok(()),
-            Err(e)
-                if (&e as &dyn std::any::Any)
-                    .downcast_ref::<Error>()
-                    .is_some_and(Error::is_closed_ok) =>
-            {
-                Ok(())
-            }
+            Err(e) if wskit_error(&e).is_some_and(Error::is_closed) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// The [`wskit::Error`](Error) in a handler's error, if it is one or a boxed one.
+fn wskit_error(error: &dyn std::any::Any) -> Option<&Error> {
+    if let Some(error) = error.downcast_ref::<Error>() {
+        return Some(error);
+    }
+    if let Some(boxed) = error.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
+        return boxed.downcast_ref::<Error>();
+    }
+    error
+        .downcast_ref::<Box<dyn std::error::Error + Send>>()
+        .and_then(|boxed| boxed.downcast_ref::<Error>())
 }
 
 type ProcessRequest = dyn Fn(&Connecting<'_>, &Request) -> Option<Response> + Send + Sync;
@@ -357,7 +365,9 @@ impl<H> Serve<H> {
         self
     }
 
-    /// The most open connections; handshakes beyond it get 503. Default: no limit.
+    /// The most open connections; handshakes beyond it get 503. Answers from
+    /// [`process_request`](Self::process_request) (a health check, say) take no place and are
+    /// still given when the server is full. Default: no limit.
     pub fn max_connections(mut self, count: usize) -> Self {
         self.options.max_connections = Some(count);
         self
@@ -861,7 +871,7 @@ where
     let mut slot = None;
     let (protocol, request, response) =
         open(&mut stream, &remote, shared, &options, &mut slot).await?;
-    tracing::info!(%remote, path = request.path.as_str(), "connection open");
+    let path = request.path.clone();
     let info = ConnectionInfo {
         request: Some(request),
         response: Some(response),
@@ -871,6 +881,7 @@ where
     let (connection, driver) =
         Connection::open(protocol, stream, Arc::clone(&options.connection), info);
     let id = connection.id();
+    tracing::info!(id, %remote, path = path.as_str(), "connection open");
     if let Ok(mut connections) = shared.connections.lock() {
         connections.insert(id, connection.clone());
     }
@@ -995,9 +1006,10 @@ impl<S, F: Future> Drop for ConnectionTask<S, F> {
         if let Ok(mut connections) = self.guard.shared.connections.lock() {
             connections.remove(&self.driver.id());
         }
+        let id = self.driver.id();
         match self.driver.remote_addr() {
-            Some(remote) => tracing::info!(%remote, "connection closed"),
-            None => tracing::info!("connection closed"),
+            Some(remote) => tracing::info!(id, %remote, "connection closed"),
+            None => tracing::info!(id, "connection closed"),
         }
     }
 }
@@ -1068,22 +1080,25 @@ where
         }
         Err(error) => return Err(error),
     };
-    let refusal = if *shared.closing.borrow() {
-        Some(Response::new(503, "Server is shutting down.\n"))
-    } else if !reserve_slot(shared, options, slot) {
-        Some(Response::new(
-            503,
-            "Too many connections, try again later.\n",
-        ))
-    } else if let Some(process) = &options.process_request {
-        process(
+    // process_request answers first: a health check still gets its answer when the server
+    // is full (the answers it gives take no place among `max_connections`).
+    let answer = match &options.process_request {
+        _ if *shared.closing.borrow() => Some(Response::new(503, "Server is shutting down.\n")),
+        Some(process) => process(
             &Connecting {
                 remote_addr: remote,
             },
             &request,
-        )
-    } else {
-        None
+        ),
+        None => None,
+    };
+    let refusal = match answer {
+        Some(answer) => Some(answer),
+        None if !reserve_slot(shared, options, slot) => Some(Response::new(
+            503,
+            "Too many connections, try again later.\n",
+        )),
+        None => None,
     };
     if let Some(response) = refusal {
         let mut response = with_server_header(response, options);
@@ -1182,7 +1197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_normal_close_is_not_a_handler_failure() {
+    fn a_closed_connection_is_not_a_handler_failure() {
         use wskit_proto::CloseFrame;
         let closed = |code: u16| {
             Error::ConnectionClosed(Box::new(crate::Closed {
@@ -1193,8 +1208,15 @@ mod tests {
         };
         assert_eq!(Err::<(), Error>(closed(1000)).into_result(), Ok(()));
         assert_eq!(Err::<(), Error>(closed(1001)).into_result(), Ok(()));
-        assert!(Err::<(), Error>(closed(1011)).into_result().is_err());
+        // The peer failed or vanished: the handler did nothing wrong.
+        assert_eq!(Err::<(), Error>(closed(1011)).into_result(), Ok(()));
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(closed(1006));
+        assert_eq!(Err::<(), _>(boxed).into_result(), Ok(()));
+        let boxed: Box<dyn std::error::Error + Send> = Box::new(closed(1000));
+        assert_eq!(Err::<(), _>(boxed).into_result(), Ok(()));
         assert!(Err::<(), Error>(Error::NotText).into_result().is_err());
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::NotText);
+        assert!(Err::<(), _>(boxed).into_result().is_err());
         assert_eq!(
             Err::<(), &str>("boom").into_result(),
             Err("boom".to_owned())

@@ -309,6 +309,30 @@ async fn max_connections_rejects_extra_handshakes_with_503() {
     assert_echoes(&third).await;
 }
 
+#[tokio::test]
+async fn process_request_answers_health_checks_when_the_server_is_full() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .max_connections(1)
+        .process_request(|_, request| {
+            (request.path == "/health").then(|| wskit::Response::new(200, "OK\n"))
+        })
+        .await
+        .unwrap();
+    let first = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    eventually("the first connection is registered", || {
+        server.connections().len() == 1
+    })
+    .await;
+    let addr = server.local_addr().unwrap();
+    let (head, body) = crate::raw::http_get(addr, "/health").await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(body, b"OK\n");
+    // The WebSocket handshake is still refused: the one place is taken.
+    let error = within(wskit::connect(uri(&server, "/"))).await.unwrap_err();
+    assert_eq!(error.response().map(|r| r.status), Some(503), "{error:?}");
+    assert_echoes(&first).await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn unix_serve_and_unix_connect() {
