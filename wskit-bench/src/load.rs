@@ -32,9 +32,10 @@ pub enum Scenario {
     Pipelined,
     /// 10,000 connections opened and held; the server's memory per connection.
     Idle,
-    /// 10 connections, 1 KiB JSON-like text, one in flight, offering permessage-deflate (the
-    /// load generator compresses and inflates itself). Against a server without compression,
-    /// the same load uncompressed.
+    /// 10 connections, 1 KiB JSON-like text, one in flight, offering permessage-deflate with
+    /// `client_no_context_takeover` (the load generator compresses each payload once, at zlib's
+    /// default level 6, and inflates every echo; the server compresses with context takeover).
+    /// Against a server without compression, the same load uncompressed.
     Deflate,
     /// The client side: 10 wskit client connections, 20-byte text ping-pong.
     ClientWskit,
@@ -93,7 +94,9 @@ impl Scenario {
             Self::Pipelined => "10 connections x 32 messages of 20 B text in flight",
             Self::Idle => "10,000 connections opened and held; server memory per connection",
             Self::Deflate => {
-                "10 connections x 1 KiB JSON text, one in flight, permessage-deflate on or off"
+                "10 connections x 1 KiB JSON text, one in flight, permessage-deflate on or off \
+                 (the client without context takeover, its frames compressed once at level 6; \
+                 the server with context takeover)"
             }
             Self::ClientWskit | Self::ClientTungstenite => {
                 "10 client connections x 20 B text, one in flight, to the wskit echo server"
@@ -744,7 +747,8 @@ impl EchoConn {
         self.sent += count as u64;
         if let Some(codec) = &mut self.codec {
             for n in first..first + count as u64 {
-                codec.encode(plan.opcode, plan.payload(n), &mut self.out)?;
+                let index = (n % plan.payloads.len() as u64) as usize;
+                codec.encode(plan.opcode, index, plan.payload(n), &mut self.out)?;
             }
         } else if self.out.is_empty() && count > 0 {
             // The common case: frames built in advance, one write.
@@ -899,6 +903,8 @@ struct Codec {
     compressed: Vec<u8>,
     /// Compression and inflation output.
     scratch: Vec<u8>,
+    /// Without context takeover: each payload's compressed frame, made once.
+    frames: Vec<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Codec {
@@ -918,11 +924,37 @@ impl Codec {
             inflate: Inflate::new(false, 15),
             compressed: Vec::new(),
             scratch: Vec::new(),
+            frames: Vec::new(),
         }
     }
 
-    /// Append `payload` compressed, as one masked frame with RSV1, to `out`.
-    fn encode(&mut self, opcode: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    /// Append `payload` (payload number `index` of the plan) compressed, as one masked frame
+    /// with RSV1, to `out`.
+    fn encode(
+        &mut self,
+        opcode: u8,
+        index: usize,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let reusable = self.params.client_no_context_takeover;
+        if reusable && let Some(Some(frame)) = self.frames.get(index) {
+            out.extend_from_slice(frame);
+            return Ok(());
+        }
+        let start = out.len();
+        self.compress(opcode, payload, out)?;
+        if reusable {
+            if self.frames.len() <= index {
+                self.frames.resize(index + 1, None);
+            }
+            self.frames[index] = Some(out[start..].to_vec());
+        }
+        Ok(())
+    }
+
+    /// Compress `payload` and append it to `out` as one masked frame with RSV1.
+    fn compress(&mut self, opcode: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.scratch.clear();
         let mut consumed = 0;
         loop {
@@ -1028,29 +1060,46 @@ mod tests {
 
     #[test]
     fn deflate_codec_round_trips() {
-        let params = DeflateParams {
-            server_no_context_takeover: false,
-            client_no_context_takeover: false,
-            client_max_window_bits: 12,
-        };
-        let mut client = Codec::new(params);
-        let mut server = Codec::new(params);
-        for seed in 0..4 {
-            let doc = payload::json(1024, seed);
-            let mut frame = Vec::new();
-            client.encode(opcode::TEXT, &doc, &mut frame).unwrap();
-            // Unmask the frame and inflate it as if it were the echo.
-            let header_len = if frame[1] & 0x7f == 126 { 4 } else { 2 };
-            assert_eq!(frame[0], 0xc1);
-            let key = &frame[header_len..header_len + 4];
-            let data: Vec<u8> = frame[header_len + 4..]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| b ^ key[i & 3])
-                .collect();
-            assert!(data.len() < doc.len());
-            server.compressed.extend_from_slice(&data);
-            server.check(&doc).unwrap();
+        // With and without context takeover on the client's side; without it, each payload's
+        // frame is made once and reused (the second pass over the same payloads).
+        for client_no_context_takeover in [false, true] {
+            let params = DeflateParams {
+                server_no_context_takeover: false,
+                client_no_context_takeover,
+                client_max_window_bits: 12,
+            };
+            let mut client = Codec::new(params);
+            let mut server = Codec::new(params);
+            for n in 0..8 {
+                let seed = n % 4;
+                let doc = payload::json(1024, seed as u64);
+                let mut frame = Vec::new();
+                client.encode(opcode::TEXT, seed, &doc, &mut frame).unwrap();
+                round_trip(&frame, &doc, &mut server);
+                if client_no_context_takeover {
+                    // The server inflates each message on its own.
+                    server.inflate.reset(false);
+                }
+            }
+            assert_eq!(
+                client.frames.len(),
+                if client_no_context_takeover { 4 } else { 0 }
+            );
         }
+    }
+
+    /// Unmask `frame` and inflate it with `server` as if it were the echo of `doc`.
+    fn round_trip(frame: &[u8], doc: &[u8], server: &mut Codec) {
+        let header_len = if frame[1] & 0x7f == 126 { 4 } else { 2 };
+        assert_eq!(frame[0], 0xc1);
+        let key = &frame[header_len..header_len + 4];
+        let data: Vec<u8> = frame[header_len + 4..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i & 3])
+            .collect();
+        assert!(data.len() < doc.len());
+        server.compressed.extend_from_slice(&data);
+        server.check(doc).unwrap();
     }
 }

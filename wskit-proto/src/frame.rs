@@ -287,6 +287,14 @@ pub fn write_frame(
     payload: &[u8],
     mask: Option<[u8; 4]>,
 ) {
+    if mask.is_none() && payload.len() <= 125 {
+        // The common case on a server: a short unmasked frame, two bytes of header.
+        let b0 = (u8::from(fin) << 7) | ((rsv & 0b111) << 4) | opcode as u8;
+        out.reserve(2 + payload.len());
+        out.extend_from_slice(&[b0, payload.len() as u8]);
+        out.extend_from_slice(payload);
+        return;
+    }
     let header = FrameHeader {
         fin,
         rsv,

@@ -1178,10 +1178,61 @@ where
     /// sent. The socket is not read again if the last read found it empty (the reactor wakes
     /// the task when data comes; nothing else can have arrived since).
     pub(crate) fn poll_again(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.write_what_was_sent(cx) {
+            return Poll::Pending;
+        }
         self.io.polled_again = true;
         let result = Pin::new(&mut *self).poll(cx);
         self.io.polled_again = false;
         result
+    }
+}
+
+impl<S> Driver<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    /// The common case of [`poll_again`](Self::poll_again), without the rest of a poll: the
+    /// connection is open and quiet (its last read found the socket empty, nothing is being
+    /// written, no failure is pending, nobody woke the driver), so all there is to do is to
+    /// write what the handler sent. `false` when a full poll is needed.
+    fn write_what_was_sent(&mut self, cx: &mut Context<'_>) -> bool {
+        let Self { shared, io } = self;
+        let shared: &Shared = shared;
+        let mut inner = shared.lock();
+        let quiet = io.read_registered
+            && !io.read_paused
+            && io.write_pos == io.write_buf.len()
+            && !io.needs_flush
+            && inner.protocol.state() == State::Open
+            && inner.protocol.pending_failure().is_none()
+            && inner
+                .driver_waker
+                .as_ref()
+                .is_some_and(|waker| waker.will_wake(cx.waker()));
+        if !quiet {
+            return false;
+        }
+        if inner.protocol.data_to_send().is_empty() {
+            return true;
+        }
+        io.write_buf.clear();
+        io.write_pos = 0;
+        inner.protocol.swap_data_to_send(&mut io.write_buf);
+        let before = io.write_buf.len();
+        inner.in_flight = before;
+        drop(inner);
+        let written = io.poll_write(cx);
+        let mut inner = shared.lock();
+        inner.in_flight = io.write_buf.len() - io.write_pos;
+        let after = inner.in_flight + inner.protocol.data_to_send().len();
+        let low = shared.config.write_limit_low;
+        if after <= low && before > low {
+            shared.write_ready.notify_waiters();
+        }
+        // Written whole, and nothing new: done. Otherwise (partly written, an error, more to
+        // write) the full poll takes over.
+        matches!(written, Poll::Ready(Ok(()))) && inner.protocol.data_to_send().is_empty()
     }
 }
 
