@@ -60,7 +60,7 @@ pub fn open(config: &Config, early_to_server: &[u8], early_to_client: &[u8]) -> 
     let Some(Event::Request(received)) = server.poll_event() else {
         panic!("the server did not deliver the request");
     };
-    assert_eq!(received, request, "the request changed on the way");
+    assert_eq!(*received, request, "the request changed on the way");
     let response = server.accept(&received).expect("accept");
     let server_result = server.send_response(&response);
     let mut response_bytes = Vec::new();
@@ -78,7 +78,7 @@ pub fn open(config: &Config, early_to_server: &[u8], early_to_client: &[u8]) -> 
     let Some(Event::Response(received)) = client.poll_event() else {
         panic!("the client did not deliver the response");
     };
-    assert_eq!(received, response, "the response changed on the way");
+    assert_eq!(*received, response, "the response changed on the way");
     assert_eq!(
         client.is_compressed(),
         config.compression.is_some(),
