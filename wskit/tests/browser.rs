@@ -22,6 +22,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[path = "shared/examples_build.rs"]
+mod examples_build;
+
 use serde_json::Value;
 
 /// The longest the browser part may take, from the first server's start to the last check.
@@ -233,65 +236,10 @@ fn npm_ci_if_needed(browser: &Path) {
 
 // ===== Examples =====
 
-/// `cargo build -p wskit --example ...` for the demos, in the profile of this test binary
-/// (`target/PROFILE/deps/browser-HASH`), and where each executable went. As in
-/// `tests/it/examples.rs`.
+/// `cargo build -p wskit --example ...` for the demos, and where each executable went.
 fn build_examples() -> HashMap<String, PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "wskit"])
-        .args(DEMOS.iter().flat_map(|demo| ["--example", demo]))
-        .arg("--message-format=json-render-diagnostics");
-    // Not the variables cargo set for this test: build scripts that watch them (ring watches
-    // CARGO_MANIFEST_DIR) would rerun, and everything above them would be rebuilt.
-    for (name, _) in std::env::vars_os() {
-        let name_str = name.to_string_lossy();
-        if name_str.starts_with("CARGO_PKG_")
-            || name_str.starts_with("CARGO_BIN_")
-            || matches!(
-                &*name_str,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR"
-                    | "OUT_DIR"
-            )
-        {
-            command.env_remove(&name);
-        }
-    }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile = exe.parent().and_then(|deps| deps.parent()?.file_name());
-    if let Some(profile) = profile.and_then(|p| p.to_str())
-        && profile != "debug"
-    {
-        command.args(["--profile", profile]);
-    }
-    let output = command.output().expect("run cargo");
-    assert!(
-        output.status.success(),
-        "cargo build --example failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut examples = HashMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let is_example = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
-        if let (true, Some(name), Some(path)) = (
-            is_example,
-            message["target"]["name"].as_str(),
-            message["executable"].as_str(),
-        ) {
-            examples.insert(name.to_owned(), PathBuf::from(path));
-        }
-    }
+    let selection: Vec<&str> = DEMOS.iter().flat_map(|demo| ["--example", demo]).collect();
+    let examples = examples_build::build_examples(&selection);
     for demo in DEMOS {
         assert!(examples.contains_key(demo), "cargo built no {demo}");
     }

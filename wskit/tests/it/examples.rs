@@ -40,64 +40,9 @@ fn example_path(name: &str) -> PathBuf {
     }
 }
 
-/// `cargo build -p wskit --examples` in the profile of this test binary
-/// (`target/PROFILE/deps/it-HASH`), and where each executable went.
+/// Every example, built once for the whole test binary.
 fn build_examples() -> HashMap<String, PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "-p", "wskit", "--examples"])
-        .arg("--message-format=json-render-diagnostics");
-    // Not the variables cargo set for this test: build scripts that watch them (ring watches
-    // CARGO_MANIFEST_DIR) would rerun, and everything above them would be rebuilt.
-    for (name, _) in std::env::vars_os() {
-        let name_str = name.to_string_lossy();
-        if name_str.starts_with("CARGO_PKG_")
-            || name_str.starts_with("CARGO_BIN_")
-            || matches!(
-                &*name_str,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-                    | "CARGO_TARGET_TMPDIR"
-                    | "OUT_DIR"
-            )
-        {
-            command.env_remove(&name);
-        }
-    }
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile = exe.parent().and_then(|deps| deps.parent()?.file_name());
-    if let Some(profile) = profile.and_then(|p| p.to_str())
-        && profile != "debug"
-    {
-        command.args(["--profile", profile]);
-    }
-    let output = command.output().expect("run cargo");
-    assert!(
-        output.status.success(),
-        "cargo build --examples failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut examples = HashMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let is_example = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "example"));
-        if let (true, Some(name), Some(path)) = (
-            is_example,
-            message["target"]["name"].as_str(),
-            message["executable"].as_str(),
-        ) {
-            examples.insert(name.to_owned(), PathBuf::from(path));
-        }
-    }
-    examples
+    crate::examples_build::build_examples(&["--examples"])
 }
 
 /// A free port on loopback (bound, then released for the example to bind).

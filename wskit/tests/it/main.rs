@@ -2,6 +2,9 @@
 
 mod support;
 
+#[path = "../shared/examples_build.rs"]
+mod examples_build;
+
 mod basics;
 mod broadcast;
 mod client;
