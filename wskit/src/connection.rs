@@ -1242,6 +1242,11 @@ impl<S> Driver<S> {
         self.io.done
     }
 
+    /// Whether the connection is still open (neither closing nor closed).
+    pub(crate) fn is_open(&self) -> bool {
+        self.shared.lock().protocol.state() == State::Open
+    }
+
     /// The connection's id.
     pub(crate) fn id(&self) -> u64 {
         self.shared.id
@@ -1443,6 +1448,13 @@ where
                 .get_or_insert_with(|| "timed out waiting for the closing handshake".into());
             let _ = inner.protocol.receive_eof();
             self.eof_received = true;
+            // A peer that stopped reading would otherwise keep the connection for as long as
+            // the unwritten output (the close frame behind it) cannot be written: drop it.
+            let _ = inner.protocol.take_data_to_send();
+            self.write_buf.clear();
+            self.write_pos = 0;
+            self.needs_flush = false;
+            inner.in_flight = 0;
             self.close_deadline = None;
             fired = true;
         }
@@ -1533,6 +1545,7 @@ where
             }
         }
         inner.closed = Some(Box::new(closed));
+        inner.in_flight = 0;
         for ping in inner.pings.drain(..) {
             drop(ping.waiter);
         }
@@ -1543,6 +1556,7 @@ where
         }
         shared.write_ready.notify_waiters();
         self.write_buf = Vec::new();
+        self.write_pos = 0;
     }
 }
 

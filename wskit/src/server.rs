@@ -142,6 +142,14 @@ impl From<(&str, u16)> for BindAddr {
 pub trait HandlerResult: Send {
     /// `Err` with a description when the handler failed.
     fn into_result(self) -> std::result::Result<(), String>;
+
+    /// Whether the handler ended with a [`wskit::Error`](Error) saying that a connection is
+    /// closed (abnormally: a normal closure is `Ok` already). When its own connection is
+    /// closed too, the server logs that at debug level rather than as a handler failure.
+    #[doc(hidden)]
+    fn is_closed_connection(&self) -> bool {
+        false
+    }
 }
 
 impl HandlerResult for () {
@@ -150,17 +158,20 @@ impl HandlerResult for () {
     }
 }
 
-/// A [`wskit::Error`](Error) saying that the connection is closed is not a failure of the
-/// handler: a handler that sends with `?` until its client leaves ends that way, normally or
-/// not (a client that vanished is the client's doing; the connection's own debug log says how
-/// it closed). The error may also come boxed (`Box<dyn std::error::Error + Send + Sync>`).
+/// A [`wskit::Error`](Error) saying that the connection closed normally (1000/1001 both
+/// ways) is not a failure of the handler: a handler that sends with `?` until its client leaves
+/// ends that way. The error may also come boxed (`Box<dyn std::error::Error + Send + Sync>`).
 impl<E: fmt::Display + Send + 'static> HandlerResult for std::result::Result<(), E> {
     fn into_result(self) -> std::result::Result<(), String> {
         match self {
             Ok(()) => Ok(()),
-            Err(e) if wskit_error(&e).is_some_and(Error::is_closed) => Ok(()),
+            Err(e) if wskit_error(&e).is_some_and(Error::is_closed_ok) => Ok(()),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    fn is_closed_connection(&self) -> bool {
+        matches!(self, Err(e) if wskit_error(e).is_some_and(Error::is_closed))
     }
 }
 
@@ -367,7 +378,9 @@ impl<H> Serve<H> {
 
     /// The most open connections; handshakes beyond it get 503. Answers from
     /// [`process_request`](Self::process_request) (a health check, say) take no place and are
-    /// still given when the server is full. Default: no limit.
+    /// still given when the server is full; `process_request` is therefore called for every
+    /// request, also for handshakes then refused because the server is full. Default: no
+    /// limit.
     pub fn max_connections(mut self, count: usize) -> Self {
         self.options.max_connections = Some(count);
         self
@@ -936,13 +949,23 @@ where
         let id = self.driver.id();
         let code = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
             Ok(Poll::Pending) => return false,
-            Ok(Poll::Ready(output)) => match output.into_result() {
-                Ok(()) => CloseCode::NORMAL,
-                Err(error) => {
-                    tracing::error!(id, %error, "connection handler failed");
-                    CloseCode::INTERNAL_ERROR
+            Ok(Poll::Ready(output)) => {
+                // A handler stopped by its own connection closing (the client vanished) did
+                // nothing wrong; a closed connection that is not its own (a proxy's upstream,
+                // say) is a failure like any other.
+                let own_closure = output.is_closed_connection() && !self.driver.is_open();
+                match output.into_result() {
+                    Ok(()) => CloseCode::NORMAL,
+                    Err(error) if own_closure => {
+                        tracing::debug!(id, %error, "connection handler ended: connection closed");
+                        CloseCode::NORMAL
+                    }
+                    Err(error) => {
+                        tracing::error!(id, %error, "connection handler failed");
+                        CloseCode::INTERNAL_ERROR
+                    }
                 }
-            },
+            }
             Err(panic) => {
                 let message = panic_message(&panic);
                 tracing::error!(id, panic = message.as_str(), "connection handler panicked");
@@ -1197,7 +1220,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_closed_connection_is_not_a_handler_failure() {
+    fn closed_connections_in_handler_results() {
         use wskit_proto::CloseFrame;
         let closed = |code: u16| {
             Error::ConnectionClosed(Box::new(crate::Closed {
@@ -1208,15 +1231,20 @@ mod tests {
         };
         assert_eq!(Err::<(), Error>(closed(1000)).into_result(), Ok(()));
         assert_eq!(Err::<(), Error>(closed(1001)).into_result(), Ok(()));
-        // The peer failed or vanished: the handler did nothing wrong.
-        assert_eq!(Err::<(), Error>(closed(1011)).into_result(), Ok(()));
-        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(closed(1006));
-        assert_eq!(Err::<(), _>(boxed).into_result(), Ok(()));
         let boxed: Box<dyn std::error::Error + Send> = Box::new(closed(1000));
         assert_eq!(Err::<(), _>(boxed).into_result(), Ok(()));
+        // An abnormal closure is an error, flagged as a closed connection: the server decides
+        // by the state of the handler's own connection.
+        let failed = Err::<(), Error>(closed(1011));
+        assert!(failed.is_closed_connection());
+        assert!(failed.into_result().is_err());
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(closed(1006));
+        assert!(Err::<(), _>(boxed).is_closed_connection());
+        assert!(!Err::<(), Error>(Error::NotText).is_closed_connection());
         assert!(Err::<(), Error>(Error::NotText).into_result().is_err());
         let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(Error::NotText);
         assert!(Err::<(), _>(boxed).into_result().is_err());
+        assert!(!Err::<(), &str>("boom").is_closed_connection());
         assert_eq!(
             Err::<(), &str>("boom").into_result(),
             Err("boom".to_owned())

@@ -255,6 +255,43 @@ async fn handler_returning_err_closes_with_1011() {
     assert!(!error.is_closed_ok());
 }
 
+/// A handler that fails because another connection closed (a proxy whose upstream failed)
+/// fails its own, still open connection with 1011: only its own connection closing excuses it.
+#[tokio::test]
+async fn an_error_from_another_closed_connection_is_a_handler_failure() {
+    let upstream = wskit::serve(
+        |_ws: Connection| async { Err::<(), _>("upstream failure".to_owned()) },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let upstream_uri = uri(&upstream, "/");
+    let proxy = wskit::serve(
+        move |_ws: Connection| {
+            let upstream_uri = upstream_uri.clone();
+            async move {
+                let upstream = wskit::connect(upstream_uri).await?;
+                let message = upstream.recv().await?; // fails: upstream closed with 1011
+                drop(message);
+                Ok::<(), Error>(())
+            }
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let mut ws = within(wskit::connect(uri(&proxy, "/"))).await.unwrap();
+    let error = within(ws.next())
+        .await
+        .expect("an error, not the end")
+        .unwrap_err();
+    assert_eq!(
+        error.close_code(),
+        Some(CloseCode::INTERNAL_ERROR),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn handler_panic_closes_with_1011_and_the_server_keeps_serving() {
     let server = wskit::serve(

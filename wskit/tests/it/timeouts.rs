@@ -193,3 +193,34 @@ async fn close_gives_up_after_close_timeout_when_the_receive_queue_is_full() {
     server.close();
     within(server.wait_closed()).await;
 }
+
+/// A peer that stops reading: the output, then the close frame behind it, cannot be written.
+/// After close_timeout the server drops them and closes anyway, instead of keeping the
+/// connection (its task, its buffers, its place) until the kernel gives up.
+#[tokio::test]
+async fn close_timeout_ends_a_connection_whose_peer_stopped_reading() {
+    let server = wskit::serve(
+        |ws: Connection| async move {
+            let chunk = vec![b'x'; 256 << 10];
+            // Send until the kernel's buffers are full and send waits for the peer.
+            while tokio::time::timeout(Duration::from_millis(300), ws.send(chunk.clone()))
+                .await
+                .is_ok_and(|sent| sent.is_ok())
+            {}
+            // Returning starts the closing handshake behind the stuck output.
+        },
+        "127.0.0.1:0",
+    )
+    .close_timeout(Duration::from_millis(200))
+    .write_limit(64 << 10)
+    .await
+    .unwrap();
+    let (peer, _) = raw_connect(server.local_addr().unwrap(), "/").await;
+    crate::support::eventually("the connection is registered", || {
+        server.connections().len() == 1
+    })
+    .await;
+    // The peer never reads; the server must give up on it by itself.
+    crate::support::eventually("the connection is gone", || server.connections().is_empty()).await;
+    drop(peer);
+}
