@@ -15,15 +15,17 @@
 //! process is ended when the test ends, whatever happens.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[path = "shared/examples_build.rs"]
-mod examples_build;
+#[path = "shared/examples.rs"]
+mod examples;
+
+use examples::{TempDir, collect};
 
 use serde_json::Value;
 
@@ -239,7 +241,7 @@ fn npm_ci_if_needed(browser: &Path) {
 /// `cargo build -p wskit --example ...` for the demos, and where each executable went.
 fn build_examples() -> HashMap<String, PathBuf> {
     let selection: Vec<&str> = DEMOS.iter().flat_map(|demo| ["--example", demo]).collect();
-    let examples = examples_build::build_examples(&selection);
+    let examples = examples::build_examples(&selection);
     for demo in DEMOS {
         assert!(examples.contains_key(demo), "cargo built no {demo}");
     }
@@ -438,21 +440,6 @@ impl Drop for Process {
     }
 }
 
-/// Read `pipe` on a thread into a string.
-fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let text = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&text);
-    std::thread::spawn(move || {
-        let mut buf = [0; 4096];
-        while let Ok(n @ 1..) = pipe.read(&mut buf) {
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    text
-}
-
 /// Poll `probe` every 50 ms until it gives something, or `None` at `deadline`.
 fn wait_until<T>(deadline: Instant, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     loop {
@@ -463,23 +450,5 @@ fn wait_until<T>(deadline: Instant, mut probe: impl FnMut() -> Option<T>) -> Opt
             return None;
         }
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A directory of its own under the system's temporary directory (for chat.log), removed on
-/// drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("wskit-browser-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create a temporary directory");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -2,8 +2,8 @@
 
 mod support;
 
-#[path = "../shared/examples_build.rs"]
-mod examples_build;
+#[path = "../shared/examples.rs"]
+mod example_support;
 
 mod basics;
 mod broadcast;
