@@ -1216,20 +1216,8 @@ where
         if inner.protocol.data_to_send().is_empty() {
             return true;
         }
-        io.write_buf.clear();
-        io.write_pos = 0;
-        inner.protocol.swap_data_to_send(&mut io.write_buf);
-        let before = io.write_buf.len();
-        inner.in_flight = before;
-        drop(inner);
-        let written = io.poll_write(cx);
-        let mut inner = shared.lock();
-        inner.in_flight = io.write_buf.len() - io.write_pos;
-        let after = inner.in_flight + inner.protocol.data_to_send().len();
-        let low = shared.config.write_limit_low;
-        if after <= low && before > low {
-            shared.write_ready.notify_waiters();
-        }
+        io.take_output(&mut inner);
+        let (inner, written) = io.write_unlocked(shared, inner, cx);
         // Written whole, and nothing new: done. Otherwise (partly written, an error, more to
         // write) the full poll takes over.
         matches!(written, Poll::Ready(Ok(()))) && inner.protocol.data_to_send().is_empty()
@@ -1371,6 +1359,38 @@ where
                 receiver.wake();
             }
         }
+    }
+
+    /// Hand everything the protocol has to send to the write buffer, which has been written
+    /// (the two buffers trade places, nothing is copied).
+    fn take_output(&mut self, inner: &mut Inner) {
+        self.write_buf.clear();
+        self.write_pos = 0;
+        if !inner.protocol.data_to_send().is_empty() {
+            inner.protocol.swap_data_to_send(&mut self.write_buf);
+        }
+        inner.in_flight = self.write_buf.len();
+    }
+
+    /// Write the write buffer with the lock released, then take the lock again: count what is
+    /// left in flight, and wake the senders waiting for the buffer to drain below the low mark.
+    fn write_unlocked<'a>(
+        &mut self,
+        shared: &'a Shared,
+        inner: MutexGuard<'a, Inner>,
+        cx: &mut Context<'_>,
+    ) -> (MutexGuard<'a, Inner>, Poll<io::Result<()>>) {
+        let before = inner.in_flight + inner.protocol.data_to_send().len();
+        drop(inner);
+        let written = self.poll_write(cx);
+        let mut inner = shared.lock();
+        inner.in_flight = self.write_buf.len() - self.write_pos;
+        let after = inner.in_flight + inner.protocol.data_to_send().len();
+        let low = shared.config.write_limit_low;
+        if after <= low && before > low {
+            shared.write_ready.notify_waiters();
+        }
+        (inner, written)
     }
 
     /// Write the write buffer, without the lock. `Ready(Ok(()))` once all of it is written
@@ -1596,27 +1616,12 @@ where
             let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();
             progress |= io.poll_timers(shared, &mut inner, cx).is_ready();
 
-            // Hand everything the protocol has to send to the write buffer (the two buffers
-            // trade places, nothing is copied), and write it without the lock.
             if io.write_pos == io.write_buf.len() {
-                io.write_buf.clear();
-                io.write_pos = 0;
-                if !inner.protocol.data_to_send().is_empty() {
-                    inner.protocol.swap_data_to_send(&mut io.write_buf);
-                }
-                inner.in_flight = io.write_buf.len();
+                io.take_output(&mut inner);
             }
             if io.write_pos < io.write_buf.len() || io.needs_flush {
-                let before = inner.in_flight + inner.protocol.data_to_send().len();
-                drop(inner);
-                let written = io.poll_write(cx);
-                inner = shared.lock();
-                inner.in_flight = io.write_buf.len() - io.write_pos;
-                let after = inner.in_flight + inner.protocol.data_to_send().len();
-                let low = shared.config.write_limit_low;
-                if after <= low && before > low {
-                    shared.write_ready.notify_waiters();
-                }
+                let written;
+                (inner, written) = io.write_unlocked(shared, inner, cx);
                 if let Poll::Ready(Err(error)) = written {
                     tracing::debug!(id = shared.id, %error, "write failed");
                     inner.cause.get_or_insert_with(|| error.to_string());
