@@ -282,23 +282,39 @@ fn server_table(md: &mut String, group: &GroupOutcome) {
             let _ = writeln!(md, "| {label} | failed | | | | | | | | |");
             continue;
         }
-        let rates = values(outcome, |r| Some(r.messages_per_sec()));
-        let (lo, hi) = min_max(&rates);
         let mbs = median(&values(outcome, |r| Some(r.megabytes_per_sec())));
         let _ = writeln!(
             md,
-            "| {label} | {} | {} - {} | {} | {mbs:.1} | {} | {} | {} | {} | {} |",
-            thousands(median(&rates)),
-            thousands(lo),
-            thousands(hi),
-            versus(rate(outcome), best_rate),
-            cpu(outcome).map_or_else(|| "-".to_owned(), |v| format!("{v:.2} µs")),
-            versus(cpu(outcome), best_cpu),
+            "| {label} | {} | {mbs:.1} | {} | {} | {} | {} |",
+            rate_cells(outcome, rate(outcome), best_rate),
+            cpu_cells(cpu(outcome), best_cpu),
             cpu_cell(&values(outcome, LoadResult::server_utilisation), false),
             cpu_cell(&values(outcome, |r| Some(r.gen_utilisation())), true),
             wait_cell(outcome),
         );
     }
+}
+
+/// The cells "msg/s (median) | min - max | vs best" of a row whose headline rate is `rate`.
+fn rate_cells(outcome: &Outcome, rate: Option<f64>, best_rate: Option<f64>) -> String {
+    let rates = values(outcome, |r| Some(r.messages_per_sec()));
+    let (lo, hi) = min_max(&rates);
+    format!(
+        "{} | {} - {} | {}",
+        thousands(median(&rates)),
+        thousands(lo),
+        thousands(hi),
+        versus(rate, best_rate),
+    )
+}
+
+/// The cells "CPU per msg | vs best" of a row whose median CPU per message is `cpu`.
+fn cpu_cells(cpu: Option<f64>, best_cpu: Option<f64>) -> String {
+    format!(
+        "{} | {}",
+        cpu.map_or_else(|| "-".to_owned(), |v| format!("{v:.2} µs")),
+        versus(cpu, best_cpu),
+    )
 }
 
 /// The table of the idle-connection group.
@@ -365,18 +381,12 @@ fn client_table(md: &mut String, group: &GroupOutcome) {
             let _ = writeln!(md, "| {label} | failed | | | | | | | |");
             continue;
         }
-        let rates = values(outcome, |r| Some(r.messages_per_sec()));
-        let (lo, hi) = min_max(&rates);
         let server = values(outcome, LoadResult::server_us_per_message);
         let _ = writeln!(
             md,
-            "| {label} | {} | {} - {} | {} | {} | {} | {} | {} | {} |",
-            thousands(median(&rates)),
-            thousands(lo),
-            thousands(hi),
-            versus(rate(outcome), best_rate),
-            cpu(outcome).map_or_else(|| "-".to_owned(), |v| format!("{v:.2} µs")),
-            versus(cpu(outcome), best_cpu),
+            "| {label} | {} | {} | {} | {} | {} |",
+            rate_cells(outcome, rate(outcome), best_rate),
+            cpu_cells(cpu(outcome), best_cpu),
             cpu_cell(&values(outcome, |r| Some(r.gen_utilisation())), false),
             if server.is_empty() {
                 "-".to_owned()
