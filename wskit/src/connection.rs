@@ -50,7 +50,8 @@ pub struct ConnectionConfig {
     /// 1011; `None` waits forever. Default: 20 s.
     pub ping_timeout: Option<Duration>,
     /// How long to wait for the closing handshake and for the peer to close the TCP
-    /// connection before closing it. Default: 10 s.
+    /// connection before closing it (dropping whatever could not be written by then, for a
+    /// peer that stopped reading). Default: 10 s.
     pub close_timeout: Duration,
 }
 
