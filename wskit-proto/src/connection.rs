@@ -16,6 +16,7 @@ use crate::handshake::{
 use crate::limits::Limits;
 use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
+use crate::output::{OUT_OF_LINE_MIN, Output};
 use crate::utf8::{Utf8Validator, is_valid};
 
 /// Which end of the connection this is.
@@ -171,8 +172,7 @@ pub struct Protocol {
     /// settings for its whole life: one copy for all of them).
     config: Arc<Config>,
     input: BytesMut,
-    output: Vec<u8>,
-    output_pos: usize,
+    output: Output,
     events: VecDeque<Event>,
     masks: MaskSource,
     // Handshake.
@@ -239,8 +239,7 @@ impl Protocol {
             state: State::Connecting,
             config,
             input: BytesMut::new(),
-            output: Vec::new(),
-            output_pos: 0,
+            output: Output::new(),
             events: VecDeque::new(),
             masks: MaskSource::default(),
             client_key: None,
@@ -436,37 +435,58 @@ impl Protocol {
         self.events.pop_front()
     }
 
-    /// The bytes waiting to be written to the transport.
+    /// The next bytes to write to the transport: empty only once everything was written.
+    ///
+    /// On a server, a large payload sent with [`send_message`](Self::send_message) is held
+    /// out of line (not copied), so this may be only part of what is waiting: write, then
+    /// [`consume_data_to_send`](Self::consume_data_to_send), until it is empty. Or write
+    /// everything at once with a vectored write from [`output`](Self::output).
     pub fn data_to_send(&self) -> &[u8] {
-        &self.output[self.output_pos..]
+        self.output.chunk()
     }
 
-    /// Mark the first `n` bytes of [`data_to_send`](Self::data_to_send) as written.
+    /// How many bytes are waiting to be written, in all.
+    pub fn bytes_to_send(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Everything waiting to be written, for a vectored write ([`Output::io_slices`]).
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// Mark the next `n` bytes waiting to be written as written.
     pub fn consume_data_to_send(&mut self, n: usize) {
-        self.output_pos = (self.output_pos + n).min(self.output.len());
-        if self.output_pos == self.output.len() {
-            self.output.clear();
-            self.output_pos = 0;
-        }
+        self.output.advance(n);
     }
 
-    /// Take every byte waiting to be written.
+    /// Take every byte waiting to be written, in one vector.
     pub fn take_data_to_send(&mut self) -> Vec<u8> {
-        let data = self.output.split_off(self.output_pos);
+        let data = self.output.to_vec();
         self.output.clear();
-        self.output_pos = 0;
         data
     }
 
     /// Move the bytes waiting to be written into `buf`, giving the protocol `buf`'s (cleared)
-    /// allocation in exchange. An I/O layer that writes from its own buffer saves a copy.
+    /// allocation in exchange. An I/O layer that writes from its own buffer saves a copy
+    /// (out-of-line payloads are copied in; [`swap_output`](Self::swap_output) keeps them).
     pub fn swap_data_to_send(&mut self, buf: &mut Vec<u8>) {
-        if self.output_pos > 0 {
-            self.output.drain(..self.output_pos);
-            self.output_pos = 0;
-        }
         buf.clear();
-        std::mem::swap(&mut self.output, buf);
+        if self.output.has_out_of_line() {
+            buf.extend_from_slice(&self.output.to_vec());
+            self.output.clear();
+        } else {
+            self.output.compact();
+            std::mem::swap(self.output.buf_mut(), buf);
+        }
+    }
+
+    /// Move everything waiting to be written into `output`, giving the protocol `output`'s
+    /// (cleared) allocation in exchange: no byte is copied.
+    pub fn swap_output(&mut self, output: &mut Output) {
+        output.clear();
+        self.output.compact();
+        std::mem::swap(&mut self.output, output);
     }
 
     /// Free the buffers that are empty: the input buffer when no frame is partly received,
@@ -477,9 +497,8 @@ impl Protocol {
         if self.input.is_empty() {
             self.input = BytesMut::new();
         }
-        if self.output_pos == self.output.len() {
-            self.output = Vec::new();
-            self.output_pos = 0;
+        if self.output.is_empty() {
+            self.output = Output::new();
         }
         self.compress_buf = Vec::new();
         if self.events.is_empty() {
@@ -556,7 +575,7 @@ impl Protocol {
             .get("Sec-WebSocket-Key")
             .ok_or(InvalidState::MissingKey)?;
         self.client_key = Some(key.to_owned());
-        request.write(&mut self.output);
+        request.write(self.output.buf_mut());
         Ok(())
     }
 
@@ -667,7 +686,7 @@ impl Protocol {
         if self.state != State::Connecting {
             return Err(InvalidState::WrongState(self.state).into());
         }
-        response.write(&mut self.output);
+        response.write(self.output.buf_mut());
         if response.status == 101 {
             self.state = State::Open;
             self.deflate = self.pending_deflate.take();
@@ -720,7 +739,33 @@ impl Protocol {
     /// # Errors
     ///
     /// As [`send_text`](Self::send_text).
+    ///
+    /// A server does not copy a payload of [`OUT_OF_LINE_MIN`](crate::output::OUT_OF_LINE_MIN)
+    /// bytes or more that it sends uncompressed: it keeps a reference to it in its
+    /// [`output`](Self::output) (see [`data_to_send`](Self::data_to_send)).
     pub fn send_message(&mut self, message: &Message) -> Result<(), InvalidState> {
+        let payload = message.as_bytes();
+        if self.role == Role::Server && payload.len() >= OUT_OF_LINE_MIN && self.deflate.is_none() {
+            self.check_open()?;
+            if self.outgoing.is_some() {
+                return Err(InvalidState::FragmentedMessageInProgress);
+            }
+            let opcode = if message.is_text() {
+                OpCode::Text
+            } else {
+                OpCode::Binary
+            };
+            let header = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode,
+                mask: None,
+                payload_len: payload.len() as u64,
+            };
+            header.write(self.output.buf_mut());
+            self.output.push_out_of_line(message.clone().into_bytes());
+            return Ok(());
+        }
         match message {
             Message::Text(text) => self.send_text(text.as_bytes(), true),
             Message::Binary(data) => self.send_binary(data, true),
@@ -743,7 +788,7 @@ impl Protocol {
         if self.outgoing.is_some() {
             return Err(InvalidState::FragmentedMessageInProgress);
         }
-        self.output.extend_from_slice(frames);
+        self.output.buf_mut().extend_from_slice(frames);
         Ok(())
     }
 
@@ -1284,7 +1329,7 @@ impl Protocol {
             Role::Client => Some(self.masks.next_key()),
             Role::Server => None,
         };
-        write_frame(&mut self.output, fin, rsv, opcode, payload, mask);
+        write_frame(self.output.buf_mut(), fin, rsv, opcode, payload, mask);
     }
 }
 

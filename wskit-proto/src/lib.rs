@@ -70,6 +70,7 @@ pub mod handshake;
 pub mod limits;
 pub mod mask;
 pub mod message;
+pub mod output;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
@@ -80,6 +81,7 @@ pub use frame::{Frame, FrameHeader, OpCode};
 pub use handshake::{Headers, Request, Response};
 pub use limits::{HttpLimits, Limits};
 pub use message::{Message, NotText, Utf8Bytes};
+pub use output::Output;
 
 #[cfg(test)]
 mod tests;

@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::io;
+use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -28,7 +28,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::{Instant, Sleep};
 use wskit_proto::connection::Fragment;
-use wskit_proto::{CloseCode, Event, Message, Protocol, Request, Response, Role, State, Utf8Bytes};
+use wskit_proto::{
+    CloseCode, Event, Message, Output, Protocol, Request, Response, Role, State, Utf8Bytes,
+};
 
 use crate::error::{Closed, Error, Result};
 
@@ -361,7 +363,7 @@ impl Connection {
                 return Poll::Ready(Err(self.send_error(&inner, error)));
             }
             self.shared.wake_driver_from(&mut inner, cx.waker());
-            let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+            let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
             Poll::Ready(Ok(Some(buffered <= self.shared.config.write_limit)))
         })
         .await?;
@@ -596,7 +598,7 @@ impl Connection {
     /// the high mark.
     pub(crate) fn queue_broadcast(&self, message: &Message, frame: &[u8]) -> bool {
         let mut inner = self.shared.lock();
-        let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+        let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
         if buffered > self.shared.config.write_limit || inner.fragmented_sender.is_some() {
             return false;
         }
@@ -725,7 +727,7 @@ impl Connection {
     /// The number of bytes waiting to be written.
     pub fn buffered_amount(&self) -> usize {
         let inner = self.shared.lock();
-        inner.protocol.data_to_send().len() + inner.in_flight
+        inner.protocol.bytes_to_send() + inner.in_flight
     }
 
     // ----- internals -----
@@ -805,7 +807,7 @@ impl Connection {
             notified.as_mut().enable();
             {
                 let inner = self.shared.lock();
-                let buffered = inner.protocol.data_to_send().len() + inner.in_flight;
+                let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
                 // The message is queued; below the limit there is nothing to wait for, even if
                 // the peer closed meanwhile (a reply and a close can both arrive before this
                 // check: the send still happened).
@@ -1039,8 +1041,8 @@ pub(crate) struct Driver<S> {
 /// The driver's own state: everything but the shared part.
 struct Io<S> {
     stream: S,
-    write_buf: Vec<u8>,
-    write_pos: usize,
+    /// What is being written, taken from the protocol whole (large payloads out of line).
+    out: Output,
     /// Whether a write needs flushing (TLS buffers internally).
     needs_flush: bool,
     eof_received: bool,
@@ -1069,9 +1071,12 @@ struct Io<S> {
 /// `Config::defer_failures` in wskit-proto).
 const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
-/// The size of each runtime thread's scratch read buffer: the most read in one system call
-/// unless a large frame is arriving.
-const SCRATCH_LEN: usize = 64 << 10;
+/// The size of each runtime thread's read buffer (see [`SLAB`]): the most read in one
+/// system call unless a large frame is arriving.
+const SLAB_LEN: usize = 64 << 10;
+
+/// A thread's read buffer is replaced by a new one when less than this is left of it.
+const SLAB_MIN_SPARE: usize = 32 << 10;
 
 /// Read straight into the protocol's input buffer when it has at least this much room
 /// reserved for a frame that is arriving.
@@ -1083,15 +1088,20 @@ const IDLE_INPUT_MAX: usize = 4 << 10;
 /// The largest empty write buffer a connection keeps between writes.
 const IDLE_OUTPUT_MAX: usize = 16 << 10;
 
+/// The most pieces (frame headers and out-of-line payloads) in one vectored write.
+const MAX_WRITE_SLICES: usize = 16;
+
 /// The most read-process-write rounds in one poll, so that one busy connection cannot starve
 /// the others on its thread.
 const ROUNDS_PER_POLL: usize = 32;
 
 thread_local! {
-    /// Scratch space for reads, shared by the connections that run on this thread, so that an
-    /// idle connection holds no read buffer. Zeroed once, when the thread first reads.
-    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+    /// Where the connections that run on this thread read, so that an idle connection holds
+    /// no read buffer. A short read is copied into the connection's input buffer and the slab
+    /// reused; a long one (at least [`DIRECT_READ_MIN`] bytes into an empty input buffer)
+    /// becomes the input buffer, without a copy, and the messages parsed from it keep their
+    /// part of the slab alive; the thread starts a new slab when too little is left.
+    static SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
 }
 
 /// Read into the spare capacity of `buf`, without zeroing it first.
@@ -1125,8 +1135,7 @@ where
             .map(|every| Instant::now() + every);
         let mut io = Io {
             stream,
-            write_buf: Vec::new(),
-            write_pos: 0,
+            out: Output::new(),
             needs_flush: false,
             eof_received: false,
             shutdown_sent: false,
@@ -1203,7 +1212,7 @@ where
         let mut inner = shared.lock();
         let quiet = io.read_registered
             && !io.read_paused
-            && io.write_pos == io.write_buf.len()
+            && io.out.is_empty()
             && !io.needs_flush
             && inner.protocol.state() == State::Open
             && inner.protocol.pending_failure().is_none()
@@ -1275,13 +1284,19 @@ where
             // into that room, without a copy.
             read_into_spare(&mut self.stream, cx, input)
         } else {
-            // Read into this thread's scratch buffer and copy what came into `input`, which
-            // then holds only those bytes: an idle connection keeps no read buffer.
-            SCRATCH.with_borrow_mut(|scratch| {
-                let mut buf = ReadBuf::new(&mut scratch[..]);
-                let result = Pin::new(&mut self.stream).poll_read(cx, &mut buf);
-                input.extend_from_slice(buf.filled());
-                result.map_ok(|()| buf.filled().len())
+            // Read into this thread's slab; `input` then holds only what came.
+            SLAB.with_borrow_mut(|slab| {
+                if slab.capacity() < SLAB_MIN_SPARE {
+                    *slab = BytesMut::with_capacity(SLAB_LEN);
+                }
+                let result = read_into_spare(&mut self.stream, cx, slab);
+                if input.is_empty() && slab.len() >= DIRECT_READ_MIN {
+                    *input = slab.split();
+                } else {
+                    input.extend_from_slice(slab);
+                    slab.clear();
+                }
+                result
             })
         };
         self.read_registered = result.is_pending();
@@ -1365,12 +1380,10 @@ where
     /// Hand everything the protocol has to send to the write buffer, which has been written
     /// (the two buffers trade places, nothing is copied).
     fn take_output(&mut self, inner: &mut Inner) {
-        self.write_buf.clear();
-        self.write_pos = 0;
         if !inner.protocol.data_to_send().is_empty() {
-            inner.protocol.swap_data_to_send(&mut self.write_buf);
+            inner.protocol.swap_output(&mut self.out);
         }
-        inner.in_flight = self.write_buf.len();
+        inner.in_flight = self.out.len();
     }
 
     /// Write the write buffer with the lock released, then take the lock again: count what is
@@ -1381,12 +1394,12 @@ where
         inner: MutexGuard<'a, Inner>,
         cx: &mut Context<'_>,
     ) -> (MutexGuard<'a, Inner>, Poll<io::Result<()>>) {
-        let before = inner.in_flight + inner.protocol.data_to_send().len();
+        let before = inner.in_flight + inner.protocol.bytes_to_send();
         drop(inner);
         let written = self.poll_write(cx);
         let mut inner = shared.lock();
-        inner.in_flight = self.write_buf.len() - self.write_pos;
-        let after = inner.in_flight + inner.protocol.data_to_send().len();
+        inner.in_flight = self.out.len();
+        let after = inner.in_flight + inner.protocol.bytes_to_send();
         let low = shared.config.write_limit_low;
         if after <= low && before > low {
             shared.write_ready.notify_waiters();
@@ -1397,25 +1410,29 @@ where
     /// Write the write buffer, without the lock. `Ready(Ok(()))` once all of it is written
     /// (and flushed).
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.write_pos < self.write_buf.len() {
-            let n = ready!(
-                Pin::new(&mut self.stream).poll_write(cx, &self.write_buf[self.write_pos..])
-            )?;
+        while !self.out.is_empty() {
+            let stream = Pin::new(&mut self.stream);
+            let n = if self.out.has_out_of_line() {
+                // Frame headers and the payloads they announce, in one system call.
+                let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+                let filled = self.out.io_slices(&mut slices);
+                ready!(stream.poll_write_vectored(cx, &slices[..filled]))?
+            } else {
+                ready!(stream.poll_write(cx, self.out.chunk()))?
+            };
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.write_pos += n;
+            self.out.advance(n);
             self.needs_flush = true;
         }
         if self.needs_flush {
             ready!(Pin::new(&mut self.stream).poll_flush(cx))?;
             self.needs_flush = false;
         }
-        self.write_buf.clear();
-        self.write_pos = 0;
         // Keep no large buffer around while idle.
-        if self.write_buf.capacity() > IDLE_OUTPUT_MAX {
-            self.write_buf = Vec::new();
+        if self.out.capacity() > IDLE_OUTPUT_MAX {
+            self.out = Output::new();
         }
         Poll::Ready(Ok(()))
     }
@@ -1472,8 +1489,7 @@ where
             // A peer that stopped reading would otherwise keep the connection for as long as
             // the unwritten output (the close frame behind it) cannot be written: drop it.
             let _ = inner.protocol.take_data_to_send();
-            self.write_buf.clear();
-            self.write_pos = 0;
+            self.out.clear();
             self.needs_flush = false;
             inner.in_flight = 0;
             self.close_deadline = None;
@@ -1576,8 +1592,7 @@ where
             waker.wake();
         }
         shared.write_ready.notify_waiters();
-        self.write_buf = Vec::new();
-        self.write_pos = 0;
+        self.out = Output::new();
     }
 }
 
@@ -1617,10 +1632,10 @@ where
             let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();
             progress |= io.poll_timers(shared, &mut inner, cx).is_ready();
 
-            if io.write_pos == io.write_buf.len() {
+            if io.out.is_empty() {
                 io.take_output(&mut inner);
             }
-            if io.write_pos < io.write_buf.len() || io.needs_flush {
+            if !io.out.is_empty() || io.needs_flush {
                 let written;
                 (inner, written) = io.write_unlocked(shared, inner, cx);
                 if let Poll::Ready(Err(error)) = written {
@@ -1628,15 +1643,14 @@ where
                     inner.cause.get_or_insert_with(|| error.to_string());
                     let _ = inner.protocol.receive_eof();
                     io.eof_received = true;
-                    io.write_pos = io.write_buf.len();
+                    io.out.clear();
                     io.finish(shared, inner);
                     return Poll::Ready(());
                 }
             }
 
-            let flushed = io.write_pos == io.write_buf.len()
-                && inner.protocol.data_to_send().is_empty()
-                && !io.needs_flush;
+            let flushed =
+                io.out.is_empty() && inner.protocol.data_to_send().is_empty() && !io.needs_flush;
             if flushed && inner.protocol.state() == State::Closed {
                 if !io.shutdown_sent {
                     let _ = Pin::new(&mut io.stream).poll_shutdown(cx);
@@ -1655,8 +1669,7 @@ where
             }
             if !progress {
                 // Something a handle did while the lock was released: go round again.
-                let waiting_output =
-                    io.write_pos == io.write_buf.len() && !inner.protocol.data_to_send().is_empty();
+                let waiting_output = io.out.is_empty() && !inner.protocol.data_to_send().is_empty();
                 let resume_reading =
                     io.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
                 let unarmed_close = inner.protocol.close_expected() && io.close_deadline.is_none();

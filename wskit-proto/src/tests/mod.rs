@@ -14,6 +14,7 @@ use crate::frame::{OpCode, RSV1, RSV2};
 use crate::handshake::Request;
 use crate::limits::Limits;
 use crate::message::Message;
+use crate::output::OUT_OF_LINE_MIN;
 
 fn plain() -> Config {
     Config {
@@ -934,6 +935,108 @@ fn encoded_frames_and_swapped_output() {
     assert_eq!(
         messages(&pair.client_events),
         [Message::from("to all"), Message::from(b"xy".to_vec())]
+    );
+}
+
+#[test]
+fn large_payloads_are_sent_without_a_copy_and_arrive_whole() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let big = Bytes::from(vec![0xab; OUT_OF_LINE_MIN]);
+    let text: String = "é".repeat(5000);
+    pair.server.send_text(b"first", true).unwrap();
+    pair.server
+        .send_message(&Message::from(big.clone()))
+        .unwrap();
+    pair.server.send_ping(b"p").unwrap();
+    pair.server
+        .send_message(&Message::from(text.clone()))
+        .unwrap();
+    // Held out of line: the output points at the caller's bytes.
+    let output = pair.server.output();
+    assert!(output.has_out_of_line());
+    let mut slices = [std::io::IoSlice::new(&[]); 8];
+    let n = output.io_slices(&mut slices);
+    assert_eq!(n, 4, "frames, payload, frames, payload");
+    assert_eq!(slices[1].as_ptr(), big.as_ptr());
+    assert_eq!(pair.server.bytes_to_send(), output.to_vec().len());
+    // Not while a fragmented message is being sent, and not after close.
+    pair.server.send_binary(b"x", false).unwrap();
+    assert_eq!(
+        pair.server.send_message(&Message::from(big.clone())),
+        Err(InvalidState::FragmentedMessageInProgress)
+    );
+    pair.server.send_continuation(b"y", true).unwrap();
+    // Written in small pieces, through data_to_send, as an I/O layer without vectored writes
+    // would.
+    let mut wire = Vec::new();
+    while !pair.server.data_to_send().is_empty() {
+        let piece = pair.server.data_to_send();
+        let n = piece.len().min(1000);
+        wire.extend_from_slice(&piece[..n]);
+        pair.server.consume_data_to_send(n);
+    }
+    assert_eq!(pair.server.bytes_to_send(), 0);
+    pair.client_receives(&wire).unwrap();
+    assert_eq!(
+        messages(&pair.client_events),
+        [
+            Message::from("first"),
+            Message::from(big.clone()),
+            Message::from(text),
+            Message::from(b"xy".to_vec())
+        ]
+    );
+    // A client masks, and a compressed message is encoded: both are copied.
+    let mut compressed = Pair::open();
+    compressed
+        .server
+        .send_message(&Message::from(big.clone()))
+        .unwrap();
+    assert!(!compressed.server.output().has_out_of_line());
+    compressed
+        .client
+        .send_message(&Message::from(big.clone()))
+        .unwrap();
+    assert!(!compressed.client.output().has_out_of_line());
+    compressed.drive();
+    assert_eq!(
+        messages(&compressed.client_events),
+        [Message::from(big.clone())]
+    );
+    assert_eq!(messages(&compressed.server_events), [Message::from(big)]);
+}
+
+#[test]
+fn swapping_the_output_keeps_out_of_line_payloads() {
+    let mut pair = Pair::open_with(plain(), plain());
+    let big = Bytes::from(vec![1; 70_000]);
+    pair.server
+        .send_message(&Message::from(big.clone()))
+        .unwrap();
+    pair.server.send_text(b"after", true).unwrap();
+    pair.server.consume_data_to_send(3); // part of the first frame's header
+    let mut out = crate::Output::new();
+    pair.server.swap_output(&mut out);
+    assert!(pair.server.data_to_send().is_empty());
+    assert!(out.has_out_of_line());
+    let mut wire = vec![0x82, 127, 0];
+    wire.extend_from_slice(&out.to_vec());
+    // The flat swap copies the payload in.
+    pair.server
+        .send_message(&Message::from(big.clone()))
+        .unwrap();
+    let mut flat = Vec::new();
+    pair.server.swap_data_to_send(&mut flat);
+    assert!(pair.server.data_to_send().is_empty());
+    wire.extend_from_slice(&flat);
+    pair.client_receives(&wire).unwrap();
+    assert_eq!(
+        messages(&pair.client_events),
+        [
+            Message::from(big.clone()),
+            Message::from("after"),
+            Message::from(big)
+        ]
     );
 }
 
