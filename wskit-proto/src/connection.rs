@@ -181,7 +181,8 @@ pub struct Protocol {
     /// Boxed, like `deflate`: most of a connection's life is spent without it.
     pending_deflate: Option<Box<PerMessageDeflate>>,
     // Receiving.
-    incoming: Option<Incoming>,
+    /// Boxed: only fragmented messages keep it between frames.
+    incoming: Option<Box<Incoming>>,
     utf8: Utf8Validator,
     /// Bytes of the current, incomplete text frame already unmasked and validated.
     partial_checked: usize,
@@ -193,18 +194,24 @@ pub struct Protocol {
     discard_input: bool,
     // Sending.
     outgoing: Option<Outgoing>,
-    /// Where outgoing messages are compressed before they are framed.
-    compress_buf: Vec<u8>,
     // Closing.
-    close_sent: Option<CloseFrame>,
-    close_rcvd: Option<CloseFrame>,
-    close_rcvd_then_sent: Option<bool>,
+    /// Boxed: a connection spends most of its life without it.
+    closing: Option<Box<Closing>>,
     eof_sent: bool,
     eof_rcvd: bool,
     error: Option<Box<Error>>,
 }
 
+/// The closing handshake so far.
+#[derive(Default)]
+struct Closing {
+    sent: Option<CloseFrame>,
+    rcvd: Option<CloseFrame>,
+    rcvd_then_sent: Option<bool>,
+}
+
 /// A fragmented message being received.
+#[derive(Default)]
 struct Incoming {
     is_text: bool,
     compressed: bool,
@@ -252,10 +259,7 @@ impl Protocol {
             deflate: None,
             discard_input: false,
             outgoing: None,
-            compress_buf: Vec::new(),
-            close_sent: None,
-            close_rcvd: None,
-            close_rcvd_then_sent: None,
+            closing: None,
             eof_sent: false,
             eof_rcvd: false,
             error: None,
@@ -303,17 +307,17 @@ impl Protocol {
 
     /// The close frame this end sent, if any.
     pub fn close_sent(&self) -> Option<&CloseFrame> {
-        self.close_sent.as_ref()
+        self.closing.as_ref()?.sent.as_ref()
     }
 
     /// The close frame this end received, if any.
     pub fn close_rcvd(&self) -> Option<&CloseFrame> {
-        self.close_rcvd.as_ref()
+        self.closing.as_ref()?.rcvd.as_ref()
     }
 
     /// When both close frames were exchanged: `true` if the peer's came first.
     pub fn close_rcvd_then_sent(&self) -> Option<bool> {
-        self.close_rcvd_then_sent
+        self.closing.as_ref()?.rcvd_then_sent
     }
 
     /// The close code of the connection as seen by this end (RFC 6455 section 7.1.5): the code
@@ -324,8 +328,7 @@ impl Protocol {
             return None;
         }
         Some(
-            self.close_rcvd
-                .as_ref()
+            self.close_rcvd()
                 .map_or(CloseCode::ABNORMAL, |frame| frame.code),
         )
     }
@@ -336,11 +339,7 @@ impl Protocol {
         if self.state != State::Closed {
             return None;
         }
-        Some(
-            self.close_rcvd
-                .as_ref()
-                .map_or("", |frame| frame.reason.as_str()),
-        )
+        Some(self.close_rcvd().map_or("", |frame| frame.reason.as_str()))
     }
 
     /// The first error that failed the connection, if any.
@@ -410,7 +409,7 @@ impl Protocol {
             self.error
                 .get_or_insert_with(|| Box::new(Error::Protocol(*error)));
         }
-        let clean = self.close_rcvd.is_some() || self.state == State::Closed;
+        let clean = self.close_rcvd().is_some() || self.state == State::Closed;
         let previous = self.state;
         self.state = State::Closed;
         self.eof_sent = true;
@@ -500,7 +499,9 @@ impl Protocol {
         if self.output.is_empty() {
             self.output = Output::new();
         }
-        self.compress_buf = Vec::new();
+        if let Some(deflate) = self.deflate.as_mut() {
+            deflate.release_buffers();
+        }
         if self.events.is_empty() {
             self.events = VecDeque::new();
         }
@@ -1113,10 +1114,14 @@ impl Protocol {
         let limits = &self.config.limits;
         let max_message = limits.max_message_size.unwrap_or(usize::MAX);
         let first = header.opcode != OpCode::Continuation;
+        // The box of a fragmented message, reused for its next frames.
+        let mut kept = None;
         let mut incoming = match (self.incoming.take(), first) {
             (Some(_), true) => return Err(ProtocolError::ExpectedContinuation),
             (None, false) => return Err(ProtocolError::UnexpectedContinuation),
-            (Some(mut incoming), false) => {
+            (Some(mut boxed), false) => {
+                let mut incoming = std::mem::take(&mut *boxed);
+                kept = Some(boxed);
                 incoming.fragments += 1;
                 if let Some(limit) = limits.max_fragments
                     && incoming.fragments > limit
@@ -1219,7 +1224,13 @@ impl Protocol {
             }));
         }
         if !header.fin {
-            self.incoming = Some(incoming);
+            self.incoming = Some(match kept {
+                Some(mut boxed) => {
+                    *boxed = incoming;
+                    boxed
+                }
+                None => Box::new(incoming),
+            });
             return Ok(());
         }
         if !streaming {
@@ -1236,7 +1247,7 @@ impl Protocol {
 
     fn handle_close(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
         let frame = CloseFrame::parse(payload)?;
-        self.close_rcvd = Some(frame.clone());
+        self.closing.get_or_insert_default().rcvd = Some(frame.clone());
         if self.state == State::Open {
             // Echo the code (RFC 6455 section 5.5.1), without the reason.
             let echo = if frame.code == CloseCode::NO_STATUS {
@@ -1245,9 +1256,11 @@ impl Protocol {
                 CloseFrame::new(frame.code, "")
             };
             self.write_close(echo);
-            self.close_rcvd_then_sent = Some(true);
-        } else if self.close_sent.is_some() && self.close_rcvd_then_sent.is_none() {
-            self.close_rcvd_then_sent = Some(false);
+        } else if let Some(closing) = self.closing.as_mut()
+            && closing.sent.is_some()
+            && closing.rcvd_then_sent.is_none()
+        {
+            closing.rcvd_then_sent = Some(false);
         }
         self.state = State::Closing;
         // The server closes the TCP connection first (7.1.1); the client waits for it.
@@ -1293,12 +1306,14 @@ impl Protocol {
             (true, Some(deflate)) => {
                 // Compressed into a buffer kept for the next message: no allocation per
                 // message once it has grown; a large one is not kept.
-                let mut scratch = std::mem::take(&mut self.compress_buf);
+                let mut scratch = deflate.take_scratch();
                 scratch.clear();
                 deflate.compress(data, fin, &mut scratch);
                 self.write_frame(opcode, rsv, &scratch, fin);
-                if scratch.capacity() <= MAX_KEPT_SCRATCH {
-                    self.compress_buf = scratch;
+                if scratch.capacity() <= MAX_KEPT_SCRATCH
+                    && let Some(deflate) = self.deflate.as_mut()
+                {
+                    deflate.put_scratch(scratch);
                 }
             }
             _ => self.write_frame(opcode, rsv, data, fin),
@@ -1318,10 +1333,11 @@ impl Protocol {
         let mut payload = Vec::with_capacity(2 + frame.reason.len());
         frame.write_payload(&mut payload);
         self.write_frame(OpCode::Close, 0, &payload, true);
-        if self.close_rcvd.is_some() && self.close_rcvd_then_sent.is_none() {
-            self.close_rcvd_then_sent = Some(true);
+        let closing = self.closing.get_or_insert_default();
+        if closing.rcvd.is_some() && closing.rcvd_then_sent.is_none() {
+            closing.rcvd_then_sent = Some(true);
         }
-        self.close_sent = Some(frame);
+        closing.sent = Some(frame);
     }
 
     fn write_frame(&mut self, opcode: OpCode, rsv: u8, payload: &[u8], fin: bool) {
@@ -1340,8 +1356,8 @@ impl fmt::Debug for Protocol {
             .field("state", &self.state)
             .field("subprotocol", &self.subprotocol)
             .field("compressed", &self.deflate.is_some())
-            .field("close_sent", &self.close_sent)
-            .field("close_rcvd", &self.close_rcvd)
+            .field("close_sent", &self.close_sent())
+            .field("close_rcvd", &self.close_rcvd())
             .finish_non_exhaustive()
     }
 }

@@ -682,9 +682,17 @@ impl Connection {
         self.shared.info.request.as_deref()
     }
 
-    /// The opening handshake response: sent by a server, received by a client.
+    /// The opening handshake response received by a client; `None` on a server, which does
+    /// not keep the response it sent (a few hundred bytes per connection; what it holds is
+    /// available as [`subprotocol`](Self::subprotocol) and
+    /// [`is_compressed`](Self::is_compressed)).
     pub fn response(&self) -> Option<&Response> {
         self.shared.info.response.as_deref()
+    }
+
+    /// Whether permessage-deflate was negotiated for this connection.
+    pub fn is_compressed(&self) -> bool {
+        self.shared.lock().protocol.is_compressed()
     }
 
     /// The request path with its query (e.g. `/chat?room=1`).

@@ -882,12 +882,13 @@ where
 {
     let shared = &guard.shared;
     let mut slot = None;
-    let (protocol, request, response) =
-        open(&mut stream, &remote, shared, &options, &mut slot).await?;
+    let (protocol, request) = open(&mut stream, &remote, shared, &options, &mut slot).await?;
     let path = request.path.clone();
     let info = ConnectionInfo {
         request: Some(request),
-        response: Some(response),
+        // The response it sent is not kept: it would cost every connection a few hundred
+        // bytes for what the server decided itself.
+        response: None,
         local_addr: Some(local),
         remote_addr: Some(remote.clone()),
     };
@@ -1041,7 +1042,7 @@ impl<S, F: Future> Drop for ConnectionTask<S, F> {
 const ROUNDS_PER_WAKEUP: usize = 16;
 
 /// The opening handshake, under the open timeout: the protocol, ready for frames, and the
-/// request and response. `None` when the connection ended instead (rejected, failed, or timed
+/// request. `None` when the connection ended instead (rejected, failed, or timed
 /// out: the transport is shut down).
 async fn open<S>(
     stream: &mut S,
@@ -1049,7 +1050,7 @@ async fn open<S>(
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
     slot: &mut Option<Slot>,
-) -> Option<(Protocol, Box<Request>, Box<Response>)>
+) -> Option<(Protocol, Box<Request>)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1062,7 +1063,7 @@ where
         None => handshake.await,
     };
     match outcome {
-        Ok(Some((request, response))) => Some((protocol, request, response)),
+        Ok(Some(request)) => Some((protocol, request)),
         Ok(None) => {
             // Answered with an HTTP response: close.
             let _ = stream.shutdown().await;
@@ -1085,7 +1086,7 @@ async fn handshake<S>(
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
     slot: &mut Option<Slot>,
-) -> Result<Option<(Box<Request>, Box<Response>)>>
+) -> Result<Option<Box<Request>>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1164,7 +1165,7 @@ where
     }
     protocol.send_response(&response)?;
     flush(stream, protocol).await?;
-    Ok(Some((request, Box::new(response))))
+    Ok(Some(request))
 }
 
 async fn send_rejection<S>(

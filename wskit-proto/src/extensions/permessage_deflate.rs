@@ -426,6 +426,9 @@ pub struct PerMessageDeflate {
     compress_window_bits: u8,
     compressor: Option<Deflate>,
     decompressor: Option<Inflate>,
+    /// Where the protocol compresses outgoing messages before framing them, kept between
+    /// messages (see [`take_scratch`](Self::take_scratch)).
+    scratch: Vec<u8>,
     /// The incoming stream ended (a block with BFINAL) during the current message: the rest of
     /// the message is ignored and the next one starts a new stream.
     inflate_ended: bool,
@@ -455,6 +458,7 @@ impl PerMessageDeflate {
             compress_window_bits: usable_window_bits(window_bits),
             compressor: None,
             decompressor: None,
+            scratch: Vec::new(),
             inflate_ended: false,
         }
     }
@@ -473,6 +477,21 @@ impl PerMessageDeflate {
     /// direction and our own configured limit.
     pub fn compress_window_bits(&self) -> u8 {
         self.compress_window_bits
+    }
+
+    /// The buffer kept for compressing the next message into (empty if none is kept).
+    pub(crate) fn take_scratch(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.scratch)
+    }
+
+    /// Keep `scratch` for the next message.
+    pub(crate) fn put_scratch(&mut self, scratch: Vec<u8>) {
+        self.scratch = scratch;
+    }
+
+    /// Free the compression buffer kept between messages.
+    pub(crate) fn release_buffers(&mut self) {
+        self.scratch = Vec::new();
     }
 
     /// Whether this side resets its compressor after each message.

@@ -404,8 +404,13 @@ async fn knows_its_id_role_handshake_addresses_and_state() {
     assert_eq!(ws.response().unwrap().status, 101);
     assert_eq!(
         ws.response().unwrap().headers.get("Sec-WebSocket-Accept"),
-        peer.response().unwrap().headers.get("Sec-WebSocket-Accept")
+        Some(wskit::proto::handshake::accept_key(&key).as_str())
     );
+    assert!(
+        peer.response().is_none(),
+        "a server does not keep the response it sent"
+    );
+    assert!(ws.is_compressed() && peer.is_compressed());
     assert_eq!(ws.remote_addr(), Some(&PeerAddr::Tcp(server_addr)));
     assert_eq!(peer.local_addr(), Some(&PeerAddr::Tcp(server_addr)));
     assert_eq!(ws.local_addr(), peer.remote_addr());
