@@ -230,32 +230,14 @@ impl Connection {
     ///
     /// This method is cancel safe: if it is dropped before it completes (in `tokio::select!`
     /// or under a timeout), no message is lost; the next call returns it.
-    pub async fn recv(&self) -> Result<Message> {
-        // `receiving` is only set if this call has to wait: a message already queued is
-        // taken with one lock.
-        let mut guard = ReceivingGuard {
-            shared: &self.shared,
-            registered: false,
-        };
-        poll_fn(|cx| {
-            let mut inner = self.shared.lock();
-            if !guard.registered {
-                if inner.receiving {
-                    return Poll::Ready(Err(Error::Concurrency(
-                        "another task is receiving from this connection",
-                    )));
-                }
-                inner.receiving = true;
-                guard.registered = true;
-            }
-            let result = self.poll_recv_locked(&mut inner, cx);
-            if result.is_ready() {
-                inner.receiving = false;
-                guard.registered = false;
-            }
-            result
-        })
-        .await
+    pub fn recv(&self) -> impl Future<Output = Result<Message>> + Send + '_ {
+        Recv {
+            guard: ReceivingGuard {
+                shared: &self.shared,
+                registered: false,
+            },
+            connection: self,
+        }
     }
 
     /// Receive the next message, or `None` once the connection closed normally (1000 or 1001
@@ -268,12 +250,22 @@ impl Connection {
     /// # Cancel safety
     ///
     /// This method is cancel safe, like [`recv`](Self::recv).
-    pub async fn next(&mut self) -> Option<Result<Message>> {
-        match self.recv().await {
-            Ok(message) => Some(Ok(message)),
-            Err(error) if error.is_closed_ok() => None,
-            Err(error) => Some(Err(error)),
-        }
+    #[allow(clippy::should_implement_trait)] // an async `next`, as on streams
+    pub fn next(&mut self) -> impl Future<Output = Option<Result<Message>>> + Send + '_ {
+        let mut recv = Recv {
+            guard: ReceivingGuard {
+                shared: &self.shared,
+                registered: false,
+            },
+            connection: self,
+        };
+        poll_fn(move |cx| {
+            Poll::Ready(match ready!(Pin::new(&mut recv).poll(cx)) {
+                Ok(message) => Some(Ok(message)),
+                Err(error) if error.is_closed_ok() => None,
+                Err(error) => Some(Err(error)),
+            })
+        })
     }
 
     /// Poll for the next message: the building block of [`recv`](Self::recv) and of the
@@ -346,33 +338,13 @@ impl Connection {
     ///
     /// If dropped before it completes, the message may or may not have been queued; once
     /// queued it is sent.
-    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
-        let message = message.into();
-        // The common case, without registering for notifications: no fragmented message is
-        // being sent, and the buffer is below the high mark afterwards.
-        let below_high_mark = poll_fn(|cx| {
-            // Take part in tokio's cooperative scheduling: a task that only sends, below the
-            // write limit, would otherwise never yield and could starve the runtime's other
-            // tasks.
-            ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
-            let mut inner = self.shared.lock();
-            if inner.fragmented_sender.is_some() {
-                return Poll::Ready(Ok(None));
-            }
-            if let Err(error) = inner.protocol.send_message(&message) {
-                return Poll::Ready(Err(self.send_error(&inner, error)));
-            }
-            self.shared.wake_driver_from(&mut inner, cx.waker());
-            let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
-            Poll::Ready(Ok(Some(buffered <= self.shared.config.write_limit)))
-        })
-        .await?;
-        match below_high_mark {
-            Some(true) => Ok(()),
-            // The slow paths are boxed: they would make every handler's future larger, and
-            // each idle connection keeps its handler's future (idle memory per connection).
-            Some(false) => Box::pin(self.drain()).await,
-            None => Box::pin(self.send_after_fragmented(message)).await,
+    pub fn send(
+        &self,
+        message: impl Into<Message>,
+    ) -> impl Future<Output = Result<()>> + Send + '_ {
+        SendMessage {
+            connection: self,
+            state: SendState::Start(message.into()),
         }
     }
 
@@ -927,6 +899,102 @@ impl<I: Iterator + Unpin> Stream for IterStream<I> {
     }
 }
 
+/// The future of [`Connection::send`], written by hand to keep every handler's future small
+/// (idle memory per connection): the message, or the boxed slow path it waits in.
+struct SendMessage<'a> {
+    connection: &'a Connection,
+    state: SendState<'a>,
+}
+
+enum SendState<'a> {
+    Start(Message),
+    /// Queued, waiting for the write buffer to drain below the low mark; or waiting for
+    /// another call's fragmented message to end before queueing.
+    Waiting(Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>),
+    Done,
+}
+
+impl Future for SendMessage<'_> {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let this = self.get_mut();
+        let connection = this.connection;
+        if let SendState::Start(_) = this.state {
+            // Take part in tokio's cooperative scheduling: a task that only sends, below the
+            // write limit, would otherwise never yield and could starve the runtime's other
+            // tasks.
+            ready!(tokio::task::coop::poll_proceed(cx)).made_progress();
+            let SendState::Start(message) = std::mem::replace(&mut this.state, SendState::Done)
+            else {
+                unreachable!()
+            };
+            // The common case, without registering for notifications: no fragmented message
+            // is being sent, and the buffer is below the high mark afterwards.
+            let mut inner = connection.shared.lock();
+            if inner.fragmented_sender.is_some() {
+                drop(inner);
+                this.state =
+                    SendState::Waiting(Box::pin(connection.send_after_fragmented(message)));
+            } else {
+                if let Err(error) = inner.protocol.send_message(&message) {
+                    return Poll::Ready(Err(connection.send_error(&inner, error)));
+                }
+                connection.shared.wake_driver_from(&mut inner, cx.waker());
+                let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
+                if buffered <= connection.shared.config.write_limit {
+                    return Poll::Ready(Ok(()));
+                }
+                drop(inner);
+                this.state = SendState::Waiting(Box::pin(connection.drain()));
+            }
+        }
+        match &mut this.state {
+            SendState::Waiting(waiting) => {
+                let result = ready!(waiting.as_mut().poll(cx));
+                this.state = SendState::Done;
+                Poll::Ready(result)
+            }
+            SendState::Start(_) | SendState::Done => Poll::Ready(Err(Error::InvalidState(
+                wskit_proto::InvalidState::WrongState(State::Closed),
+            ))),
+        }
+    }
+}
+
+/// The future of [`Connection::recv`], written by hand to keep every handler's future small
+/// (idle memory per connection).
+struct Recv<'a> {
+    connection: &'a Connection,
+    /// `receiving` is only set if this call has to wait: a message already queued is taken
+    /// with one lock.
+    guard: ReceivingGuard<'a>,
+}
+
+impl Future for Recv<'_> {
+    type Output = Result<Message>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        let this = self.get_mut();
+        let mut inner = this.connection.shared.lock();
+        if !this.guard.registered {
+            if inner.receiving {
+                return Poll::Ready(Err(Error::Concurrency(
+                    "another task is receiving from this connection",
+                )));
+            }
+            inner.receiving = true;
+            this.guard.registered = true;
+        }
+        let result = this.connection.poll_recv_locked(&mut inner, cx);
+        if result.is_ready() {
+            inner.receiving = false;
+            this.guard.registered = false;
+        }
+        result
+    }
+}
+
 /// Holds a connection's `receiving` flag while set (`registered`), and clears it if the call
 /// that set it is dropped.
 struct ReceivingGuard<'a> {
@@ -1057,8 +1125,9 @@ struct Io<S> {
     shutdown_sent: bool,
     timer: Option<Pin<Box<Sleep>>>,
     next_ping: Option<Instant>,
-    close_deadline: Option<Instant>,
-    failure_pending_since: Option<Instant>,
+    /// The deadlines of a closing or failing connection (boxed: most of a connection's life
+    /// is spent without them, and the driver is part of every idle connection's task).
+    closing: Option<Box<ClosingDeadlines>>,
     /// The driver completed: the connection is closed.
     done: bool,
     /// Whether the last read was skipped because the receive queue was full.
@@ -1073,6 +1142,15 @@ struct Io<S> {
     /// This poll comes right after another in the same wake-up of the task (see
     /// [`Driver::poll_again`]).
     polled_again: bool,
+}
+
+/// See [`Io::closing`].
+#[derive(Default)]
+struct ClosingDeadlines {
+    /// When the transport is closed if the closing handshake has not finished.
+    close: Option<Instant>,
+    /// Since when a peer's protocol error has been held back.
+    failure_pending_since: Option<Instant>,
 }
 
 /// How long a peer's protocol error is held back while the application is not receiving (see
@@ -1149,8 +1227,7 @@ where
             shutdown_sent: false,
             timer: None,
             next_ping,
-            close_deadline: None,
-            failure_pending_since: None,
+            closing: None,
             done: false,
             read_paused: false,
             receiver_ready: false,
@@ -1445,6 +1522,11 @@ where
         Poll::Ready(Ok(()))
     }
 
+    /// When the transport is closed if the closing handshake has not finished, if set.
+    fn close_deadline(&self) -> Option<Instant> {
+        self.closing.as_ref()?.close
+    }
+
     /// Keepalive pings, the ping timeout and the close timeout.
     fn poll_timers(
         &mut self,
@@ -1454,11 +1536,11 @@ where
     ) -> Poll<()> {
         // The common case, first and without the clock: nothing new needs a deadline, and the
         // timer (armed at the earliest deadline) has not fired.
-        let unarmed_close = inner.protocol.close_expected() && self.close_deadline.is_none();
+        let unarmed_close = inner.protocol.close_expected() && self.close_deadline().is_none();
         if !unarmed_close && inner.protocol.pending_failure().is_none() {
             let idle = match &mut self.timer {
                 Some(timer) => timer.as_mut().poll(cx).is_pending(),
-                None => self.next_ping.is_none() && self.close_deadline.is_none(),
+                None => self.next_ping.is_none() && self.close_deadline().is_none(),
             };
             if idle {
                 return Poll::Pending;
@@ -1471,21 +1553,22 @@ where
         // before it: apply it once the application waits for more (it has taken them all), or
         // after a grace period if it is not receiving at all.
         if inner.protocol.pending_failure().is_some() {
-            let since = *self.failure_pending_since.get_or_insert(now);
+            let closing = self.closing.get_or_insert_default();
+            let since = *closing.failure_pending_since.get_or_insert(now);
             let waiting = inner.queue.is_empty() && inner.recv_waker.is_some();
             if waiting || now >= since + FAILURE_GRACE {
                 if let Some(error) = inner.protocol.apply_pending_failure() {
                     tracing::debug!(id = shared.id, %error, "failing connection");
                     inner.cause.get_or_insert_with(|| error.to_string());
                 }
-                self.failure_pending_since = None;
+                closing.failure_pending_since = None;
                 fired = true;
             }
         }
-        if inner.protocol.close_expected() && self.close_deadline.is_none() {
-            self.close_deadline = Some(now + config.close_timeout);
+        if inner.protocol.close_expected() && self.close_deadline().is_none() {
+            self.closing.get_or_insert_default().close = Some(now + config.close_timeout);
         }
-        if let Some(deadline) = self.close_deadline
+        if let Some(deadline) = self.close_deadline()
             && now >= deadline
         {
             tracing::debug!(id = shared.id, "close timeout: closing the transport");
@@ -1500,7 +1583,9 @@ where
             self.out.clear();
             self.needs_flush = false;
             inner.in_flight = 0;
-            self.close_deadline = None;
+            if let Some(closing) = &mut self.closing {
+                closing.close = None;
+            }
             fired = true;
         }
         // Ping timeout: the oldest keepalive ping still unanswered.
@@ -1542,9 +1627,9 @@ where
             fired = true;
         }
         // The next deadline.
-        let mut next: Option<Instant> = self.close_deadline;
+        let mut next: Option<Instant> = self.close_deadline();
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(since) = self.failure_pending_since {
+        if let Some(since) = self.closing.as_ref().and_then(|c| c.failure_pending_since) {
             consider(since + FAILURE_GRACE);
         }
         if let Some(at) = self.next_ping {
@@ -1680,7 +1765,8 @@ where
                 let waiting_output = io.out.is_empty() && !inner.protocol.data_to_send().is_empty();
                 let resume_reading =
                     io.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
-                let unarmed_close = inner.protocol.close_expected() && io.close_deadline.is_none();
+                let unarmed_close =
+                    inner.protocol.close_expected() && io.close_deadline().is_none();
                 if waiting_output || resume_reading || unarmed_close {
                     continue;
                 }
