@@ -20,8 +20,17 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
         word.copy_from_slice(chunk);
         chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ wide).to_ne_bytes());
     }
-    // The remainder starts at a multiple of 8 bytes, so the key phase is unchanged.
-    for (byte, k) in chunks.into_remainder().iter_mut().zip(key.iter().cycle()) {
+    // The remainder (under 8 bytes) starts at a multiple of 8 bytes, so the key phase is
+    // unchanged: one 4-byte word, then single bytes.
+    let rest = chunks.into_remainder();
+    let tail = match rest.split_first_chunk_mut::<4>() {
+        Some((word, tail)) => {
+            *word = (u32::from_ne_bytes(*word) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+            tail
+        }
+        None => rest,
+    };
+    for (byte, k) in tail.iter_mut().zip(key) {
         *byte ^= k;
     }
 }

@@ -1107,7 +1107,8 @@ impl Shared {
 ///
 /// Each poll takes the connection's lock once, reads and parses under it, and releases it only
 /// around the write system call, so that a handle sending from another thread never waits for
-/// a large write.
+/// a large write. (A quiet connection's small replies, up to [`SMALL_WRITE`] bytes, are written
+/// with the lock held: a short copy into the socket's buffer.)
 #[must_use = "the driver does nothing unless polled"]
 pub(crate) struct Driver<S> {
     shared: Arc<Shared>,
@@ -1173,6 +1174,10 @@ const IDLE_INPUT_MAX: usize = 4 << 10;
 
 /// The largest empty write buffer a connection keeps between writes.
 const IDLE_OUTPUT_MAX: usize = 16 << 10;
+
+/// Output up to this size is written straight from the protocol's buffer, with the
+/// connection's lock held (see [`Driver::poll_again`]).
+const SMALL_WRITE: usize = 4 << 10;
 
 /// The most pieces (frame headers and out-of-line payloads) in one vectored write.
 const MAX_WRITE_SLICES: usize = 16;
@@ -1310,6 +1315,31 @@ where
         }
         if inner.protocol.data_to_send().is_empty() {
             return true;
+        }
+        let pending = inner.protocol.bytes_to_send();
+        if pending <= SMALL_WRITE.min(shared.config.write_limit_low)
+            && !inner.protocol.output().has_out_of_line()
+        {
+            // A small write goes straight from the protocol's buffer, with the lock held: it
+            // is a short copy into the socket's buffer, and it saves handing the buffer over
+            // and taking the lock again. Below the low mark, no sender waits for it.
+            let written = Pin::new(&mut io.stream).poll_write(cx, inner.protocol.data_to_send());
+            return match written {
+                Poll::Ready(Ok(n)) => {
+                    inner.protocol.consume_data_to_send(n);
+                    io.needs_flush = true;
+                    if n == pending
+                        && let Poll::Ready(Ok(())) = Pin::new(&mut io.stream).poll_flush(cx)
+                    {
+                        io.needs_flush = false;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                // Not writable now, or an error: the full poll takes over.
+                Poll::Pending | Poll::Ready(Err(_)) => false,
+            };
         }
         io.take_output(&mut inner);
         let (inner, written) = io.write_unlocked(shared, inner, cx);
