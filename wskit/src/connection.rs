@@ -131,6 +131,8 @@ struct Inner {
     /// a cancelled `recv` loses nothing and a long message cannot fill the queue for good.
     assembling: Option<Box<(bool, Vec<u8>)>>,
     receiving: bool,
+    /// The protocol's input buffer is (a view of) a large buffer: see [`Io::poll_read`].
+    large_input: bool,
     recv_waker: Option<Waker>,
     driver_waker: Option<Waker>,
     /// Bytes taken by the driver and not yet written.
@@ -197,6 +199,7 @@ impl Connection {
                 queue: VecDeque::new(),
                 assembling: None,
                 receiving: false,
+                large_input: false,
                 recv_waker: None,
                 driver_waker: None,
                 in_flight: 0,
@@ -1394,19 +1397,25 @@ where
         // The protocol's input buffer holds the start of a frame that is still arriving, if
         // any.
         let input = inner.protocol.input_buffer();
+        let mut large = false;
         let result = if input.capacity() - input.len() >= DIRECT_READ_MIN {
             // A large frame is arriving and the protocol reserved room for it: read straight
             // into that room, without a copy.
+            large = true;
             read_into_spare(&mut self.stream, cx, input)
         } else {
             // Read into this thread's slab; `input` then holds only what came.
             SLAB.with_borrow_mut(|slab| {
                 if slab.capacity() < SLAB_MIN_SPARE {
-                    *slab = BytesMut::with_capacity(SLAB_LEN);
+                    // The same memory again once every message read into it was dropped (an
+                    // echo: written and gone), which keeps it in the cache; a new slab
+                    // otherwise.
+                    slab.reserve(SLAB_LEN);
                 }
                 let result = read_into_spare(&mut self.stream, cx, slab);
                 if input.is_empty() && slab.len() >= DIRECT_READ_MIN {
                     *input = slab.split();
+                    large = true;
                 } else {
                     input.extend_from_slice(slab);
                     slab.clear();
@@ -1414,9 +1423,20 @@ where
                 result
             })
         };
+        inner.large_input |= large;
         self.read_registered = result.is_pending();
         match result {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                // Nothing more to read for now. An empty view of a large buffer (a slab, or
+                // the buffer a large message was read into) would keep all of it alive while
+                // the connection is idle: let it go.
+                let input = inner.protocol.input_buffer();
+                if inner.large_input && input.is_empty() {
+                    *input = BytesMut::new();
+                    inner.large_input = false;
+                }
+                Poll::Pending
+            }
             Poll::Ready(Ok(0)) => {
                 self.eof_received = true;
                 if let Err(error) = inner.protocol.receive_eof() {
