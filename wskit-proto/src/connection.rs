@@ -481,11 +481,23 @@ impl Protocol {
     }
 
     /// Move everything waiting to be written into `output`, giving the protocol `output`'s
-    /// (cleared) allocation in exchange: no byte is copied.
+    /// allocation in exchange: no payload is copied (bytes already consumed are dropped from
+    /// the front of the buffer first). Whatever `output` still held is discarded: swap only an
+    /// output that was written.
     pub fn swap_output(&mut self, output: &mut Output) {
+        debug_assert!(
+            output.is_empty(),
+            "swapping out an output that was not written"
+        );
         output.clear();
         self.output.compact();
         std::mem::swap(&mut self.output, output);
+    }
+
+    /// Drop everything waiting to be written, e.g. when the transport is gone or will not be
+    /// written any more.
+    pub fn discard_output(&mut self) {
+        self.output = Output::new();
     }
 
     /// Free the buffers that are empty: the input buffer when no frame is partly received,
@@ -507,8 +519,8 @@ impl Protocol {
         }
     }
 
-    /// Whether the transport should be closed once [`data_to_send`](Self::data_to_send) is
-    /// written: the server closes the TCP connection first after the closing handshake
+    /// Whether the transport should be closed once everything waiting to be written is
+    /// ([`bytes_to_send`](Self::bytes_to_send) is 0): the server closes the TCP connection first after the closing handshake
     /// (RFC 6455 section 7.1.1), either side after a failure or after the peer ended the
     /// transport, and a server after rejecting a handshake.
     pub fn should_close_transport(&self) -> bool {

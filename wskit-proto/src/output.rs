@@ -34,8 +34,14 @@ pub struct Output {
     /// Payloads held out of line: each goes right before `buf[at]`, in order. Boxed, and
     /// allocated with the first: most connections never send a payload large enough, and each
     /// keeps two outputs (the protocol's and the one being written).
-    #[allow(clippy::box_collection)] // 8 bytes instead of 32 in every connection, twice
-    shared: Option<Box<VecDeque<OutOfLine>>>,
+    shared: Option<Box<OutOfLineQueue>>,
+}
+
+#[derive(Default)]
+struct OutOfLineQueue {
+    items: VecDeque<OutOfLine>,
+    /// The bytes of `items` not written yet.
+    len: usize,
 }
 
 struct OutOfLine {
@@ -60,17 +66,17 @@ impl Output {
 
     /// The payloads held out of line (none if never allocated).
     fn out_of_line(&self) -> impl Iterator<Item = &OutOfLine> {
-        self.shared.iter().flat_map(|queue| queue.iter())
+        self.shared.iter().flat_map(|queue| queue.items.iter())
     }
 
     /// The next payload held out of line, if any.
     fn next_out_of_line(&self) -> Option<&OutOfLine> {
-        self.shared.as_ref()?.front()
+        self.shared.as_ref()?.items.front()
     }
 
     /// The number of bytes left to write.
     pub fn len(&self) -> usize {
-        self.buf.len() - self.pos + self.out_of_line().map(|s| s.data.len()).sum::<usize>()
+        self.buf.len() - self.pos + self.shared.as_ref().map_or(0, |queue| queue.len)
     }
 
     /// The capacity of the encoding buffer (out-of-line payloads not counted).
@@ -80,7 +86,9 @@ impl Output {
 
     /// Whether a payload is held out of line: a vectored write saves copies.
     pub fn has_out_of_line(&self) -> bool {
-        self.shared.as_ref().is_some_and(|queue| !queue.is_empty())
+        self.shared
+            .as_ref()
+            .is_some_and(|queue| !queue.items.is_empty())
     }
 
     /// The next contiguous bytes to write; empty only when everything was written.
@@ -118,13 +126,15 @@ impl Output {
             let next_at = self.next_out_of_line().map(|next| next.at);
             match (next_at, self.shared.as_deref_mut()) {
                 (Some(at), Some(queue)) if at == self.pos => {
-                    let next = &mut queue[0];
+                    let next = &mut queue.items[0];
                     if n < next.data.len() {
                         next.data.advance(n);
+                        queue.len -= n;
                         return;
                     }
                     n -= next.data.len();
-                    queue.pop_front();
+                    queue.len -= next.data.len();
+                    queue.items.pop_front();
                 }
                 (Some(at), _) => {
                     let step = n.min(at - self.pos);
@@ -148,7 +158,8 @@ impl Output {
         self.buf.clear();
         self.pos = 0;
         if let Some(queue) = &mut self.shared {
-            queue.clear();
+            queue.items.clear();
+            queue.len = 0;
         }
     }
 
@@ -170,7 +181,11 @@ impl Output {
     pub(crate) fn compact(&mut self) {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
-            for next in self.shared.iter_mut().flat_map(|queue| queue.iter_mut()) {
+            for next in self
+                .shared
+                .iter_mut()
+                .flat_map(|queue| queue.items.iter_mut())
+            {
                 next.at -= self.pos;
             }
             self.pos = 0;
@@ -186,9 +201,9 @@ impl Output {
     pub(crate) fn push_out_of_line(&mut self, data: Bytes) {
         if !data.is_empty() {
             let at = self.buf.len();
-            self.shared
-                .get_or_insert_default()
-                .push_back(OutOfLine { at, data });
+            let queue = self.shared.get_or_insert_default();
+            queue.len += data.len();
+            queue.items.push_back(OutOfLine { at, data });
         }
     }
 }
@@ -223,7 +238,10 @@ mod tests {
             assert!(!chunk.is_empty());
             let n = step.min(chunk.len());
             all.extend_from_slice(&chunk[..n]);
+            let before = out.len();
             out.advance(n);
+            assert_eq!(out.len(), before - n, "the length follows what was written");
+            assert_eq!(out.len(), out.to_vec().len());
         }
         all
     }

@@ -68,8 +68,11 @@ fn echo_once(server: &mut Protocol, frame: &[u8]) {
     };
     server.send_message(&message).unwrap();
     drop(message);
-    let n = server.data_to_send().len();
-    server.consume_data_to_send(n);
+    // Written as an I/O layer writes: piece by piece until nothing is left.
+    while !server.data_to_send().is_empty() {
+        let n = server.data_to_send().len();
+        server.consume_data_to_send(n);
+    }
 }
 
 #[test]

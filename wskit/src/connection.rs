@@ -913,7 +913,7 @@ enum SendState<'a> {
     Start(Message),
     /// Queued, waiting for the write buffer to drain below the low mark; or waiting for
     /// another call's fragmented message to end before queueing.
-    Waiting(Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>),
+    Waiting(Pin<Box<dyn Future<Output = Result<()>> + Send + Sync + 'a>>),
     Done,
 }
 
@@ -958,9 +958,7 @@ impl Future for SendMessage<'_> {
                 this.state = SendState::Done;
                 Poll::Ready(result)
             }
-            SendState::Start(_) | SendState::Done => Poll::Ready(Err(Error::InvalidState(
-                wskit_proto::InvalidState::WrongState(State::Closed),
-            ))),
+            SendState::Start(_) | SendState::Done => panic!("`send` polled after completion"),
         }
     }
 }
@@ -1193,8 +1191,9 @@ thread_local! {
     /// Where the connections that run on this thread read, so that an idle connection holds
     /// no read buffer. A short read is copied into the connection's input buffer and the slab
     /// reused; a long one (at least [`DIRECT_READ_MIN`] bytes into an empty input buffer)
-    /// becomes the input buffer, without a copy, and the messages parsed from it keep their
-    /// part of the slab alive; the thread starts a new slab when too little is left.
+    /// becomes the input buffer, without a copy, and the messages parsed from it keep the
+    /// whole slab (one allocation) alive until they are dropped; when too little is left, the
+    /// thread takes the slab back if nothing refers to it any more, or starts a new one.
     static SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
 }
 
@@ -1451,10 +1450,11 @@ where
                     inner.cause.get_or_insert_with(|| error.to_string());
                 }
                 self.process_events(shared, inner, Some(cx.waker()));
-                // Keep no large, empty input buffer while idle.
+                // Keep no large, empty input buffer (nor an empty view of one) while idle.
                 let input = inner.protocol.input_buffer();
-                if input.is_empty() && input.capacity() > IDLE_INPUT_MAX {
+                if input.is_empty() && (input.capacity() > IDLE_INPUT_MAX || inner.large_input) {
                     *input = BytesMut::new();
+                    inner.large_input = false;
                 }
                 Poll::Ready(())
             }
@@ -1629,7 +1629,7 @@ where
             self.eof_received = true;
             // A peer that stopped reading would otherwise keep the connection for as long as
             // the unwritten output (the close frame behind it) cannot be written: drop it.
-            let _ = inner.protocol.take_data_to_send();
+            inner.protocol.discard_output();
             self.out.clear();
             self.needs_flush = false;
             inner.in_flight = 0;
@@ -1726,6 +1726,11 @@ where
         }
         inner.closed = Some(Box::new(closed));
         inner.in_flight = 0;
+        // Nothing more is read or written: let go of the buffers (a payload queued out of line,
+        // the start of a frame that never finished) while handles may live on.
+        inner.protocol.discard_output();
+        *inner.protocol.input_buffer() = BytesMut::new();
+        inner.protocol.release_buffers();
         for ping in inner.pings.drain(..) {
             drop(ping.waiter);
         }
