@@ -749,13 +749,13 @@ impl Protocol {
 
     /// Send a message.
     ///
+    /// A server does not copy a payload of [`OUT_OF_LINE_MIN`] bytes or more that it sends
+    /// uncompressed: it keeps a reference to it in its [`output`](Self::output) (see
+    /// [`data_to_send`](Self::data_to_send)).
+    ///
     /// # Errors
     ///
     /// As [`send_text`](Self::send_text).
-    ///
-    /// A server does not copy a payload of [`OUT_OF_LINE_MIN`](crate::output::OUT_OF_LINE_MIN)
-    /// bytes or more that it sends uncompressed: it keeps a reference to it in its
-    /// [`output`](Self::output) (see [`data_to_send`](Self::data_to_send)).
     pub fn send_message(&mut self, message: &Message) -> Result<(), InvalidState> {
         let payload = message.as_bytes();
         if self.role == Role::Server && payload.len() >= OUT_OF_LINE_MIN && self.deflate.is_none() {
