@@ -242,7 +242,13 @@ async fn handler_returning_err_closes_with_1011() {
     )
     .await
     .unwrap();
-    let mut ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    let error = closed_with_1011(&server).await;
+    assert!(!error.is_closed_ok());
+}
+
+/// Connect to `server` and wait for the connection to end with 1011 (internal error).
+async fn closed_with_1011(server: &wskit::Server) -> Error {
+    let mut ws = within(wskit::connect(uri(server, "/"))).await.unwrap();
     let error = within(ws.next())
         .await
         .expect("an error, not the end")
@@ -252,7 +258,7 @@ async fn handler_returning_err_closes_with_1011() {
         Some(CloseCode::INTERNAL_ERROR),
         "{error}"
     );
-    assert!(!error.is_closed_ok());
+    error
 }
 
 /// A handler that fails because another connection closed (a proxy whose upstream failed)
@@ -280,16 +286,7 @@ async fn an_error_from_another_closed_connection_is_a_handler_failure() {
     )
     .await
     .unwrap();
-    let mut ws = within(wskit::connect(uri(&proxy, "/"))).await.unwrap();
-    let error = within(ws.next())
-        .await
-        .expect("an error, not the end")
-        .unwrap_err();
-    assert_eq!(
-        error.close_code(),
-        Some(CloseCode::INTERNAL_ERROR),
-        "{error}"
-    );
+    closed_with_1011(&proxy).await;
 }
 
 #[tokio::test]
