@@ -236,14 +236,19 @@ async fn handler_returning_unit_closes_with_1000() {
 
 #[tokio::test]
 async fn handler_returning_err_closes_with_1011() {
-    let server = wskit::serve(
-        |_ws: Connection| async { Err::<(), _>("the handler failed".to_owned()) },
+    let server = failing_server("the handler failed").await;
+    let error = closed_with_1011(&server).await;
+    assert!(!error.is_closed_ok());
+}
+
+/// A server whose handler returns an error with `message` at once.
+async fn failing_server(message: &'static str) -> wskit::Server {
+    wskit::serve(
+        move |_ws: Connection| async move { Err::<(), _>(message.to_owned()) },
         "127.0.0.1:0",
     )
     .await
-    .unwrap();
-    let error = closed_with_1011(&server).await;
-    assert!(!error.is_closed_ok());
+    .unwrap()
 }
 
 /// Connect to `server` and wait for the connection to end with 1011 (internal error).
@@ -265,12 +270,7 @@ async fn closed_with_1011(server: &wskit::Server) -> Error {
 /// fails its own, still open connection with 1011: only its own connection closing excuses it.
 #[tokio::test]
 async fn an_error_from_another_closed_connection_is_a_handler_failure() {
-    let upstream = wskit::serve(
-        |_ws: Connection| async { Err::<(), _>("upstream failure".to_owned()) },
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    let upstream = failing_server("upstream failure").await;
     let upstream_uri = uri(&upstream, "/");
     let proxy = wskit::serve(
         move |_ws: Connection| {
@@ -319,17 +319,23 @@ async fn handler_panic_closes_with_1011_and_the_server_keeps_serving() {
     assert!(!server.is_closing());
 }
 
+/// Connect to `server`, its first connection, and wait until the server counts it.
+async fn connect_and_register(server: &wskit::Server) -> Connection {
+    let ws = within(wskit::connect(uri(server, "/"))).await.unwrap();
+    eventually("the first connection is registered", || {
+        server.connections().len() == 1
+    })
+    .await;
+    ws
+}
+
 #[tokio::test]
 async fn max_connections_rejects_extra_handshakes_with_503() {
     let server = wskit::serve(echo, "127.0.0.1:0")
         .max_connections(1)
         .await
         .unwrap();
-    let first = within(wskit::connect(uri(&server, "/"))).await.unwrap();
-    eventually("the first connection is registered", || {
-        server.connections().len() == 1
-    })
-    .await;
+    let first = connect_and_register(&server).await;
     let error = within(wskit::connect(uri(&server, "/"))).await.unwrap_err();
     assert_eq!(error.response().map(|r| r.status), Some(503), "{error:?}");
     assert!(error.is_transient());
@@ -352,11 +358,7 @@ async fn process_request_answers_health_checks_when_the_server_is_full() {
         })
         .await
         .unwrap();
-    let first = within(wskit::connect(uri(&server, "/"))).await.unwrap();
-    eventually("the first connection is registered", || {
-        server.connections().len() == 1
-    })
-    .await;
+    let first = connect_and_register(&server).await;
     let addr = server.local_addr().unwrap();
     let (head, body) = crate::raw::http_get(addr, "/health").await;
     assert_eq!(status(&head), 200, "{head}");
