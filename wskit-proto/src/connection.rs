@@ -520,7 +520,8 @@ impl Protocol {
     }
 
     /// Whether the transport should be closed once everything waiting to be written is
-    /// ([`bytes_to_send`](Self::bytes_to_send) is 0): the server closes the TCP connection first after the closing handshake
+    /// ([`bytes_to_send`](Self::bytes_to_send) is 0): the server closes the TCP connection
+    /// first after the closing handshake
     /// (RFC 6455 section 7.1.1), either side after a failure or after the peer ended the
     /// transport, and a server after rejecting a handshake.
     pub fn should_close_transport(&self) -> bool {
@@ -725,7 +726,7 @@ impl Protocol {
     ///
     /// [`InvalidState`] outside the OPEN state or while a fragmented message is in progress.
     pub fn send_text(&mut self, data: &[u8], fin: bool) -> Result<(), InvalidState> {
-        self.send_data(OpCode::Text, data, fin)
+        self.send_data(OpCode::Text, data, None, fin)
     }
 
     /// Send a binary frame: a whole message, or with `fin == false` the first frame of a
@@ -735,7 +736,7 @@ impl Protocol {
     ///
     /// As [`send_text`](Self::send_text).
     pub fn send_binary(&mut self, data: &[u8], fin: bool) -> Result<(), InvalidState> {
-        self.send_data(OpCode::Binary, data, fin)
+        self.send_data(OpCode::Binary, data, None, fin)
     }
 
     /// Send the next frame of a fragmented message; `fin` ends the message.
@@ -744,7 +745,7 @@ impl Protocol {
     ///
     /// [`InvalidState`] outside the OPEN state or without a fragmented message in progress.
     pub fn send_continuation(&mut self, data: &[u8], fin: bool) -> Result<(), InvalidState> {
-        self.send_data(OpCode::Continuation, data, fin)
+        self.send_data(OpCode::Continuation, data, None, fin)
     }
 
     /// Send a message.
@@ -757,32 +758,11 @@ impl Protocol {
     ///
     /// As [`send_text`](Self::send_text).
     pub fn send_message(&mut self, message: &Message) -> Result<(), InvalidState> {
-        let payload = message.as_bytes();
-        if self.role == Role::Server && payload.len() >= OUT_OF_LINE_MIN && self.deflate.is_none() {
-            self.check_open()?;
-            if self.outgoing.is_some() {
-                return Err(InvalidState::FragmentedMessageInProgress);
-            }
-            let opcode = if message.is_text() {
-                OpCode::Text
-            } else {
-                OpCode::Binary
-            };
-            let header = FrameHeader {
-                fin: true,
-                rsv: 0,
-                opcode,
-                mask: None,
-                payload_len: payload.len() as u64,
-            };
-            header.write(self.output.buf_mut());
-            self.output.push_out_of_line(message.clone().into_bytes());
-            return Ok(());
-        }
-        match message {
-            Message::Text(text) => self.send_text(text.as_bytes(), true),
-            Message::Binary(data) => self.send_binary(data, true),
-        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.as_shared()),
+            Message::Binary(data) => (OpCode::Binary, data),
+        };
+        self.send_data(opcode, payload, Some(payload), true)
     }
 
     /// Server: queue frames that were encoded ahead of time, e.g. one message framed once for
@@ -1296,7 +1276,15 @@ impl Protocol {
         }
     }
 
-    fn send_data(&mut self, opcode: OpCode, data: &[u8], fin: bool) -> Result<(), InvalidState> {
+    /// Send a data frame. `shared` is `data` as [`Bytes`], when the caller has it: a server
+    /// then queues a large uncompressed payload without copying it.
+    fn send_data(
+        &mut self,
+        opcode: OpCode,
+        data: &[u8],
+        shared: Option<&Bytes>,
+        fin: bool,
+    ) -> Result<(), InvalidState> {
         self.check_open()?;
         let compressed = match (opcode, self.outgoing) {
             (OpCode::Continuation, None) => return Err(InvalidState::NoFragmentedMessage),
@@ -1328,7 +1316,20 @@ impl Protocol {
                     deflate.put_scratch(scratch);
                 }
             }
-            _ => self.write_frame(opcode, rsv, data, fin),
+            _ => match shared {
+                Some(payload) if self.role == Role::Server && payload.len() >= OUT_OF_LINE_MIN => {
+                    let header = FrameHeader {
+                        fin,
+                        rsv,
+                        opcode,
+                        mask: None,
+                        payload_len: payload.len() as u64,
+                    };
+                    header.write(self.output.buf_mut());
+                    self.output.push_out_of_line(payload.clone());
+                }
+                _ => self.write_frame(opcode, rsv, data, fin),
+            },
         }
         Ok(())
     }

@@ -178,6 +178,11 @@ impl Utf8Bytes {
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
+
+    /// The underlying bytes, shared.
+    pub(crate) fn as_shared(&self) -> &Bytes {
+        &self.0
+    }
 }
 
 impl Deref for Utf8Bytes {
