@@ -131,7 +131,8 @@ struct Inner {
     /// a cancelled `recv` loses nothing and a long message cannot fill the queue for good.
     assembling: Option<Box<(bool, Vec<u8>)>>,
     receiving: bool,
-    /// The protocol's input buffer is (a view of) a large buffer: see [`Io::poll_read`].
+    /// The protocol's input buffer is (a view of) a large buffer, to let go of once empty: see
+    /// [`Io::poll_read`].
     large_input: bool,
     recv_waker: Option<Waker>,
     driver_waker: Option<Waker>,
@@ -234,13 +235,7 @@ impl Connection {
     /// This method is cancel safe: if it is dropped before it completes (in `tokio::select!`
     /// or under a timeout), no message is lost; the next call returns it.
     pub fn recv(&self) -> impl Future<Output = Result<Message>> + Send + '_ {
-        Recv {
-            guard: ReceivingGuard {
-                shared: &self.shared,
-                registered: false,
-            },
-            connection: self,
-        }
+        Recv::new(self)
     }
 
     /// Receive the next message, or `None` once the connection closed normally (1000 or 1001
@@ -255,13 +250,7 @@ impl Connection {
     /// This method is cancel safe, like [`recv`](Self::recv).
     #[allow(clippy::should_implement_trait)] // an async `next`, as on streams
     pub fn next(&mut self) -> impl Future<Output = Option<Result<Message>>> + Send + '_ {
-        let mut recv = Recv {
-            guard: ReceivingGuard {
-                shared: &self.shared,
-                registered: false,
-            },
-            connection: self,
-        };
+        let mut recv = Recv::new(self);
         poll_fn(move |cx| {
             Poll::Ready(match ready!(Pin::new(&mut recv).poll(cx)) {
                 Ok(message) => Some(Ok(message)),
@@ -972,6 +961,18 @@ struct Recv<'a> {
     guard: ReceivingGuard<'a>,
 }
 
+impl<'a> Recv<'a> {
+    fn new(connection: &'a Connection) -> Self {
+        Self {
+            guard: ReceivingGuard {
+                shared: &connection.shared,
+                registered: false,
+            },
+            connection,
+        }
+    }
+}
+
 impl Future for Recv<'_> {
     type Output = Result<Message>;
 
@@ -1425,17 +1426,7 @@ where
         inner.large_input |= large;
         self.read_registered = result.is_pending();
         match result {
-            Poll::Pending => {
-                // Nothing more to read for now. An empty view of a large buffer (a slab, or
-                // the buffer a large message was read into) would keep all of it alive while
-                // the connection is idle: let it go.
-                let input = inner.protocol.input_buffer();
-                if inner.large_input && input.is_empty() {
-                    *input = BytesMut::new();
-                    inner.large_input = false;
-                }
-                Poll::Pending
-            }
+            Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(0)) => {
                 self.eof_received = true;
                 if let Err(error) = inner.protocol.receive_eof() {
@@ -1450,7 +1441,9 @@ where
                     inner.cause.get_or_insert_with(|| error.to_string());
                 }
                 self.process_events(shared, inner, Some(cx.waker()));
-                // Keep no large, empty input buffer (nor an empty view of one) while idle.
+                // Keep no large, empty input buffer while idle, nor an empty view of one (a
+                // slab, or the buffer a large message was read into), which would keep all of
+                // it alive.
                 let input = inner.protocol.input_buffer();
                 if input.is_empty() && (input.capacity() > IDLE_INPUT_MAX || inner.large_input) {
                     *input = BytesMut::new();
