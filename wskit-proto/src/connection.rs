@@ -200,6 +200,9 @@ pub struct Protocol {
     eof_sent: bool,
     eof_rcvd: bool,
     error: Option<Box<Error>>,
+    /// Tests turn the short-message fast paths off, to compare them with the general paths.
+    #[cfg(test)]
+    pub(crate) general_paths_only: bool,
 }
 
 /// The closing handshake so far.
@@ -263,7 +266,19 @@ impl Protocol {
             eof_sent: false,
             eof_rcvd: false,
             error: None,
+            #[cfg(test)]
+            general_paths_only: false,
         }
+    }
+
+    /// Whether the short-message fast paths may be taken (always, but in tests that compare
+    /// them with the general paths).
+    #[inline]
+    fn fast_paths(&self) -> bool {
+        #[cfg(test)]
+        return !self.general_paths_only;
+        #[cfg(not(test))]
+        true
     }
 
     /// Replace the masking-key generator (clients only use it). The default draws keys from the
@@ -757,11 +772,27 @@ impl Protocol {
     /// # Errors
     ///
     /// As [`send_text`](Self::send_text).
+    #[inline]
     pub fn send_message(&mut self, message: &Message) -> Result<(), InvalidState> {
         let (opcode, payload) = match message {
             Message::Text(text) => (OpCode::Text, text.as_shared()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
+        // The common case on a server, written in place: a short message, uncompressed, not
+        // inside a fragmented one. The same bytes as `send_data` writes, without its layers.
+        if payload.len() <= MAX_SHORT_PAYLOAD
+            && self.fast_paths()
+            && self.role == Role::Server
+            && self.state == State::Open
+            && self.outgoing.is_none()
+            && self.deflate.is_none()
+        {
+            let buf = self.output.buf_mut();
+            buf.reserve(2 + payload.len());
+            buf.extend_from_slice(&[0x80 | opcode as u8, payload.len() as u8]);
+            buf.extend_from_slice(payload);
+            return Ok(());
+        }
         self.send_data(opcode, payload, Some(payload), true)
     }
 
@@ -976,6 +1007,11 @@ impl Protocol {
 
     /// Parse and handle one frame. `Ok(false)` when more input is needed.
     fn parse_frame(&mut self) -> Result<bool, ProtocolError> {
+        if self.fast_paths()
+            && let Some(handled) = self.parse_short_message()
+        {
+            return handled.map(|()| true);
+        }
         let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
             return Ok(false);
         };
@@ -1008,6 +1044,59 @@ impl Protocol {
         }
         self.handle_frame(header, payload, prechecked)?;
         Ok(true)
+    }
+
+    /// The common case on a server, parsed without the general path: a whole message in one
+    /// short, masked, uncompressed frame, with the whole frame buffered and no fragmented
+    /// message in progress. `None` for anything else, left to the general path (which treats
+    /// these frames the same way; the tests and fuzz targets check both).
+    #[inline]
+    fn parse_short_message(&mut self) -> Option<Result<(), ProtocolError>> {
+        let &[b0, b1, k0, k1, k2, k3, ..] = &self.input[..] else {
+            return None;
+        };
+        // FIN, no RSV bits, text or binary; masked, 7-bit length.
+        let is_text = match b0 {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        let len = usize::from(b1 & 0x7f);
+        if b1 & 0x80 == 0
+            || len > MAX_SHORT_PAYLOAD
+            || self.input.len() < SHORT_HEADER_LEN + len
+            || self.role != Role::Server
+            || self.incoming.is_some()
+            || self.partial_checked != 0
+        {
+            return None;
+        }
+        let limits = &self.config.limits;
+        if limits.max_frame_size.is_some_and(|limit| len > limit)
+            || limits.max_message_size.is_some_and(|limit| len > limit)
+        {
+            return None; // the general path reports which limit
+        }
+        self.input.advance(SHORT_HEADER_LEN);
+        let mut payload = self.input.split_to(len);
+        apply_mask(&mut payload, [k0, k1, k2, k3], 0);
+        if is_text && !is_valid(&payload) {
+            return Some(Err(ProtocolError::InvalidUtf8));
+        }
+        let data = payload.freeze();
+        self.events.push_back(if self.config.streaming {
+            Event::Fragment(Fragment {
+                is_text,
+                first: true,
+                fin: true,
+                data,
+            })
+        } else if is_text {
+            Event::Message(Message::Text(Utf8Bytes::from_validated(data)))
+        } else {
+            Event::Message(Message::Binary(data))
+        });
+        Some(Ok(()))
     }
 
     /// Validate the UTF-8 of the part of an uncompressed text frame that has arrived, so that
@@ -1374,6 +1463,12 @@ impl fmt::Debug for Protocol {
             .finish_non_exhaustive()
     }
 }
+
+/// The longest payload of a frame with a 7-bit length (RFC 6455 section 5.2).
+const MAX_SHORT_PAYLOAD: usize = 125;
+
+/// The header of a masked frame with a 7-bit length: two bytes and the masking key.
+const SHORT_HEADER_LEN: usize = 6;
 
 /// The largest compression buffer kept between messages.
 const MAX_KEPT_SCRATCH: usize = 64 << 10;

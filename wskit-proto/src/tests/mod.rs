@@ -1166,3 +1166,152 @@ fn release_buffers_keeps_pending_bytes() {
     pair.server.release_buffers();
     assert!(pair.server.data_to_send().is_empty());
 }
+
+// ===== The short-message fast paths behave as the general paths =====
+
+/// A short frame as a client might send it (or not: any first byte, masked or not), with
+/// what comes before it and the server's settings.
+#[derive(Debug, Clone)]
+struct ShortFrameCase {
+    b0: u8,
+    masked: bool,
+    key: [u8; 4],
+    payload: Vec<u8>,
+    /// Bytes of the payload that arrive (fewer: an incomplete frame; more: the next frame's).
+    cut: Option<usize>,
+    /// A fragmented text message in progress before the frame.
+    fragment_before: bool,
+    max_message_size: Option<usize>,
+    max_frame_size: Option<usize>,
+    streaming: bool,
+    compression: bool,
+}
+
+fn short_frame_case() -> impl Strategy<Value = ShortFrameCase> {
+    (
+        prop_oneof![Just(0x81u8), Just(0x82), Just(0x80), any::<u8>()],
+        prop::bool::weighted(0.9),
+        any::<[u8; 4]>(),
+        prop_oneof![
+            proptest::collection::vec(0x20u8..0x7f, 0..=125),
+            "[a-zλ✓ ]{0,40}".prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..=127),
+        ],
+        proptest::option::weighted(0.2, 0..140usize),
+        prop::bool::weighted(0.2),
+        proptest::option::of(0..130usize),
+        proptest::option::of(0..130usize),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(
+                b0,
+                masked,
+                key,
+                payload,
+                cut,
+                fragment_before,
+                message,
+                frame,
+                streaming,
+                compression,
+            )| {
+                ShortFrameCase {
+                    b0,
+                    masked,
+                    key,
+                    payload: payload.into_iter().take(125).collect(),
+                    cut,
+                    fragment_before,
+                    max_message_size: message,
+                    max_frame_size: frame,
+                    streaming,
+                    compression,
+                }
+            },
+        )
+}
+
+/// Run `case` through a server with the fast paths on or off: its events, errors, output and
+/// state, after the frame and after a frame that follows it.
+fn run_short_frame(case: &ShortFrameCase, general_paths_only: bool) -> String {
+    let server = Config {
+        limits: Limits {
+            max_message_size: case.max_message_size,
+            max_frame_size: case.max_frame_size,
+            ..Limits::default()
+        },
+        streaming: case.streaming,
+        compression: if case.compression {
+            Config::default().compression
+        } else {
+            None
+        },
+        ..Config::default()
+    };
+    let client = Config {
+        compression: server.compression.clone(),
+        ..Config::default()
+    };
+    let mut pair = Pair::open_with(client, server);
+    pair.server.general_paths_only = general_paths_only;
+    let mut bytes = Vec::new();
+    if case.fragment_before {
+        bytes.extend(client_frame(false, 0, OpCode::Text, b"start"));
+    }
+    let mut frame = vec![
+        case.b0,
+        (u8::from(case.masked) << 7) | case.payload.len() as u8,
+    ];
+    let mut payload = case.payload.clone();
+    if case.masked {
+        frame.extend(case.key);
+        crate::mask::apply_mask(&mut payload, case.key, 0);
+    }
+    frame.extend(&payload);
+    let frame_len = frame.len();
+    // What follows: a short binary message.
+    frame.extend(client_frame(true, 0, OpCode::Binary, b"next"));
+    let end = case.cut.map_or(frame_len, |cut| {
+        (frame_len - payload.len() + cut).min(frame.len())
+    });
+    bytes.extend(&frame[..end]);
+    let first = pair.server_receives(&bytes);
+    let first_output = pair.server.take_data_to_send();
+    let second = pair.server_receives(&frame[end..]);
+    // A reply, through the send fast path when short.
+    let reply = pair
+        .server
+        .send_message(&Message::Binary(Bytes::from(case.payload.clone())));
+    format!(
+        "{first:?}\n{first_output:?}\n{second:?}\n{reply:?}\n{:?}\n{:?}\n{:?}",
+        pair.server_events,
+        pair.server.take_data_to_send(),
+        pair.server.state(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn short_message_fast_paths_match_the_general_paths(case in short_frame_case()) {
+        prop_assert_eq!(run_short_frame(&case, false), run_short_frame(&case, true));
+    }
+}
+
+#[test]
+fn short_message_fast_paths_are_taken() {
+    // A whole short text message and a reply: the fast paths' cases, checked to give what the
+    // general paths give (the property above) and what the RFC says.
+    for general_paths_only in [false, true] {
+        let mut pair = Pair::open_with(plain(), plain());
+        pair.server.general_paths_only = general_paths_only;
+        let frame = client_frame(true, 0, OpCode::Text, "hé".as_bytes());
+        pair.server_receives(&frame).unwrap();
+        assert_eq!(messages(&pair.server_events), [Message::from("hé")]);
+        pair.server.send_message(&Message::from("hé")).unwrap();
+        assert_eq!(pair.server.take_data_to_send(), [0x81, 3, b'h', 0xc3, 0xa9]);
+    }
+}
