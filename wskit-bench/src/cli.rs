@@ -17,8 +17,10 @@ usage:
       LIB: wskit | tungstenite | fastwebsockets | tokio-websockets
 
   wskit-bench load SCENARIO ADDR [--secs N] [--warmup N] [--conns N] [--server-pid PID]
+                  [--echo-first BYTES]
       Run a load against the server at ADDR and print a RESULT line. With --server-pid, the
-      server's CPU time (and memory, for idle) is read from /proc.
+      server's CPU time (and memory, for idle) is read from /proc. With --echo-first (idle
+      only), each connection echoes one text message of BYTES before it goes idle.
       SCENARIO: pingpong | 16k | 1m | pipelined | idle | deflate | client-wskit |
                 client-tungstenite
 
@@ -126,7 +128,11 @@ fn dispatch(args: &[String]) -> Result<()> {
             servers::serve(lib, &address(addr), flags.has("deflate"))
         }
         "load" => {
-            let flags = Flags::parse(rest, &[], &["secs", "warmup", "conns", "server-pid"])?;
+            let flags = Flags::parse(
+                rest,
+                &[],
+                &["secs", "warmup", "conns", "server-pid", "echo-first"],
+            )?;
             let [scenario, addr] = flags.positional.as_slice() else {
                 return Err(format!("load takes SCENARIO and ADDR\n\n{USAGE}").into());
             };
@@ -138,6 +144,7 @@ fn dispatch(args: &[String]) -> Result<()> {
                 warmup: flags.get("warmup")?.unwrap_or(defaults.warmup),
                 conns: flags.get("conns")?,
                 server_pid: flags.get("server-pid")?,
+                echo_first: flags.get("echo-first")?,
             };
             let result = load::load(scenario, &address(addr), &options)?;
             let kind = match scenario {

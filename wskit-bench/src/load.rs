@@ -157,6 +157,10 @@ pub struct LoadOptions {
     pub conns: Option<usize>,
     /// The server's PID, to read its CPU time and memory.
     pub server_pid: Option<u32>,
+    /// Idle scenario: each connection first echoes one text message of this many bytes, so
+    /// that what the server keeps for a connection that had traffic and went idle is
+    /// measured.
+    pub echo_first: Option<usize>,
 }
 
 impl Default for LoadOptions {
@@ -166,6 +170,7 @@ impl Default for LoadOptions {
             warmup: 1.0,
             conns: None,
             server_pid: None,
+            echo_first: None,
         }
     }
 }
@@ -587,7 +592,10 @@ async fn idle(addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
     }
     let rss = || options.server_pid.map(sys::rss_kib).transpose();
     let rss_before_kib = rss()?;
-    let (conns, open_secs) = connect_all(count, addr, false).await?;
+    let (mut conns, open_secs) = connect_all(count, addr, false).await?;
+    if let Some(len) = options.echo_first {
+        echo_once_each(&mut conns, len).await?;
+    }
     tokio::time::sleep(Duration::from_secs_f64(options.warmup.max(0.5))).await;
     let rss_after_kib = rss()?;
     drop(conns);
@@ -598,6 +606,45 @@ async fn idle(addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
         open_secs,
         ..LoadResult::default()
     })
+}
+
+/// Send one text message of `len` bytes on every connection and read its echo, checked.
+async fn echo_once_each(
+    conns: &mut [(TcpStream, Vec<u8>, Option<DeflateParams>)],
+    len: usize,
+) -> Result<()> {
+    let payload = payload::text(len, 5);
+    let mut frame = Vec::new();
+    wire::encode_client_frame(&mut frame, opcode::TEXT, false, &payload);
+    for batch in conns.chunks_mut(CONNECT_BATCH) {
+        for (stream, _, _) in batch.iter_mut() {
+            stream.write_all(&frame).await?;
+        }
+        for (stream, leftover, _) in batch.iter_mut() {
+            let mut echo = std::mem::take(leftover);
+            let mut buf = vec![0; len + 16];
+            let head = loop {
+                if let Some(head) = wire::parse_server_head(&echo)?
+                    && echo.len() >= head.frame_len()
+                {
+                    break head;
+                }
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Err("connection closed before its echo".into());
+                }
+                echo.extend_from_slice(&buf[..n]);
+            };
+            if !head.fin
+                || head.opcode != opcode::TEXT
+                || echo.len() != head.frame_len()
+                || echo[head.header_len..] != payload[..]
+            {
+                return Err("wrong echo of the first message".into());
+            }
+        }
+    }
+    Ok(())
 }
 
 // ===== echo load =====

@@ -9,6 +9,17 @@ use wskit_bench::servers::{self, Lib};
 
 /// Start `lib`'s server on a free port of this runtime, run `scenario` against it briefly.
 fn smoke(lib: Lib, deflate: bool, scenario: Scenario, conns: Option<usize>) -> LoadResult {
+    smoke_with(lib, deflate, scenario, conns, None)
+}
+
+/// [`smoke`], with each idle connection first echoing a message of `echo_first` bytes.
+fn smoke_with(
+    lib: Lib,
+    deflate: bool,
+    scenario: Scenario,
+    conns: Option<usize>,
+    echo_first: Option<usize>,
+) -> LoadResult {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -22,6 +33,7 @@ fn smoke(lib: Lib, deflate: bool, scenario: Scenario, conns: Option<usize>) -> L
             warmup: 0.05,
             conns,
             server_pid: Some(std::process::id()),
+            echo_first,
         };
         let result = load::run(scenario, addr, &options).await;
         server.abort();
@@ -52,6 +64,11 @@ fn idle_connections_are_counted() {
         let result = smoke(lib, false, Scenario::Idle, Some(50));
         assert_eq!(result.conns, 50);
         assert!(result.bytes_per_conn().is_some());
+        // Idle after one message each (echoes checked by the load generator).
+        for len in [20, 3000] {
+            let result = smoke_with(lib, false, Scenario::Idle, Some(20), Some(len));
+            assert_eq!(result.conns, 20, "{lib} / {len}");
+        }
     }
 }
 
