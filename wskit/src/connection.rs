@@ -147,6 +147,12 @@ struct Inner {
     closed: Option<Box<Closed>>,
     /// Why the connection ended abnormally, for the log.
     cause: Option<String>,
+    /// Something was read or written since the last [`Connection::release_if_idle`].
+    active: bool,
+    /// The driver's write buffer may hold memory (it traded places with the protocol's).
+    out_held: bool,
+    /// [`Connection::release_if_idle`] asks the driver to let go of its write buffer, if empty.
+    release_out: bool,
 }
 
 struct PendingPing {
@@ -210,6 +216,9 @@ impl Connection {
                 latency: Duration::ZERO,
                 closed: None,
                 cause: None,
+                active: false,
+                out_held: false,
+                release_out: false,
             }),
             write_ready: Notify::new(),
         });
@@ -577,6 +586,32 @@ impl Connection {
             self.shared.wake_driver(&mut inner);
         }
         queued
+    }
+
+    /// Let go of the empty buffers of a connection that had no traffic since the last call:
+    /// the protocol's read and write buffers, the receive and ping queues, and (through its
+    /// driver, woken for it) the write buffer being written. Whatever holds data is kept; the
+    /// buffers are allocated again when traffic resumes. Called periodically by a server, so
+    /// that connections that go quiet hold no buffers.
+    pub(crate) fn release_if_idle(&self) {
+        let mut inner = self.shared.lock();
+        if std::mem::take(&mut inner.active) {
+            return;
+        }
+        inner.protocol.release_buffers();
+        if inner.protocol.input_buffer().capacity() == 0 {
+            inner.large_input = false;
+        }
+        if inner.queue.is_empty() {
+            inner.queue = VecDeque::new();
+        }
+        if inner.pings.is_empty() {
+            inner.pings = VecDeque::new();
+        }
+        if inner.out_held {
+            inner.release_out = true;
+            self.shared.wake_driver(&mut inner);
+        }
     }
 
     /// Start the closing handshake without waiting for it (used by `Server::close`).
@@ -1329,6 +1364,7 @@ where
             let written = Pin::new(&mut io.stream).poll_write(cx, inner.protocol.data_to_send());
             return match written {
                 Poll::Ready(Ok(n)) => {
+                    inner.active = true;
                     inner.protocol.consume_data_to_send(n);
                     io.needs_flush = true;
                     if n == pending
@@ -1436,6 +1472,7 @@ where
                 Poll::Ready(())
             }
             Poll::Ready(Ok(_)) => {
+                inner.active = true;
                 if let Err(error) = inner.protocol.receive_buffered() {
                     tracing::debug!(id = shared.id, %error, "failing connection");
                     inner.cause.get_or_insert_with(|| error.to_string());
@@ -1510,6 +1547,8 @@ where
     fn take_output(&mut self, inner: &mut Inner) {
         if !inner.protocol.data_to_send().is_empty() {
             inner.protocol.swap_output(&mut self.out);
+            inner.active = true;
+            inner.out_held = true;
         }
         inner.in_flight = self.out.len();
     }
@@ -1768,6 +1807,10 @@ where
         match &inner.driver_waker {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => inner.driver_waker = Some(cx.waker().clone()),
+        }
+        if std::mem::take(&mut inner.release_out) && io.out.is_empty() {
+            io.out = Output::new();
+            inner.out_held = false;
         }
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -217,6 +217,7 @@ pub(crate) struct ServerOptions {
     select_subprotocol: Option<Arc<SelectSubprotocol>>,
     server_header: Option<String>,
     max_connections: Option<usize>,
+    release_idle_buffers: Option<Duration>,
     #[cfg(feature = "rustls")]
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -239,6 +240,7 @@ impl Default for ServerOptions {
             select_subprotocol: None,
             server_header: Some(concat!("wskit/", env!("CARGO_PKG_VERSION")).to_owned()),
             max_connections: None,
+            release_idle_buffers: Some(Duration::from_secs(5)),
             #[cfg(feature = "rustls")]
             tls: None,
         }
@@ -385,6 +387,16 @@ impl<H> Serve<H> {
         self.options.max_connections = Some(count);
         self
     }
+
+    /// How often the server takes back the buffers of connections that had no traffic since
+    /// the last time (their read and write buffers and message queues, once empty), so that
+    /// connections that went quiet hold none: a connection allocates them again when traffic
+    /// resumes. A connection keeps its buffers while it is busy, so steady traffic causes no
+    /// allocation. `None` leaves every connection its buffers. Default: every 5 s.
+    pub fn release_idle_buffers(mut self, every: Option<Duration>) -> Self {
+        self.options.release_idle_buffers = every;
+        self
+    }
 }
 
 impl<H> fmt::Debug for Serve<H> {
@@ -426,6 +438,9 @@ where
         });
         let handler = Arc::new(self.handler);
         let options = Arc::new(self.options);
+        if let Some(every) = options.release_idle_buffers {
+            tokio::spawn(release_idle_buffers(Arc::downgrade(&shared), every));
+        }
         match self.bind {
             Bind::Listener(listener) => {
                 spawn_accept_loop(Listener::Tcp(listener), &shared, &handler, &options)?;
@@ -702,6 +717,29 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Every `every`, give back the buffers of the connections that had no traffic since the last
+/// time (see [`Serve::release_idle_buffers`]), until the server closes or is gone.
+async fn release_idle_buffers(shared: Weak<ServerShared>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await; // the first tick is immediate
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if *shared.closing.borrow() {
+            return;
+        }
+        let Ok(connections) = shared.connections.lock() else {
+            return;
+        };
+        for connection in connections.values() {
+            connection.release_if_idle();
+        }
     }
 }
 

@@ -45,11 +45,15 @@ fn in_use() -> isize {
     IN_USE.load(Ordering::Relaxed)
 }
 
+/// The tests of this binary run one at a time: each counts every allocation of the process.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// After a large message has been received and dropped, the connection goes back to holding no
 /// buffer for it: neither the buffer the message was read into nor a thread's read slab stays
 /// behind in an empty view.
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_connection_keeps_nothing_of_a_large_message() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     const LARGE: usize = 1 << 20;
     let (received, mut receptions) = mpsc::unbounded_channel();
     let server = wskit::serve(
@@ -93,6 +97,63 @@ async fn an_idle_connection_keeps_nothing_of_a_large_message() {
     );
 
     ws.close(CloseCode::NORMAL, "").await.unwrap();
+    server.close();
+    server.wait_closed().await;
+}
+
+/// A server takes back the buffers of connections that went quiet (`release_idle_buffers`),
+/// and they work as before when traffic resumes.
+#[tokio::test(flavor = "current_thread")]
+async fn a_server_takes_back_the_buffers_of_quiet_connections() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    const CLIENTS: usize = 20;
+    const LEN: usize = 3000; // read and written through the connection's own buffers
+    let server = wskit::serve(
+        |mut ws: Connection| async move {
+            while let Some(Ok(message)) = ws.next().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        },
+        "127.0.0.1:0",
+    )
+    .no_compression()
+    .release_idle_buffers(Some(Duration::from_millis(40)))
+    .await
+    .unwrap();
+    let url = format!("ws://{}/", server.local_addr().unwrap());
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(wskit::connect(&url).no_compression().await.unwrap());
+    }
+    let echo_all = |round: u8| {
+        let clients = &clients;
+        async move {
+            for ws in clients {
+                ws.send(vec![round; LEN]).await.unwrap();
+            }
+            for ws in clients {
+                assert_eq!(ws.recv().await.unwrap(), Message::from(vec![round; LEN]));
+            }
+        }
+    };
+    echo_all(1).await;
+    let busy = in_use();
+    // Quiet for several periods: each connection's buffers are taken back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let quiet = in_use();
+    // The server kept a read and a write buffer of about LEN bytes per connection.
+    let released = busy - quiet;
+    assert!(
+        released >= (CLIENTS * LEN) as isize,
+        "{released} bytes released by {CLIENTS} quiet connections"
+    );
+    // Traffic resumes, byte for byte.
+    echo_all(2).await;
+    for ws in &clients {
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    }
     server.close();
     server.wait_closed().await;
 }
