@@ -29,7 +29,7 @@ usage:
       Every scenario against every server, servers pinned to core 1 and the load generator
       to core 0, interleaved over rounds; writes the Markdown report and an SVG chart beside
       it. Defaults: --secs 10 --rounds 5 --warmup 1.
-      Groups: pingpong, 16k, 1m, pipelined, idle, deflate, client
+      Groups: pingpong, 16k, 1m, pipelined, idle, idle-echo, deflate, client
 ";
 
 /// Run the command line `args` (without the program name).

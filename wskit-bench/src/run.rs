@@ -68,6 +68,8 @@ pub struct Target {
     pub deflate: bool,
     /// The load the generator runs.
     pub scenario: Scenario,
+    /// Idle scenario: the size of the message each connection echoes before going idle.
+    pub echo_first: Option<usize>,
 }
 
 /// A table of the report: one scenario, several targets.
@@ -87,7 +89,7 @@ pub struct Group {
 
 /// Every group, in report order.
 pub fn groups() -> Vec<Group> {
-    let every_server = |scenario: Scenario| -> Vec<Target> {
+    let every_server_after = |scenario: Scenario, echo_first: Option<usize>| -> Vec<Target> {
         Lib::ALL
             .into_iter()
             .map(|lib| Target {
@@ -95,9 +97,11 @@ pub fn groups() -> Vec<Group> {
                 lib,
                 deflate: false,
                 scenario,
+                echo_first,
             })
             .collect()
     };
+    let every_server = |scenario: Scenario| every_server_after(scenario, None);
     let server_group = |id, title, scenario: Scenario| Group {
         id,
         title,
@@ -118,6 +122,14 @@ pub fn groups() -> Vec<Group> {
             targets: every_server(Scenario::Idle),
         },
         Group {
+            id: "idle-echo",
+            title: "Idle connections after one 2 KB message",
+            description: "10,000 connections, each echoes one 2,000-byte text message, then \
+                          held for 12 s; server memory per connection",
+            kind: GroupKind::Memory,
+            targets: every_server_after(Scenario::Idle, Some(IDLE_ECHO_LEN)),
+        },
+        Group {
             id: "deflate",
             title: "permessage-deflate, 1 KiB JSON (wskit)",
             description: Scenario::Deflate.describe(),
@@ -128,12 +140,14 @@ pub fn groups() -> Vec<Group> {
                     lib: Lib::Wskit,
                     deflate: true,
                     scenario: Scenario::Deflate,
+                    echo_first: None,
                 },
                 Target {
                     label: "wskit, no compression".to_owned(),
                     lib: Lib::Wskit,
                     deflate: false,
                     scenario: Scenario::Deflate,
+                    echo_first: None,
                 },
             ],
         },
@@ -148,12 +162,14 @@ pub fn groups() -> Vec<Group> {
                     lib: Lib::Wskit,
                     deflate: false,
                     scenario: Scenario::ClientWskit,
+                    echo_first: None,
                 },
                 Target {
                     label: "tokio-tungstenite client".to_owned(),
                     lib: Lib::Wskit,
                     deflate: false,
                     scenario: Scenario::ClientTungstenite,
+                    echo_first: None,
                 },
             ],
         },
@@ -193,8 +209,17 @@ pub struct RunInfo {
     pub nofile: u64,
 }
 
+/// The message each connection of the `idle-echo` group echoes before going idle.
+const IDLE_ECHO_LEN: usize = 2000;
+
+/// How long the `idle-echo` group holds its connections before reading the server's memory.
+const IDLE_ECHO_SETTLE_SECS: f64 = 12.0;
+
 /// Seconds one measurement of `target` takes besides its window, roughly.
 fn overhead_secs(target: &Target, options: &RunOptions) -> f64 {
+    if target.echo_first.is_some() {
+        return 4.0 + IDLE_ECHO_SETTLE_SECS - options.secs;
+    }
     match target.scenario {
         // Opening 10,000 connections takes a few seconds; the window is not used.
         Scenario::Idle => 4.0 + options.warmup.max(0.5) - options.secs,
@@ -373,16 +398,25 @@ fn run_one(exe: &Path, target: &Target, options: &RunOptions, pinned: bool) -> R
         .ok_or_else(|| format!("the server did not start (said {line:?})"))?
         .to_owned();
 
+    // Held long enough for servers that release the buffers of quiet connections (wskit, every
+    // 5 s) to have done so.
+    let warmup = match target.echo_first {
+        Some(_) => IDLE_ECHO_SETTLE_SECS,
+        None => options.warmup,
+    };
     let mut load = command(exe, "0", pinned);
     load.args(["load", target.scenario.name(), &addr])
         .args(["--secs", &options.secs.to_string()])
-        .args(["--warmup", &options.warmup.to_string()])
+        .args(["--warmup", &warmup.to_string()])
         .args(["--server-pid", &pid.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let (Scenario::Idle, Some(conns)) = (target.scenario, options.idle_conns) {
         load.args(["--conns", &conns.to_string()]);
+    }
+    if let Some(len) = target.echo_first {
+        load.args(["--echo-first", &len.to_string()]);
     }
     let mut child = load.spawn()?;
     let load_pid = child.id();
