@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
@@ -590,11 +590,17 @@ impl Connection {
 
     /// Let go of the empty buffers of a connection that had no traffic since the last call:
     /// the protocol's read and write buffers, the receive and ping queues, and (through its
-    /// driver, woken for it) the write buffer being written. Whatever holds data is kept; the
-    /// buffers are allocated again when traffic resumes. Called periodically by a server, so
-    /// that connections that go quiet hold no buffers.
+    /// driver, woken for it) the write buffer being written. Whatever holds data is kept, and
+    /// a busy connection (its lock held) is skipped; the buffers are allocated again when
+    /// traffic resumes. Called periodically by a server, so that connections that go quiet
+    /// hold no buffers.
     pub(crate) fn release_if_idle(&self) {
-        let mut inner = self.shared.lock();
+        // A connection whose lock is held is busy: nothing to take back, and no reason to wait.
+        let mut inner = match self.shared.inner.try_lock() {
+            Ok(inner) => inner,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
         if std::mem::take(&mut inner.active) {
             return;
         }
