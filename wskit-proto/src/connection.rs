@@ -1049,7 +1049,7 @@ impl Protocol {
     /// The common case on a server, parsed without the general path: a whole message in one
     /// short, masked, uncompressed frame, with the whole frame buffered and no fragmented
     /// message in progress. `None` for anything else, left to the general path (which treats
-    /// these frames the same way; the tests and fuzz targets check both).
+    /// these frames the same way: a property test compares the two).
     #[inline]
     fn parse_short_message(&mut self) -> Option<Result<(), ProtocolError>> {
         let &[b0, b1, k0, k1, k2, k3, ..] = &self.input[..] else {

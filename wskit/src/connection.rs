@@ -1572,6 +1572,7 @@ where
         let written = self.poll_write(cx);
         let mut inner = shared.lock();
         inner.in_flight = self.out.len();
+        inner.out_held = self.out.capacity() > 0;
         let after = inner.in_flight + inner.protocol.bytes_to_send();
         let low = shared.config.write_limit_low;
         if after <= low && before > low {

@@ -392,9 +392,10 @@ impl<H> Serve<H> {
     /// the last time (their read and write buffers and message queues, once empty), so that
     /// connections that went quiet hold none: a connection allocates them again when traffic
     /// resumes. A connection keeps its buffers while it is busy, so steady traffic causes no
-    /// allocation. `None` leaves every connection its buffers. Default: every 5 s.
+    /// allocation. `None` (or a zero period) leaves every connection its buffers. Default:
+    /// every 5 s.
     pub fn release_idle_buffers(mut self, every: Option<Duration>) -> Self {
-        self.options.release_idle_buffers = every;
+        self.options.release_idle_buffers = every.filter(|every| !every.is_zero());
         self
     }
 }
@@ -734,10 +735,17 @@ async fn release_idle_buffers(shared: Weak<ServerShared>, every: Duration) {
         if *shared.closing.borrow() {
             return;
         }
-        let Ok(connections) = shared.connections.lock() else {
-            return;
-        };
-        for connection in connections.values() {
+        // Handles taken first, so that the map (which handshakes and closing connections
+        // lock) is not held for the whole round.
+        let connections: Vec<Connection> = shared
+            .connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        drop(shared);
+        for connection in connections {
             connection.release_if_idle();
         }
     }

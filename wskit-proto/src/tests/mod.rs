@@ -1170,65 +1170,73 @@ fn release_buffers_keeps_pending_bytes() {
 // ===== The short-message fast paths behave as the general paths =====
 
 /// A short frame as a client might send it (or not: any first byte, masked or not), with
-/// what comes before it and the server's settings.
+/// what comes before it and the server's settings and state.
 #[derive(Debug, Clone)]
 struct ShortFrameCase {
     b0: u8,
     masked: bool,
     key: [u8; 4],
     payload: Vec<u8>,
-    /// Bytes of the payload that arrive (fewer: an incomplete frame; more: the next frame's).
+    /// Bytes of the frame that arrive first, counted from its first byte (anywhere, header
+    /// included; more than the frame: some of the next one's).
     cut: Option<usize>,
     /// A fragmented text message in progress before the frame.
     fragment_before: bool,
+    /// The server is sending a fragmented message of its own.
+    sending_fragments: bool,
+    /// The server sent a close frame before the frame arrives (closing state).
+    closing: bool,
     max_message_size: Option<usize>,
     max_frame_size: Option<usize>,
     streaming: bool,
     compression: bool,
+    defer_failures: bool,
+    /// The reply the server sends afterwards: text or binary.
+    reply_text: bool,
 }
 
 fn short_frame_case() -> impl Strategy<Value = ShortFrameCase> {
     (
-        prop_oneof![Just(0x81u8), Just(0x82), Just(0x80), any::<u8>()],
-        prop::bool::weighted(0.9),
-        any::<[u8; 4]>(),
-        prop_oneof![
-            proptest::collection::vec(0x20u8..0x7f, 0..=125),
-            "[a-zλ✓ ]{0,40}".prop_map(String::into_bytes),
-            proptest::collection::vec(any::<u8>(), 0..=127),
-        ],
-        proptest::option::weighted(0.2, 0..140usize),
-        prop::bool::weighted(0.2),
-        proptest::option::of(0..130usize),
-        proptest::option::of(0..130usize),
-        any::<bool>(),
-        any::<bool>(),
+        (
+            prop_oneof![Just(0x81u8), Just(0x82), Just(0x80), any::<u8>()],
+            prop::bool::weighted(0.9),
+            any::<[u8; 4]>(),
+            prop_oneof![
+                proptest::collection::vec(0x20u8..0x7f, 0..=125),
+                "[a-zλ✓ ]{0,40}".prop_map(String::into_bytes),
+                proptest::collection::vec(any::<u8>(), 0..=125),
+            ],
+            proptest::option::weighted(0.3, 0..140usize),
+        ),
+        (
+            prop::bool::weighted(0.2),
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.1),
+            proptest::option::of(0..130usize),
+            proptest::option::of(0..130usize),
+        ),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
     )
         .prop_map(
             |(
+                (b0, masked, key, payload, cut),
+                (fragment_before, sending_fragments, closing, message, frame),
+                (streaming, compression, defer_failures, reply_text),
+            )| ShortFrameCase {
                 b0,
                 masked,
                 key,
                 payload,
                 cut,
                 fragment_before,
-                message,
-                frame,
+                sending_fragments,
+                closing,
+                max_message_size: message,
+                max_frame_size: frame,
                 streaming,
                 compression,
-            )| {
-                ShortFrameCase {
-                    b0,
-                    masked,
-                    key,
-                    payload: payload.into_iter().take(125).collect(),
-                    cut,
-                    fragment_before,
-                    max_message_size: message,
-                    max_frame_size: frame,
-                    streaming,
-                    compression,
-                }
+                defer_failures,
+                reply_text,
             },
         )
 }
@@ -1243,6 +1251,7 @@ fn run_short_frame(case: &ShortFrameCase, general_paths_only: bool) -> String {
             ..Limits::default()
         },
         streaming: case.streaming,
+        defer_failures: case.defer_failures,
         compression: if case.compression {
             Config::default().compression
         } else {
@@ -1256,14 +1265,24 @@ fn run_short_frame(case: &ShortFrameCase, general_paths_only: bool) -> String {
     };
     let mut pair = Pair::open_with(client, server);
     pair.server.general_paths_only = general_paths_only;
-    let mut bytes = Vec::new();
-    if case.fragment_before {
-        bytes.extend(client_frame(false, 0, OpCode::Text, b"start"));
+    let mut setup = Vec::new();
+    if case.sending_fragments {
+        setup.push(format!("{:?}", pair.server.send_text(b"part", false)));
     }
-    let mut frame = vec![
+    if case.closing {
+        setup.push(format!(
+            "{:?}",
+            pair.server.send_close(CloseCode::NORMAL, "bye")
+        ));
+    }
+    let mut frame = Vec::new();
+    if case.fragment_before {
+        frame.extend(client_frame(false, 0, OpCode::Text, b"start"));
+    }
+    frame.extend([
         case.b0,
         (u8::from(case.masked) << 7) | case.payload.len() as u8,
-    ];
+    ]);
     let mut payload = case.payload.clone();
     if case.masked {
         frame.extend(case.key);
@@ -1273,19 +1292,22 @@ fn run_short_frame(case: &ShortFrameCase, general_paths_only: bool) -> String {
     let frame_len = frame.len();
     // What follows: a short binary message.
     frame.extend(client_frame(true, 0, OpCode::Binary, b"next"));
-    let end = case.cut.map_or(frame_len, |cut| {
-        (frame_len - payload.len() + cut).min(frame.len())
-    });
-    bytes.extend(&frame[..end]);
-    let first = pair.server_receives(&bytes);
+    let end = case.cut.map_or(frame_len, |cut| cut.min(frame.len()));
+    let first = pair.server_receives(&frame[..end]);
     let first_output = pair.server.take_data_to_send();
     let second = pair.server_receives(&frame[end..]);
     // A reply, through the send fast path when short.
-    let reply = pair
-        .server
-        .send_message(&Message::Binary(Bytes::from(case.payload.clone())));
+    let reply = if case.reply_text {
+        match std::str::from_utf8(&case.payload) {
+            Ok(text) => Message::from(text),
+            Err(_) => Message::from("not text"),
+        }
+    } else {
+        Message::Binary(Bytes::from(case.payload.clone()))
+    };
+    let replied = pair.server.send_message(&reply);
     format!(
-        "{first:?}\n{first_output:?}\n{second:?}\n{reply:?}\n{:?}\n{:?}\n{:?}",
+        "{setup:?}\n{first:?}\n{first_output:?}\n{second:?}\n{replied:?}\n{:?}\n{:?}\n{:?}",
         pair.server_events,
         pair.server.take_data_to_send(),
         pair.server.state(),
