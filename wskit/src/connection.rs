@@ -138,6 +138,8 @@ struct Inner {
     driver_waker: Option<Waker>,
     /// Bytes taken by the driver and not yet written.
     in_flight: usize,
+    /// The driver stopped reading because the receive queue was full.
+    read_paused: bool,
     /// The id of the `send_fragments` call that owns the message being sent, if any.
     fragmented_sender: Option<u64>,
     next_sender_id: u64,
@@ -210,6 +212,7 @@ impl Connection {
                 recv_waker: None,
                 driver_waker: None,
                 in_flight: 0,
+                read_paused: false,
                 fragmented_sender: None,
                 next_sender_id: 0,
                 pings: VecDeque::new(),
@@ -280,7 +283,7 @@ impl Connection {
         inner: &mut MutexGuard<'_, Inner>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Message>> {
-        if let Some(result) = self.try_recv_message(inner) {
+        if let Some(result) = self.try_recv_message(inner, cx.waker()) {
             return Poll::Ready(result);
         }
         match &inner.recv_waker {
@@ -310,7 +313,7 @@ impl Connection {
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
             if let Some(fragment) = inner.queue.pop_front() {
-                self.after_dequeue(&mut inner);
+                self.after_dequeue(&mut inner, cx.waker());
                 return Poll::Ready(Ok(fragment));
             }
             if let Some(closed) = &inner.closed {
@@ -760,9 +763,13 @@ impl Connection {
     }
 
     /// Take a whole message off the queue if there is one. `None`: wait.
-    fn try_recv_message(&self, inner: &mut MutexGuard<'_, Inner>) -> Option<Result<Message>> {
+    fn try_recv_message(
+        &self,
+        inner: &mut MutexGuard<'_, Inner>,
+        current: &Waker,
+    ) -> Option<Result<Message>> {
         while let Some(fragment) = inner.queue.pop_front() {
-            self.after_dequeue(inner);
+            self.after_dequeue(inner, current);
             let fragment = match fragment.into_message() {
                 Ok(message) => return Some(Ok(message)),
                 Err(fragment) => fragment,
@@ -794,10 +801,12 @@ impl Connection {
             .map(|closed| Err(Error::ConnectionClosed(Box::new(Closed::clone(closed)))))
     }
 
-    /// Resume reading if the queue went down to the low mark.
-    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>) {
-        if inner.queue.len() == self.shared.config.max_queue / 4 {
-            self.shared.wake_driver(inner);
+    /// Resume reading if it was paused for a full queue and the queue is down to the low
+    /// mark. A driver polled by the receiver's own task (`current`) is not woken: that task
+    /// polls it next anyway (the server's connection task).
+    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>, current: &Waker) {
+        if inner.read_paused && inner.queue.len() == self.shared.config.max_queue / 4 {
+            self.shared.wake_driver_from(inner, current);
         }
     }
 
@@ -1174,8 +1183,6 @@ struct Io<S> {
     closing: Option<Box<ClosingDeadlines>>,
     /// The driver completed: the connection is closed.
     done: bool,
-    /// Whether the last read was skipped because the receive queue was full.
-    read_paused: bool,
     /// A message was queued for a receiver that waits in the task polling this driver: its
     /// wake-up was skipped, and whoever polls both (the server's connection task) must poll
     /// the receiver again.
@@ -1278,7 +1285,6 @@ where
             next_ping,
             closing: None,
             done: false,
-            read_paused: false,
             receiver_ready: false,
             read_registered: false,
             polled_again: false,
@@ -1345,7 +1351,7 @@ where
         let shared: &Shared = shared;
         let mut inner = shared.lock();
         let quiet = io.read_registered
-            && !io.read_paused
+            && !inner.read_paused
             && io.out.is_empty()
             && !io.needs_flush
             && inner.protocol.state() == State::Open
@@ -1423,12 +1429,12 @@ where
     /// Read what the socket has and feed it to the protocol, under the lock. `Ready(())` when
     /// something happened.
     fn poll_read(&mut self, shared: &Shared, inner: &mut Inner, cx: &mut Context<'_>) -> Poll<()> {
-        self.read_paused = false;
+        inner.read_paused = false;
         if self.eof_received {
             return Poll::Pending;
         }
         let paused = inner.queue.len() >= shared.config.max_queue;
-        self.read_paused = paused;
+        inner.read_paused = paused;
         // After the closing handshake the client still reads, waiting for the server's EOF.
         if paused || inner.protocol.state() == State::Closed {
             return Poll::Pending;
@@ -1862,7 +1868,7 @@ where
                 // Something a handle did while the lock was released: go round again.
                 let waiting_output = io.out.is_empty() && !inner.protocol.data_to_send().is_empty();
                 let resume_reading =
-                    io.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
+                    inner.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
                 let unarmed_close =
                     inner.protocol.close_expected() && io.close_deadline().is_none();
                 if waiting_output || resume_reading || unarmed_close {

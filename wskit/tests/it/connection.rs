@@ -564,3 +564,66 @@ async fn send_fragment_stream_sends_chunks_as_they_come() {
         Message::from("part 0; part 1; part 2; part 3; part 4; ")
     );
 }
+
+/// A connection whose receive queue fills (the peer sends faster than the application takes
+/// messages) stops reading, and resumes when the application has drained the queue, at every
+/// queue size: on a server, where the handler runs in the driver's task, and on a client,
+/// whose driver is a task of its own that the receiver wakes.
+#[tokio::test]
+async fn a_full_queue_resumes_reading_at_every_size() {
+    const COUNT: usize = 300;
+    // The server's messages keep coming while the client's queue is full.
+    async fn burst(ws: Connection) -> wskit::Result<()> {
+        for i in 0..COUNT {
+            ws.send(format!("{i}")).await?;
+        }
+        idle(ws).await;
+        Ok(())
+    }
+    for max_queue in [1, 2, 3, 4, 16] {
+        // Server side: the client sends everything before reading any echo.
+        let server = wskit::serve(echo, "127.0.0.1:0")
+            .max_queue(max_queue)
+            .no_compression()
+            .await
+            .unwrap();
+        let ws = within(wskit::connect(uri(&server, "/")).no_compression())
+            .await
+            .unwrap();
+        for i in 0..COUNT {
+            ws.send(format!("{i} of {max_queue}")).await.unwrap();
+        }
+        for i in 0..COUNT {
+            let message = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+                .await
+                .unwrap_or_else(|_| panic!("server stalled at {i}, max_queue {max_queue}"))
+                .unwrap();
+            assert_eq!(message, Message::from(format!("{i} of {max_queue}")));
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+
+        // Client side: the client takes its messages slowly.
+        let server = wskit::serve(burst, "127.0.0.1:0")
+            .no_compression()
+            .await
+            .unwrap();
+        let ws = within(
+            wskit::connect(uri(&server, "/"))
+                .max_queue(max_queue)
+                .no_compression(),
+        )
+        .await
+        .unwrap();
+        for i in 0..COUNT {
+            if i % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let message = tokio::time::timeout(Duration::from_secs(5), ws.recv())
+                .await
+                .unwrap_or_else(|_| panic!("client stalled at {i}, max_queue {max_queue}"))
+                .unwrap();
+            assert_eq!(message, Message::from(format!("{i}")));
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    }
+}
