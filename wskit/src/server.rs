@@ -852,18 +852,23 @@ fn spawn_connection<S, H, F>(
     let guard = shared.task_started();
     let handler = Arc::clone(handler);
     let options = Arc::clone(options);
+    // One deadline for the whole opening handshake, TLS included.
+    let deadline = options
+        .open_timeout
+        .map(|timeout| tokio::time::Instant::now() + timeout);
     #[cfg(feature = "rustls")]
     if let Some(acceptor) = options.tls.clone() {
         tokio::spawn(async move {
-            let accepted = match options.open_timeout {
-                Some(t) => tokio::time::timeout(t, acceptor.accept(stream))
+            let accepted = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, acceptor.accept(stream))
                     .await
                     .map_err(|_| ()),
                 None => Ok(acceptor.accept(stream).await),
             };
             match accepted {
                 Ok(Ok(tls)) => {
-                    let opened = open_connection(tls, local, remote, guard, handler, options);
+                    let opened =
+                        open_connection(tls, local, remote, guard, handler, options, deadline);
                     if let Some(task) = Box::pin(opened).await {
                         task.await;
                     }
@@ -875,7 +880,7 @@ fn spawn_connection<S, H, F>(
         return;
     }
     let opening = Box::pin(open_connection(
-        stream, local, remote, guard, handler, options,
+        stream, local, remote, guard, handler, options, deadline,
     ));
     tokio::spawn(ServeTask::Opening(opening));
 }
@@ -919,6 +924,7 @@ async fn open_connection<S, H, F>(
     guard: TaskGuard,
     handler: Arc<H>,
     options: Arc<ServerOptions>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Option<ConnectionTask<S, F>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -928,7 +934,8 @@ where
 {
     let shared = &guard.shared;
     let mut slot = None;
-    let (protocol, request) = open(&mut stream, &remote, shared, &options, &mut slot).await?;
+    let (protocol, request) =
+        open(&mut stream, &remote, shared, &options, deadline, &mut slot).await?;
     let path = request.path.clone();
     let info = ConnectionInfo {
         request: Some(request),
@@ -1095,6 +1102,7 @@ async fn open<S>(
     remote: &PeerAddr,
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
+    deadline: Option<tokio::time::Instant>,
     slot: &mut Option<Slot>,
 ) -> Option<(Protocol, Box<Request>)>
 where
@@ -1102,8 +1110,8 @@ where
 {
     let mut protocol = Protocol::server(Arc::clone(&options.protocol));
     let handshake = handshake(stream, &mut protocol, remote, shared, options, slot);
-    let outcome = match options.open_timeout {
-        Some(timeout) => tokio::time::timeout(timeout, handshake)
+    let outcome = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, handshake)
             .await
             .unwrap_or(Err(Error::Timeout("opening handshake"))),
         None => handshake.await,

@@ -384,3 +384,62 @@ async fn silent_tls_client_times_out_without_blocking_the_server() {
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     stop(server).await;
 }
+
+#[tokio::test]
+async fn open_timeout_covers_the_tls_and_websocket_handshakes_together() {
+    // Each handshake alone takes less than open_timeout; both together take more.
+    const OPEN_TIMEOUT: Duration = Duration::from_millis(600);
+    const EACH: Duration = Duration::from_millis(400);
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = TempDir::new();
+    let (cert_path, key_path) = (dir.0.join("cert.pem"), dir.0.join("key.pem"));
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.signing_key.serialize_pem()).unwrap();
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .tls(ServerTls::from_pem_files(&cert_path, &key_path).unwrap())
+        .open_timeout(Some(OPEN_TIMEOUT))
+        .await
+        .unwrap();
+    let port = port(&server);
+    let der = certified.cert.der().clone();
+    // A slow client, with blocking rustls: it waits before the TLS handshake and again
+    // before its HTTP request.
+    let response = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::thread::sleep(EACH);
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp).unwrap();
+        }
+        std::thread::sleep(EACH);
+        let mut stream = rustls::Stream::new(&mut tls, &mut tcp);
+        let mut response = Vec::new();
+        let request = "GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                       Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                       Sec-WebSocket-Version: 13\r\n\r\n";
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read_to_end(&mut response);
+        }
+        String::from_utf8_lossy(&response).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(
+        !response.starts_with("HTTP/1.1 101"),
+        "opened after the whole open_timeout: {response:?}"
+    );
+    // A prompt client is served as usual.
+    let ws = within(wskit::connect(format!("wss://localhost:{port}/")).ca_file(&cert_path))
+        .await
+        .unwrap();
+    round_trip(ws).await;
+    stop(server).await;
+}
