@@ -1080,8 +1080,18 @@ impl Protocol {
         self.input.advance(SHORT_HEADER_LEN);
         let mut payload = self.input.split_to(len);
         apply_mask(&mut payload, [k0, k1, k2, k3], 0);
+        Some(self.queue_whole_message(is_text, payload))
+    }
+
+    /// Validate and queue a whole uncompressed message that came in one frame, without a copy.
+    #[inline(always)]
+    fn queue_whole_message(
+        &mut self,
+        is_text: bool,
+        payload: BytesMut,
+    ) -> Result<(), ProtocolError> {
         if is_text && !is_valid(&payload) {
-            return Some(Err(ProtocolError::InvalidUtf8));
+            return Err(ProtocolError::InvalidUtf8);
         }
         let data = payload.freeze();
         self.events.push_back(if self.config.streaming {
@@ -1096,7 +1106,7 @@ impl Protocol {
         } else {
             Event::Message(Message::Binary(data))
         });
-        Some(Ok(()))
+        Ok(())
     }
 
     /// Validate the UTF-8 of the part of an uncompressed text frame that has arrived, so that
@@ -1216,23 +1226,7 @@ impl Protocol {
                 let compressed = header.rsv & RSV1 != 0;
                 if header.fin && !compressed && prechecked == 0 {
                     // The common case: a whole uncompressed message in one frame, no copy.
-                    if is_text && !is_valid(&payload) {
-                        return Err(ProtocolError::InvalidUtf8);
-                    }
-                    let data = payload.freeze();
-                    self.events.push_back(if self.config.streaming {
-                        Event::Fragment(Fragment {
-                            is_text,
-                            first: true,
-                            fin: true,
-                            data,
-                        })
-                    } else if is_text {
-                        Event::Message(Message::Text(Utf8Bytes::from_validated(data)))
-                    } else {
-                        Event::Message(Message::Binary(data))
-                    });
-                    return Ok(());
+                    return self.queue_whole_message(is_text, payload);
                 }
                 Incoming {
                     is_text,

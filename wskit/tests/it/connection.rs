@@ -572,6 +572,12 @@ async fn send_fragment_stream_sends_chunks_as_they_come() {
 #[tokio::test]
 async fn a_full_queue_resumes_reading_at_every_size() {
     const COUNT: usize = 300;
+    async fn recv_or_stall(ws: &Connection, side: &str, i: usize, max_queue: usize) -> Message {
+        tokio::time::timeout(Duration::from_secs(5), ws.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{side} stalled at {i}, max_queue {max_queue}"))
+            .unwrap()
+    }
     // The server's messages keep coming while the client's queue is full.
     async fn burst(ws: Connection) -> wskit::Result<()> {
         for i in 0..COUNT {
@@ -594,10 +600,7 @@ async fn a_full_queue_resumes_reading_at_every_size() {
             ws.send(format!("{i} of {max_queue}")).await.unwrap();
         }
         for i in 0..COUNT {
-            let message = tokio::time::timeout(Duration::from_secs(5), ws.recv())
-                .await
-                .unwrap_or_else(|_| panic!("server stalled at {i}, max_queue {max_queue}"))
-                .unwrap();
+            let message = recv_or_stall(&ws, "server", i, max_queue).await;
             assert_eq!(message, Message::from(format!("{i} of {max_queue}")));
         }
         ws.close(CloseCode::NORMAL, "").await.unwrap();
@@ -618,10 +621,7 @@ async fn a_full_queue_resumes_reading_at_every_size() {
             if i % 50 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            let message = tokio::time::timeout(Duration::from_secs(5), ws.recv())
-                .await
-                .unwrap_or_else(|_| panic!("client stalled at {i}, max_queue {max_queue}"))
-                .unwrap();
+            let message = recv_or_stall(&ws, "client", i, max_queue).await;
             assert_eq!(message, Message::from(format!("{i}")));
         }
         ws.close(CloseCode::NORMAL, "").await.unwrap();
