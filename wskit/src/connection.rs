@@ -151,10 +151,27 @@ struct Inner {
     cause: Option<String>,
     /// Something was read or written since the last [`Connection::release_if_idle`].
     active: bool,
-    /// The driver's write buffer may hold memory (it traded places with the protocol's).
+    /// The driver's write buffer holds memory (as of its last write).
     out_held: bool,
     /// [`Connection::release_if_idle`] asks the driver to let go of its write buffer, if empty.
     release_out: bool,
+}
+
+impl Inner {
+    /// Let go of the buffers that hold nothing: the protocol's (read, write, compression,
+    /// events) and the receive and ping queues.
+    fn release_empty_buffers(&mut self) {
+        self.protocol.release_buffers();
+        if self.protocol.input_buffer().capacity() == 0 {
+            self.large_input = false;
+        }
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+        if self.pings.is_empty() {
+            self.pings = VecDeque::new();
+        }
+    }
 }
 
 struct PendingPing {
@@ -607,16 +624,7 @@ impl Connection {
         if std::mem::take(&mut inner.active) {
             return;
         }
-        inner.protocol.release_buffers();
-        if inner.protocol.input_buffer().capacity() == 0 {
-            inner.large_input = false;
-        }
-        if inner.queue.is_empty() {
-            inner.queue = VecDeque::new();
-        }
-        if inner.pings.is_empty() {
-            inner.pings = VecDeque::new();
-        }
+        inner.release_empty_buffers();
         if inner.out_held {
             inner.release_out = true;
             self.shared.wake_driver(&mut inner);
@@ -1560,7 +1568,6 @@ where
         if !inner.protocol.data_to_send().is_empty() {
             inner.protocol.swap_output(&mut self.out);
             inner.active = true;
-            inner.out_held = true;
         }
         inner.in_flight = self.out.len();
     }
@@ -1775,10 +1782,10 @@ where
         // the start of a frame that never finished) while handles may live on.
         inner.protocol.discard_output();
         *inner.protocol.input_buffer() = BytesMut::new();
-        inner.protocol.release_buffers();
         for ping in inner.pings.drain(..) {
             drop(ping.waiter);
         }
+        inner.release_empty_buffers();
         let recv_waker = inner.recv_waker.take();
         drop(inner);
         if let Some(waker) = recv_waker {
