@@ -778,8 +778,8 @@ impl Protocol {
             Message::Text(text) => (OpCode::Text, text.as_shared()),
             Message::Binary(data) => (OpCode::Binary, data),
         };
-        // The common case on a server, written in place: a short message, uncompressed, not
-        // inside a fragmented one. The same bytes as `send_data` writes, without its layers.
+        // The common case on a server: a short message, uncompressed, not inside a fragmented
+        // one, framed without `send_data`'s layers of checks.
         if payload.len() <= MAX_SHORT_PAYLOAD
             && self.fast_paths()
             && self.role == Role::Server
@@ -787,10 +787,7 @@ impl Protocol {
             && self.outgoing.is_none()
             && self.deflate.is_none()
         {
-            let buf = self.output.buf_mut();
-            buf.reserve(2 + payload.len());
-            buf.extend_from_slice(&[0x80 | opcode as u8, payload.len() as u8]);
-            buf.extend_from_slice(payload);
+            write_frame(self.output.buf_mut(), true, 0, opcode, payload, None);
             return Ok(());
         }
         self.send_data(opcode, payload, Some(payload), true)
