@@ -156,26 +156,34 @@ impl Checker {
             Event::Fragment(fragment) => {
                 let (size, text) = match self.fragments.take() {
                     None => {
-                        assert!(fragment.first, "a fragment continues no message");
-                        (0, fragment.is_text.then(Vec::new))
+                        assert!(fragment.is_first(), "a fragment continues no message");
+                        (0, fragment.is_text().then(Vec::new))
                     }
                     Some(progress) => {
-                        assert!(!fragment.first, "a message started inside another");
+                        assert!(!fragment.is_first(), "a message started inside another");
                         progress
                     }
                 };
-                assert_eq!(fragment.is_text, text.is_some(), "fragment type changed");
-                let size = size + fragment.data.len();
+                assert_eq!(fragment.is_text(), text.is_some(), "fragment type changed");
+                let size = size + fragment.data().len();
                 assert!(
                     size <= self.max_message,
                     "a streamed message of {size} bytes passed the limit of {}",
                     self.max_message
                 );
                 let text = text.map(|mut t| {
-                    t.extend_from_slice(&fragment.data);
+                    t.extend_from_slice(fragment.data());
                     t
                 });
-                if fragment.fin {
+                if let Ok(message) = fragment.clone().into_message() {
+                    // A whole message in one piece becomes text without a second check:
+                    // `Utf8Bytes::as_str` relies on the protocol's validation.
+                    assert!(
+                        std::str::from_utf8(message.as_bytes()).is_ok(),
+                        "a whole text fragment is not UTF-8"
+                    );
+                }
+                if fragment.is_fin() {
                     if let Some(text) = text {
                         assert!(
                             std::str::from_utf8(&text).is_ok(),

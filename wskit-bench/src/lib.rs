@@ -13,6 +13,7 @@
 //!
 //! Linux only: it reads `/proc` and pins with `taskset`.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;

@@ -35,6 +35,8 @@
 //!
 //! [wskit]: https://docs.rs/wskit
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod config;
 mod connect;

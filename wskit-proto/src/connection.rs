@@ -107,20 +107,63 @@ pub enum Event {
 }
 
 /// A piece of a message in streaming mode.
+///
+/// Made only by the protocol: its fields are private, so that a text piece is always what the
+/// UTF-8 validator let through (a whole message in one piece is valid UTF-8, so
+/// [`into_message`](Self::into_message) can wrap it without validating again). A piece cannot be
+/// built from outside the crate:
+///
+/// ```compile_fail
+/// use wskit_proto::Fragment;
+/// let fake = Fragment { is_text: true, first: true, fin: true, data: bytes::Bytes::new() };
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fragment {
-    /// Whether the message is text. Text pieces are validated UTF-8 as a stream, but a piece
-    /// may end in the middle of a code point.
-    pub is_text: bool,
-    /// Whether this is the first piece of the message.
-    pub first: bool,
-    /// Whether this is the last piece of the message.
-    pub fin: bool,
-    /// The data, decompressed.
-    pub data: Bytes,
+    is_text: bool,
+    first: bool,
+    fin: bool,
+    data: Bytes,
 }
 
 impl Fragment {
+    /// A piece the protocol validated: text pieces passed the stream's UTF-8 validator, and a
+    /// text piece with `first && fin` is a whole valid message.
+    pub(crate) fn new(is_text: bool, first: bool, fin: bool, data: Bytes) -> Self {
+        debug_assert!(!(is_text && first && fin) || std::str::from_utf8(&data).is_ok());
+        Self {
+            is_text,
+            first,
+            fin,
+            data,
+        }
+    }
+
+    /// Whether the message is text. Text pieces are validated UTF-8 as a stream, but a piece
+    /// may end in the middle of a code point.
+    pub fn is_text(&self) -> bool {
+        self.is_text
+    }
+
+    /// Whether this is the first piece of the message.
+    pub fn is_first(&self) -> bool {
+        self.first
+    }
+
+    /// Whether this is the last piece of the message.
+    pub fn is_fin(&self) -> bool {
+        self.fin
+    }
+
+    /// The data, decompressed.
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The data, decompressed, without copying.
+    pub fn into_data(self) -> Bytes {
+        self.data
+    }
+
     /// A whole message in one piece (`first && fin`) as a [`Message`], without copying or
     /// validating again; any other piece is given back.
     ///
@@ -132,7 +175,8 @@ impl Fragment {
             return Err(self);
         }
         Ok(if self.is_text {
-            // The protocol validated this text as a whole message before emitting it.
+            // Only the protocol makes fragments (`new`), and it emits a text piece that is a
+            // whole message only after validating it as one.
             Message::Text(Utf8Bytes::from_validated(self.data))
         } else {
             Message::Binary(self.data)
@@ -1092,12 +1136,7 @@ impl Protocol {
         }
         let data = payload.freeze();
         self.events.push_back(if self.config.streaming {
-            Event::Fragment(Fragment {
-                is_text,
-                first: true,
-                fin: true,
-                data,
-            })
+            Event::Fragment(Fragment::new(is_text, true, true, data))
         } else if is_text {
             Event::Message(Message::Text(Utf8Bytes::from_validated(data)))
         } else {
@@ -1288,12 +1327,8 @@ impl Protocol {
         }
 
         if streaming {
-            self.events.push_back(Event::Fragment(Fragment {
-                is_text: incoming.is_text,
-                first,
-                fin: header.fin,
-                data,
-            }));
+            self.events
+                .push_back(Event::Fragment(Fragment::new(incoming.is_text, first, header.fin, data)));
         }
         if !header.fin {
             self.incoming = Some(match kept {

@@ -59,6 +59,9 @@
 //! assert_eq!(client.close_code(), Some(CloseCode::NORMAL));
 //! ```
 
+// Two blocks are allowed, each with its SAFETY comment, its test and its measured reason:
+// `Utf8Bytes::as_str` (message.rs) and `fill_spare` (extensions/permessage_deflate.rs).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod close;

@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,9 +21,9 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::{Instant, Sleep};
 use wskit_proto::connection::Fragment;
@@ -786,9 +785,9 @@ impl Connection {
                 .assembling
                 .take()
                 .map(|assembling| *assembling)
-                .unwrap_or((fragment.is_text, Vec::new()));
-            data.extend_from_slice(&fragment.data);
-            if !fragment.fin {
+                .unwrap_or((fragment.is_text(), Vec::new()));
+            data.extend_from_slice(fragment.data());
+            if !fragment.is_fin() {
                 inner.assembling = Some(Box::new((is_text, data)));
                 continue;
             }
@@ -1254,24 +1253,14 @@ thread_local! {
     static SLAB: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::new());
 }
 
-/// Read into the spare capacity of `buf`, without zeroing it first.
+/// Read into the spare capacity of `buf`, without zeroing it first (tokio-util's safe
+/// `poll_read_buf`: the bytes the read filled are the only ones `buf` gains).
 fn read_into_spare<S: AsyncRead + Unpin>(
     stream: &mut S,
     cx: &mut Context<'_>,
     buf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    let dst = buf.chunk_mut();
-    // SAFETY: `UninitSlice` is a view of the spare capacity of `buf`; viewing it as
-    // `[MaybeUninit<u8>]` is what it is. `ReadBuf` only hands out initialized bytes and only
-    // lets them be written, never read uninitialized.
-    let dst = unsafe { &mut *(dst as *mut bytes::buf::UninitSlice as *mut [MaybeUninit<u8>]) };
-    let mut read = ReadBuf::uninit(dst);
-    ready!(Pin::new(stream).poll_read(cx, &mut read))?;
-    let n = read.filled().len();
-    // SAFETY: `poll_read` filled (initialized) the first `n` bytes of the spare capacity, as
-    // `ReadBuf` tracks. Tested by the large-message tests (16 KiB to 16 MiB) in tests/it.
-    unsafe { buf.advance_mut(n) };
-    Poll::Ready(Ok(n))
+    tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
 }
 
 impl<S> Driver<S>
@@ -1528,21 +1517,11 @@ where
                 Event::Fragment(fragment) => {
                     tracing::trace!(
                         id = shared.id,
-                        len = fragment.data.len(),
-                        fin = fragment.fin,
+                        len = fragment.data().len(),
+                        fin = fragment.is_fin(),
                         "frame received"
                     );
                     inner.queue.push_back(fragment);
-                    queued = true;
-                }
-                Event::Message(message) => {
-                    // Not produced in streaming mode; kept for completeness.
-                    inner.queue.push_back(Fragment {
-                        is_text: message.is_text(),
-                        first: true,
-                        fin: true,
-                        data: message.into_bytes(),
-                    });
                     queued = true;
                 }
                 Event::Ping(data) => tracing::trace!(id = shared.id, ?data, "ping received"),
@@ -1949,7 +1928,7 @@ mod tests {
         fn poll_read(
             mut self: Pin<&mut Self>,
             _: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
         ) -> Poll<io::Result<()>> {
             match self.chunks.pop_front() {
                 Some(chunk) => {

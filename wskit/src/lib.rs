@@ -41,6 +41,7 @@
 //! together. On a server, the driver and the handler run in the same task, so a message
 //! goes from the socket to the handler and back without a task switch or a channel.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod broadcast;

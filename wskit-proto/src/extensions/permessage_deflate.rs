@@ -702,7 +702,10 @@ fn fill_spare<T>(
     // capacity it was given (its output counter advances by exactly what it writes through
     // `next_out`), so those bytes are initialized; and `written <= room <= capacity - len`.
     // Tested by every round trip in this module's tests, and by the fuzz targets.
-    unsafe { out.set_len(len + written) };
+    #[allow(unsafe_code)]
+    unsafe {
+        out.set_len(len + written);
+    }
     result
 }
 

@@ -403,6 +403,62 @@ fn fragmented_messages_both_ways() {
     }
 }
 
+proptest! {
+    /// The guard of `Utf8Bytes`'s invariant (its `as_str` does not check again): whatever
+    /// bytes a peer sends as text, split into fragments anywhere, compressed or not, every text
+    /// the server delivers (a whole message, or a fragment that is a whole message turned into
+    /// one) is valid UTF-8, and invalid text is never delivered whole.
+    #[test]
+    fn text_from_the_wire_is_valid_utf8(
+        payload in proptest::collection::vec(
+            prop_oneof![Just(0xffu8), Just(0xe2), Just(0x82), Just(0x9c), Just(b'a'), any::<u8>()],
+            0..24,
+        ),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+        compression in any::<bool>(),
+        streaming in any::<bool>(),
+    ) {
+        let config = if compression { Config::default() } else { plain() };
+        let server = Config { streaming, ..config.clone() };
+        let mut pair = Pair::open_with(config, server);
+        let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(payload.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.push(payload.len());
+        let mut start = 0;
+        for (i, &end) in cuts.iter().enumerate() {
+            let piece = &payload[start..end];
+            let fin = i + 1 == cuts.len();
+            let sent = if i == 0 {
+                pair.client.send_text(piece, fin)
+            } else {
+                pair.client.send_continuation(piece, fin)
+            };
+            sent.unwrap();
+            start = end;
+        }
+        pair.drive();
+        let valid = std::str::from_utf8(&payload).is_ok();
+        let mut delivered = 0;
+        for event in pair.server_events.drain(..) {
+            let message = match event {
+                Event::Message(message) => message,
+                Event::Fragment(fragment) => match fragment.into_message() {
+                    Ok(message) => message,
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            let text = message.as_text().unwrap();
+            prop_assert!(std::str::from_utf8(text.as_bytes()).is_ok());
+            prop_assert_eq!(text.as_bytes(), &payload[..]);
+            delivered += 1;
+        }
+        if !valid {
+            prop_assert_eq!(delivered, 0, "invalid text delivered whole");
+        }
+    }
+}
+
 #[test]
 fn streaming_mode_delivers_fragments() {
     for compression in [false, true] {
@@ -430,7 +486,7 @@ fn streaming_mode_delivers_fragments() {
             .collect();
         let summary: Vec<(bool, bool, bool, &[u8])> = fragments
             .iter()
-            .map(|f| (f.is_text, f.first, f.fin, &f.data[..]))
+            .map(|f| (f.is_text(), f.is_first(), f.is_fin(), &f.data()[..]))
             .collect();
         assert_eq!(
             summary,
@@ -1101,7 +1157,7 @@ fn text_validated_in_pieces_is_delivered_whole() {
             .iter()
             .flat_map(|e| match e {
                 Event::Message(m) => m.as_bytes().to_vec(),
-                Event::Fragment(f) => f.data.to_vec(),
+                Event::Fragment(f) => f.data().to_vec(),
                 _ => Vec::new(),
             })
             .collect();

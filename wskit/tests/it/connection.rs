@@ -157,8 +157,8 @@ async fn recv_fragment_streams_a_fragmented_message() {
     let mut pieces = Vec::new();
     for _ in 0..3 {
         let fragment = within(ws.recv_fragment()).await.unwrap();
-        assert!(fragment.is_text);
-        pieces.push((fragment.first, fragment.fin, fragment.data));
+        assert!(fragment.is_text());
+        pieces.push((fragment.is_first(), fragment.is_fin(), fragment.into_data()));
     }
     assert_eq!(
         pieces,
@@ -171,17 +171,17 @@ async fn recv_fragment_streams_a_fragmented_message() {
     let mut binary = Vec::new();
     loop {
         let fragment = within(ws.recv_fragment()).await.unwrap();
-        assert!(!fragment.is_text);
-        assert_eq!(fragment.first, binary.is_empty());
-        binary.extend_from_slice(&fragment.data);
-        if fragment.fin {
+        assert!(!fragment.is_text());
+        assert_eq!(fragment.is_first(), binary.is_empty());
+        binary.extend_from_slice(fragment.data());
+        if fragment.is_fin() {
             break;
         }
     }
     assert_eq!(binary, [1, 2, 3, 4, 5, 6]);
     let whole = within(ws.recv_fragment()).await.unwrap();
-    assert!(whole.first && whole.fin && whole.is_text);
-    assert_eq!(&whole.data[..], b"whole");
+    assert!(whole.is_first() && whole.is_fin() && whole.is_text());
+    assert_eq!(&whole.data()[..], b"whole");
 }
 
 #[tokio::test]
@@ -520,7 +520,7 @@ async fn abandoning_send_fragments_midway_fails_the_connection_with_1011() {
     // The client gets the close frame in the middle of the message.
     let error = loop {
         match within(ws.recv_fragment()).await {
-            Ok(fragment) => assert!(!fragment.fin),
+            Ok(fragment) => assert!(!fragment.is_fin()),
             Err(error) => break error,
         }
     };
