@@ -59,8 +59,8 @@
 //! assert_eq!(client.close_code(), Some(CloseCode::NORMAL));
 //! ```
 
-// Two blocks are allowed, each with its SAFETY comment, its test and its measured reason:
-// `Utf8Bytes::as_str` (message.rs) and `fill_spare` (extensions/permessage_deflate.rs).
+// One block is allowed, with its SAFETY comment, its guard test and its measured reason:
+// `Utf8Bytes::as_str` (message.rs).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
