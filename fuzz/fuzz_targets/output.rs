@@ -41,10 +41,7 @@ fn write_pieces(protocol: &mut Protocol, mut n: usize, to: &mut Vec<u8>) -> usiz
 }
 
 fuzz_target!(|data: &[u8]| {
-    let config = Config {
-        compression: None,
-        ..Config::default()
-    };
+    let config = Config::default().with_compression(None);
     let mut tested = open(&config, b"", b"").server;
     let mut reference = open(&config, b"", b"").server;
     let (mut out_tested, mut out_reference) = (Vec::new(), Vec::new());

@@ -132,15 +132,11 @@ fuzz_target!(|data: &[u8]| {
     let streaming = setup & 0x40 != 0;
     let early = setup & 0x80 != 0;
 
-    let config = Config {
-        streaming,
-        limits: Limits {
-            max_message_size: Some(8 << 10),
-            max_fragments: Some(64),
-            ..Limits::default()
-        },
-        ..Config::default()
-    };
+    let config = Config::default().with_streaming(streaming).with_limits(
+        Limits::default()
+            .with_max_message_size(Some(8 << 10))
+            .with_max_fragments(Some(64)),
+    );
 
     let mut chunks = input.chunks(chunk_size);
     let first = if early {

@@ -54,11 +54,10 @@ fuzz_target!(|data: &[u8]| {
     // (`name: value` and CR LF where the input had `name:value` and LF): allow for that.
     let mut out = Vec::new();
     request.write(&mut out);
-    let relaxed = HttpLimits {
-        max_line_length: limits.max_line_length + 2,
-        max_head_size: limits.max_head_size * 2,
-        ..limits
-    };
+    let relaxed = limits
+        .clone()
+        .with_max_line_length(limits.max_line_length + 2)
+        .with_max_head_size(limits.max_head_size * 2);
     let (again, again_used) = Request::parse(&out, &relaxed)
         .unwrap_or_else(|e| panic!("a written request is rejected: {e:?}\n{out:?}"))
         .expect("a written request is incomplete");

@@ -53,11 +53,10 @@ fuzz_target!(|data: &[u8]| {
     // the written head a little longer than the input).
     let mut out = Vec::new();
     response.write(&mut out);
-    let relaxed = HttpLimits {
-        max_line_length: limits.max_line_length + 2,
-        max_head_size: limits.max_head_size * 2,
-        ..limits
-    };
+    let relaxed = limits
+        .clone()
+        .with_max_line_length(limits.max_line_length + 2)
+        .with_max_head_size(limits.max_head_size * 2);
     let (again, again_used) = Response::parse(&out, &relaxed)
         .unwrap_or_else(|e| panic!("a written response is rejected: {e:?}\n{out:?}"))
         .expect("a written response is incomplete");

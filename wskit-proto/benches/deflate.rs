@@ -90,10 +90,7 @@ mod decompress {
     #[divan::bench(args = SIZES)]
     fn wskit(bencher: Bencher<'_, '_>, len: usize) {
         let data = json(len);
-        let config = DeflateConfig {
-            server_no_context_takeover: true,
-            ..DeflateConfig::default()
-        };
+        let config = DeflateConfig::default().with_server_no_context_takeover(true);
         let (mut client, mut server) = negotiated(&config);
         let mut compressed = Vec::new();
         server.compress(&data, true, &mut compressed);

@@ -36,10 +36,7 @@ fn counters(size: usize) -> (BytesCount, ItemsCount) {
 
 /// A server-side protocol in the OPEN state, without compression.
 fn open_server() -> Protocol {
-    let config = Config {
-        compression: None,
-        ..Config::default()
-    };
+    let config = Config::default().with_compression(None);
     let mut client = Protocol::client(config.clone());
     let mut server = Protocol::server(config);
     let request = client.connect_request("localhost", "/");

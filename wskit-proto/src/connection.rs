@@ -42,7 +42,18 @@ pub enum State {
 }
 
 /// Settings of a [`Protocol`], with Python websockets' defaults.
+///
+/// Start from [`Config::default`] and set fields, or chain the `with_*` methods:
+///
+/// ```
+/// use wskit_proto::{Config, Limits};
+/// let config = Config::default()
+///     .with_compression(None)
+///     .with_limits(Limits::default().with_max_message_size(Some(64 << 10)));
+/// assert_eq!(config.limits.max_message_size, Some(65_536));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Limits on what the peer sends. Default: [`Limits::default`] (1 MiB messages).
     pub limits: Limits,
@@ -83,6 +94,19 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    setters! {
+        limits, with_limits: Limits;
+        compression, with_compression: Option<DeflateConfig>;
+        subprotocols, with_subprotocols: Vec<String>;
+        streaming, with_streaming: bool;
+        origin, with_origin: Option<String>;
+        user_agent, with_user_agent: Option<String>;
+        extra_headers, with_extra_headers: Vec<(String, String)>;
+        defer_failures, with_defer_failures: bool;
+    }
+}
+
 /// What the peer did, drained with [`Protocol::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -113,7 +137,7 @@ pub enum Event {
 /// [`into_message`](Self::into_message) can wrap it without validating again). A piece cannot be
 /// built from outside the crate:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0451
 /// use wskit_proto::Fragment;
 /// let fake = Fragment { is_text: true, first: true, fin: true, data: bytes::Bytes::new() };
 /// ```
@@ -415,6 +439,9 @@ impl Protocol {
     /// The error that made the connection fail, if these bytes did. By then the answer (a close
     /// frame, or nothing on a failed client handshake) is already queued, the state has
     /// changed, and any events before the error are still in the queue. Later input is ignored.
+    /// A server's handshake request that does not parse is the exception: nothing is queued and
+    /// the state stays CONNECTING, so that the I/O layer can answer it
+    /// ([`reject_error`](Self::reject_error) and [`send_response`](Self::send_response)).
     pub fn receive_data(&mut self, data: &[u8]) -> Result<(), Error> {
         if self.discard_input || self.eof_rcvd {
             return Ok(());
@@ -1019,9 +1046,16 @@ impl Protocol {
         Ok(())
     }
 
+    /// A client's handshake that failed is over: the connection is closed. A server's request
+    /// that failed to parse still gets an HTTP answer: the state stays CONNECTING (input is
+    /// ignored from now on) until the I/O layer sends one
+    /// ([`reject_error`](Self::reject_error), [`send_response`](Self::send_response)), which
+    /// closes the connection.
     fn fail_handshake(&mut self, error: HandshakeError) -> Error {
-        self.state = State::Closed;
-        self.eof_sent = true;
+        if self.role == Role::Client {
+            self.state = State::Closed;
+            self.eof_sent = true;
+        }
         self.discard_input = true;
         self.deflate = None;
         let error = Error::Handshake(error);
@@ -1327,8 +1361,12 @@ impl Protocol {
         }
 
         if streaming {
-            self.events
-                .push_back(Event::Fragment(Fragment::new(incoming.is_text, first, header.fin, data)));
+            self.events.push_back(Event::Fragment(Fragment::new(
+                incoming.is_text,
+                first,
+                header.fin,
+                data,
+            )));
         }
         if !header.fin {
             self.incoming = Some(match kept {

@@ -280,7 +280,7 @@ impl fmt::Display for HandshakeError {
             Self::TooManyHeaders { limit } => write!(f, "more than {limit} headers"),
             Self::MessageTooLarge { limit } => write!(f, "HTTP message larger than {limit} bytes"),
             Self::InvalidMethod(m) => write!(f, "method {m:?} is not GET"),
-            Self::UnsupportedHttpVersion => f.write_str("HTTP version is not 1.1"),
+            Self::UnsupportedHttpVersion => f.write_str("WebSocket needs HTTP/1.1"),
             Self::InvalidUpgrade {
                 header,
                 value: None,

@@ -64,6 +64,21 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// `with_*` builder methods for the public fields of a `#[non_exhaustive]` settings type, so
+/// that code outside the crate can build one from its `Default` in one expression.
+macro_rules! setters {
+    ($($field:ident, $setter:ident: $ty:ty;)*) => {
+        $(
+            #[doc = concat!("This value with [`", stringify!($field), "`](Self::", stringify!($field), ") set to `value`.")]
+            #[must_use]
+            pub fn $setter(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )*
+    };
+}
+
 pub mod close;
 pub mod connection;
 pub mod error;
@@ -81,7 +96,7 @@ pub use connection::{Config, Event, Fragment, Protocol, Role, State};
 pub use error::{Error, HandshakeError, InvalidState, ProtocolError};
 pub use extensions::DeflateConfig;
 pub use frame::{Frame, FrameHeader, OpCode};
-pub use handshake::{Headers, Request, Response};
+pub use handshake::{Headers, HttpVersion, Request, Response};
 pub use limits::{HttpLimits, Limits};
 pub use message::{Message, NotText, Utf8Bytes};
 pub use output::Output;

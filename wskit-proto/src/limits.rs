@@ -7,6 +7,7 @@
 
 /// Limits applied while receiving.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// The largest message, in bytes, counted after decompression. `None` for no limit.
     ///
@@ -39,6 +40,13 @@ impl Default for Limits {
 }
 
 impl Limits {
+    setters! {
+        max_message_size, with_max_message_size: Option<usize>;
+        max_frame_size, with_max_frame_size: Option<usize>;
+        max_fragments, with_max_fragments: Option<usize>;
+        http, with_http: HttpLimits;
+    }
+
     /// No limits on messages or frames (HTTP limits stay). Only for trusted peers.
     pub fn unlimited() -> Self {
         Self {
@@ -52,6 +60,7 @@ impl Limits {
 
 /// Limits on the HTTP/1.1 messages of the opening handshake.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HttpLimits {
     /// The most header fields in a request or response. Default: 128, as websockets.
     pub max_headers: usize,
@@ -73,5 +82,14 @@ impl Default for HttpLimits {
             max_head_size: 64 << 10,
             max_body_size: 1 << 20,
         }
+    }
+}
+
+impl HttpLimits {
+    setters! {
+        max_headers, with_max_headers: usize;
+        max_line_length, with_max_line_length: usize;
+        max_head_size, with_max_head_size: usize;
+        max_body_size, with_max_body_size: usize;
     }
 }

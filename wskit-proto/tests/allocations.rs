@@ -39,11 +39,9 @@ static GLOBAL: Counting = Counting;
 /// An open server, without compression (compressed messages are inflated into a new buffer
 /// that becomes the message, one allocation per message by design).
 fn open_server(streaming: bool) -> Protocol {
-    let config = Config {
-        compression: None,
-        streaming,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_compression(None)
+        .with_streaming(streaming);
     let mut client = Protocol::client(config.clone());
     let mut server = Protocol::server(config);
     let request = client.connect_request("localhost", "/");

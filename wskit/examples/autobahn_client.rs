@@ -13,10 +13,7 @@ const AGENT: &str = "wskit";
 
 async fn run_case(base: &str, case: u32) -> wskit::Result<()> {
     let uri = format!("{base}/runCase?case={case}&agent={AGENT}");
-    let limits = Limits {
-        max_message_size: Some(64 << 20),
-        ..Limits::unlimited()
-    };
+    let limits = Limits::unlimited().with_max_message_size(Some(64 << 20));
     let mut ws = wskit::connect(uri).limits(limits).await?;
     while let Some(message) = ws.next().await {
         ws.send(message?).await?;

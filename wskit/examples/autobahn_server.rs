@@ -20,10 +20,7 @@ async fn main() -> wskit::Result<()> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
-    let limits = Limits {
-        max_message_size: Some(64 << 20),
-        ..Limits::unlimited()
-    };
+    let limits = Limits::unlimited().with_max_message_size(Some(64 << 20));
     let server = wskit::serve(echo, addr).limits(limits).await?;
     println!(
         "autobahn testee listening on {}",

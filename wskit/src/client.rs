@@ -30,6 +30,7 @@ use crate::handshake::{flush, read_handshake_event};
 
 /// A parsed WebSocket URI (RFC 6455 section 3).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WsUri {
     /// `true` for `wss://`.
     pub secure: bool,
@@ -215,11 +216,11 @@ pub(crate) struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            protocol: Arc::new(ProtocolConfig {
-                streaming: true,
-                defer_failures: true,
-                ..ProtocolConfig::default()
-            }),
+            protocol: Arc::new(
+                ProtocolConfig::default()
+                    .with_streaming(true)
+                    .with_defer_failures(true),
+            ),
             connection: Arc::default(),
             open_timeout: Some(Duration::from_secs(10)),
             max_redirects: 10,
@@ -447,6 +448,7 @@ where
 /// delay up to `initial` (so that many clients do not come back at once), then `min` growing
 /// by `factor` up to `max`.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// The first delay is random between 0 and this. Default: 5 s.
     pub initial: Duration,
@@ -470,6 +472,13 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    crate::options::setters! {
+        initial, with_initial: Duration;
+        min, with_min: Duration;
+        factor, with_factor: f64;
+        max, with_max: Duration;
+    }
+
     /// The delay before retry number `attempt` (1 for the first retry).
     pub fn delay(&self, attempt: u32) -> Duration {
         match attempt {

@@ -35,6 +35,7 @@ use crate::error::{Closed, Error, Result};
 
 /// Settings that apply to an open connection, with Python websockets' defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConnectionConfig {
     /// The most incoming frames buffered before reading from the socket stops (TCP then
     /// pushes back on the peer). Reading resumes when the queue is down to a quarter.
@@ -66,6 +67,17 @@ impl Default for ConnectionConfig {
             ping_timeout: Some(Duration::from_secs(20)),
             close_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+impl ConnectionConfig {
+    crate::options::setters! {
+        max_queue, with_max_queue: usize;
+        write_limit, with_write_limit: usize;
+        write_limit_low, with_write_limit_low: usize;
+        ping_interval, with_ping_interval: Option<Duration>;
+        ping_timeout, with_ping_timeout: Option<Duration>;
+        close_timeout, with_close_timeout: Duration;
     }
 }
 
@@ -785,7 +797,7 @@ impl Connection {
                 .assembling
                 .take()
                 .map(|assembling| *assembling)
-                .unwrap_or((fragment.is_text(), Vec::new()));
+                .unwrap_or_else(|| (fragment.is_text(), Vec::new()));
             data.extend_from_slice(fragment.data());
             if !fragment.is_fin() {
                 inner.assembling = Some(Box::new((is_text, data)));
@@ -1889,10 +1901,10 @@ mod tests {
 
     /// A client protocol that completed its handshake in memory, and frames from its server.
     fn open_client(server_frames: &[&[u8]]) -> (Protocol, Vec<Vec<u8>>) {
-        let config = |streaming| Config {
-            compression: None,
-            streaming,
-            ..Config::default()
+        let config = |streaming| {
+            Config::default()
+                .with_compression(None)
+                .with_streaming(streaming)
         };
         let mut client = Protocol::client(config(true));
         let mut server = Protocol::server(config(false));
@@ -1995,11 +2007,9 @@ mod tests {
             writes: 0,
             on_write,
         };
-        let config = ConnectionConfig {
-            max_queue: 1,
-            ping_interval: None,
-            ..ConnectionConfig::default()
-        };
+        let config = ConnectionConfig::default()
+            .with_max_queue(1)
+            .with_ping_interval(None);
         let (connection, mut driver) =
             Connection::open(protocol, stream, config, ConnectionInfo::default());
         // Something to write, so that the driver writes after it paused reading.

@@ -192,6 +192,7 @@ impl From<wskit_proto::Error> for Error {
 
 /// How a connection closed: the close frames sent and received (RFC 6455 section 7).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Closed {
     /// The close frame received, if any.
     pub rcvd: Option<CloseFrame>,

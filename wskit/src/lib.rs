@@ -69,8 +69,8 @@ pub use tls::ServerTls;
 pub use wskit_proto as proto;
 pub use wskit_proto::connection::Fragment;
 pub use wskit_proto::{
-    CloseCode, CloseFrame, DeflateConfig, Headers, Limits, Message, Request, Response, Role, State,
-    Utf8Bytes,
+    CloseCode, CloseFrame, DeflateConfig, Headers, HttpLimits, HttpVersion, Limits, Message,
+    Request, Response, Role, State, Utf8Bytes,
 };
 
 /// The README's examples, compiled as doc tests so they cannot rot.

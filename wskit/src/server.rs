@@ -224,12 +224,10 @@ pub(crate) struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        let protocol = ProtocolConfig {
-            streaming: true,
-            defer_failures: true,
-            user_agent: None,
-            ..ProtocolConfig::default()
-        };
+        let protocol = ProtocolConfig::default()
+            .with_streaming(true)
+            .with_defer_failures(true)
+            .with_user_agent(None);
         Self {
             protocol: Arc::new(protocol),
             connection: Arc::default(),

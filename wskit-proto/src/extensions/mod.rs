@@ -9,6 +9,7 @@ use crate::error::HandshakeError;
 
 /// One extension from a `Sec-WebSocket-Extensions` header: a name and its parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Extension {
     /// The extension token, e.g. `permessage-deflate`.
     pub name: String,

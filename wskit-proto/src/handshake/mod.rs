@@ -12,7 +12,7 @@ mod response;
 
 pub use accept_key::{accept_key, base64_encode, generate_key};
 pub use headers::Headers;
-pub use request::Request;
+pub use request::{HttpVersion, Request};
 pub use response::Response;
 
 use crate::error::HandshakeError;
@@ -24,12 +24,16 @@ use crate::limits::HttpLimits;
 /// Checks, in this order: method GET (405), `Upgrade: websocket` and a `Connection` header
 /// with the `upgrade` token, case-insensitively (426), exactly one `Sec-WebSocket-Key` that is
 /// the base64 encoding of 16 bytes (400), and exactly one `Sec-WebSocket-Version: 13` (426).
-/// HTTP/1.1 (505) is checked by [`Request::parse`].
+/// Before all of them, the HTTP version: a WebSocket handshake needs HTTP/1.1 (505 for
+/// HTTP/1.0; [`Request::parse`] rejects versions other than 1.0 and 1.1 with 505 too).
 ///
 /// # Errors
 ///
 /// The first check that fails, as a [`HandshakeError`] whose `status()` is the HTTP status.
 pub fn check_request(request: &Request) -> Result<&str, HandshakeError> {
+    if request.version != HttpVersion::Http11 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
     if request.method != "GET" {
         return Err(HandshakeError::InvalidMethod(request.method.clone()));
     }
@@ -476,13 +480,11 @@ mod tests {
 
     #[test]
     fn checks_run_in_order() {
-        let mut request = Request {
-            method: "PUT".into(),
-            path: "/".into(),
-            headers: Headers::new(),
-        };
+        let mut request = Request::new("PUT", "/");
+        request.version = HttpVersion::Http10;
         let mut errors = Vec::new();
-        let fixes: [fn(&mut Request); 5] = [
+        let fixes: [fn(&mut Request); 6] = [
+            |r| r.version = HttpVersion::Http11,
             |r| r.method = "GET".into(),
             |r| r.headers.append("Upgrade", "websocket"),
             |r| r.headers.append("Connection", "Upgrade"),
@@ -496,6 +498,7 @@ mod tests {
         assert_eq!(
             errors,
             [
+                HandshakeError::UnsupportedHttpVersion,
                 HandshakeError::InvalidMethod("PUT".into()),
                 HandshakeError::InvalidUpgrade {
                     header: "Upgrade",

@@ -4,22 +4,60 @@ use super::Headers;
 use crate::error::HandshakeError;
 use crate::limits::HttpLimits;
 
-/// An HTTP/1.1 request: the opening handshake a client sends.
+/// An HTTP/1.x request: the opening handshake a client sends, or any other request a server
+/// receives (a health check, a page) that it may answer itself
+/// ([`Protocol::reject`](crate::Protocol::reject)).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Request {
     /// The method, `GET` for a valid handshake.
     pub method: String,
+    /// The HTTP version of the request line: HTTP/1.1 for a valid handshake.
+    pub version: HttpVersion,
     /// The request target, e.g. `/chat?room=1`.
     pub path: String,
     /// The header fields.
     pub headers: Headers,
 }
 
+/// The HTTP version of a [`Request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HttpVersion {
+    /// HTTP/1.0: parsed, so that a server can answer it (a load balancer's health check), but
+    /// no WebSocket handshake (505).
+    Http10,
+    /// HTTP/1.1.
+    Http11,
+}
+
+impl HttpVersion {
+    /// The version as it appears in a request line, e.g. `HTTP/1.1`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http10 => "HTTP/1.0",
+            Self::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+impl std::fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Request {
-    /// A `GET` request for `path` with no headers.
+    /// A `GET` request for `path` with no headers, in HTTP/1.1.
     pub fn get(path: impl Into<String>) -> Self {
+        Self::new("GET", path)
+    }
+
+    /// A request with `method` for `path`, with no headers, in HTTP/1.1.
+    pub fn new(method: impl Into<String>, path: impl Into<String>) -> Self {
         Self {
-            method: "GET".into(),
+            method: method.into(),
+            version: HttpVersion::Http11,
             path: path.into(),
             headers: Headers::new(),
         }
@@ -38,20 +76,25 @@ impl Request {
     ///
     /// # Errors
     ///
-    /// Malformed HTTP (400), a version other than HTTP/1.1 (505), and limits (431).
+    /// Malformed HTTP (400), a version other than HTTP/1.0 and HTTP/1.1 (505), and limits
+    /// (431). HTTP/1.0 parses ([`version`](Self::version) says so): a server may answer it
+    /// itself, and rejects it as a handshake ([`check_request`](super::check_request)).
     pub fn parse(buf: &[u8], limits: &HttpLimits) -> Result<Option<(Self, usize)>, HandshakeError> {
         let head_len = super::scan_head(buf, limits)?;
         // An incomplete head is at most `max_head_size` bytes: parse it anyway to reject
-        // garbage (or HTTP/1.0) before the peer finishes sending it.
+        // garbage before the peer finishes sending it.
         let head = &buf[..head_len.unwrap_or(buf.len())];
         let mut parsed_headers = vec![httparse::EMPTY_HEADER; limits.max_headers];
         let mut parsed = httparse::Request::new(&mut parsed_headers);
         let status = parsed
             .parse(head)
             .map_err(|e| super::parse_error(e, limits))?;
-        if parsed.version.is_some_and(|v| v != 1) {
-            return Err(HandshakeError::UnsupportedHttpVersion);
-        }
+        let version = match parsed.version {
+            Some(0) => HttpVersion::Http10,
+            // Not known yet: the request line is incomplete.
+            Some(1) | None => HttpVersion::Http11,
+            Some(_) => return Err(HandshakeError::UnsupportedHttpVersion),
+        };
         let head_len = match (head_len, status) {
             (None, _) => return Ok(None),
             (Some(len), httparse::Status::Complete(parsed_len)) if parsed_len == len => len,
@@ -62,6 +105,7 @@ impl Request {
         };
         let request = Self {
             method: method.to_owned(),
+            version,
             path: path.to_owned(),
             headers: super::collect_headers(parsed.headers)?,
         };
@@ -75,7 +119,9 @@ impl Request {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(self.path.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\n");
+        out.push(b' ');
+        out.extend_from_slice(self.version.as_str().as_bytes());
+        out.extend_from_slice(b"\r\n");
         super::write_headers(&self.headers, out);
     }
 }
@@ -212,16 +258,20 @@ mod tests {
     }
 
     #[test]
-    fn http_1_0_is_rejected() {
-        let err = parse_err(b"GET /chat HTTP/1.0\r\nHost: h\r\n\r\n");
+    fn http_1_0_parses_and_is_no_handshake() {
+        let wire = b"GET /chat HTTP/1.0\r\nHost: h\r\n\r\n";
+        let (request, used) = parse(wire).unwrap().unwrap();
+        assert_eq!(used, wire.len());
+        assert_eq!(request.version, HttpVersion::Http10);
+        assert_eq!(request.method, "GET");
+        let err = crate::handshake::check_request(&request).unwrap_err();
         assert_eq!(err, HandshakeError::UnsupportedHttpVersion);
         assert_eq!(err.status(), 505);
-    }
-
-    #[test]
-    fn http_1_0_is_rejected_before_the_head_ends() {
-        let err = parse_err(b"GET /chat HTTP/1.0\r\nHost: h\r\n");
-        assert_eq!(err, HandshakeError::UnsupportedHttpVersion);
+        // Written back as it came.
+        let mut out = Vec::new();
+        request.write(&mut out);
+        assert_eq!(out, wire);
+        assert_eq!(parse(b"GET /chat HTTP/1.0\r\nHost: h\r\n"), Ok(None));
     }
 
     #[test]

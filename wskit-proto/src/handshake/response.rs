@@ -8,6 +8,7 @@ use crate::limits::HttpLimits;
 
 /// An HTTP/1.1 response: `101 Switching Protocols`, or a rejection with a body.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The status code.
     pub status: u16,

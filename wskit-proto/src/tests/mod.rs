@@ -283,7 +283,17 @@ fn server_reports_oversized_request_headers() {
         panic!()
     };
     assert_eq!(error.status(), 431);
+    // Input is ignored from now on, and the server can still answer with a status.
+    assert_eq!(server.state(), State::Connecting);
+    assert_eq!(server.receive_data(b"more"), Ok(()));
+    assert_eq!(server.poll_event(), None);
+    let response = server.reject_error(&error);
+    server.send_response(&response).unwrap();
     assert_eq!(server.state(), State::Closed);
+    assert!(server.should_close_transport());
+    let sent = String::from_utf8(server.take_data_to_send()).unwrap();
+    assert!(sent.starts_with("HTTP/1.1 431 "), "{sent}");
+    assert!(sent.contains("\r\nConnection: close\r\n"), "{sent}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use tokio::sync::mpsc;
 use wskit::{Connection, Error, Response};
 
-use crate::raw::{header, http_get, status};
+use crate::raw::{header, http_exchange, http_get, status};
 use crate::support::{echo, uri, within};
 
 /// Connect and expect the handshake to be refused with `expected`.
@@ -332,17 +332,13 @@ async fn process_response_sees_rejections_too() {
 
 #[tokio::test]
 async fn compression_parameters_are_negotiated_and_honoured() {
-    let server_deflate = wskit::DeflateConfig {
-        server_no_context_takeover: true,
-        server_max_window_bits: Some(10),
-        client_max_window_bits: Some(11),
-        ..wskit::DeflateConfig::default()
-    };
-    let client_deflate = wskit::DeflateConfig {
-        client_no_context_takeover: true,
-        compression_level: 9,
-        ..wskit::DeflateConfig::default()
-    };
+    let server_deflate = wskit::DeflateConfig::default()
+        .with_server_no_context_takeover(true)
+        .with_server_max_window_bits(Some(10))
+        .with_client_max_window_bits(Some(11));
+    let client_deflate = wskit::DeflateConfig::default()
+        .with_client_no_context_takeover(true)
+        .with_compression_level(9);
     let server = wskit::serve(echo, "127.0.0.1:0")
         .compression(Some(server_deflate))
         .await
@@ -373,4 +369,102 @@ async fn compression_parameters_are_negotiated_and_honoured() {
         ws.send(text.as_str()).await.unwrap();
         assert_eq!(within(ws.recv()).await.unwrap().as_text().unwrap(), text);
     }
+}
+
+// ===== Every HTTP request gets an HTTP answer =====
+
+/// An upgrade request as `upgrade_request` makes it, with another method and version.
+fn upgrade_request_with(method: &str, version: &str) -> String {
+    format!(
+        "{method} / {version}\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn an_http_1_0_upgrade_gets_505_and_another_method_405() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+
+    let (head, body) =
+        http_exchange(addr, upgrade_request_with("GET", "HTTP/1.0").as_bytes()).await;
+    assert_eq!(status(&head), 505, "{head}");
+    assert_eq!(
+        header(&head, "Connection").as_deref(),
+        Some("close"),
+        "{head}"
+    );
+    assert!(header(&head, "Server").is_some(), "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("HTTP/1.1"),
+        "{body:?}"
+    );
+
+    for method in ["POST", "PUT", "HEAD", "OPTIONS"] {
+        let (head, _) =
+            http_exchange(addr, upgrade_request_with(method, "HTTP/1.1").as_bytes()).await;
+        assert_eq!(status(&head), 405, "{method}: {head}");
+        assert_eq!(header(&head, "Allow").as_deref(), Some("GET"), "{head}");
+        assert_eq!(
+            header(&head, "Connection").as_deref(),
+            Some("close"),
+            "{head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn requests_that_do_not_parse_get_400_431_and_505() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut many_headers = "GET / HTTP/1.1\r\n".to_owned();
+    for i in 0..200 {
+        many_headers.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    let cases: [(&[u8], u16); 4] = [
+        (b"\x16\x03\x01\x02\x00garbage\r\n\r\n", 400), // a TLS hello, say
+        (b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\nbad header line\r\n\r\n", 400),
+        (many_headers.as_bytes(), 431),
+    ];
+    for (request, expected) in cases {
+        let (head, _) = http_exchange(addr, request).await;
+        assert_eq!(status(&head), expected, "{request:?}: {head}");
+        assert_eq!(
+            header(&head, "Connection").as_deref(),
+            Some("close"),
+            "{head}"
+        );
+    }
+    // The server is still serving.
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    ws.send("still here").await.unwrap();
+    within(ws.recv()).await.unwrap();
+}
+
+#[tokio::test]
+async fn process_request_sees_http_1_0_and_other_methods() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .process_request(|_, request| {
+            let body = format!("{} {} {}\n", request.method, request.path, request.version);
+            (request.path == "/healthz").then(|| Response::new(200, body))
+        })
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    // A load balancer's HTTP/1.0 probe.
+    let (head, body) =
+        http_exchange(addr, b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(body, b"GET /healthz HTTP/1.0\n");
+    let (head, body) =
+        http_exchange(addr, b"HEAD /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert_eq!(status(&head), 200, "{head}");
+    // (A real HEAD answer has no body; the hook decides what it sends.)
+    assert_eq!(body, b"HEAD /healthz HTTP/1.1\n");
+    // Not answered by the hook: the server's own answers.
+    let (head, _) = http_exchange(addr, upgrade_request_with("GET", "HTTP/1.0").as_bytes()).await;
+    assert_eq!(status(&head), 505, "{head}");
 }

@@ -230,6 +230,22 @@ pub(crate) async fn raw_respond(listener: &TcpListener, response: &str) -> Strin
     head
 }
 
+/// Send `request` (whole, as bytes) and read the whole response: the server must answer with
+/// an HTTP response and close. Returns the head and the body.
+pub(crate) async fn http_exchange(addr: SocketAddr, request: &[u8]) -> (String, Vec<u8>) {
+    let mut stream = within(TcpStream::connect(addr)).await.expect("connect");
+    stream.write_all(request).await.expect("send");
+    let mut buf = BytesMut::new();
+    let head = within(read_head(&mut stream, &mut buf))
+        .await
+        .expect("an HTTP response, not a bare close");
+    let mut body = buf.to_vec();
+    within(stream.read_to_end(&mut body))
+        .await
+        .expect("the body, then the end");
+    (head, body)
+}
+
 /// Send a plain HTTP GET for `path` and read the whole response (the server closes after it).
 /// Returns the head and the body.
 pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {

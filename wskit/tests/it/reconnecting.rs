@@ -11,12 +11,11 @@ use wskit::{Backoff, Connection, Message, Response};
 use crate::support::within;
 
 fn fast_backoff() -> Backoff {
-    Backoff {
-        initial: Duration::from_millis(10),
-        min: Duration::from_millis(10),
-        factor: 1.5,
-        max: Duration::from_millis(50),
-    }
+    Backoff::default()
+        .with_initial(Duration::from_millis(10))
+        .with_min(Duration::from_millis(10))
+        .with_factor(1.5)
+        .with_max(Duration::from_millis(50))
 }
 
 #[tokio::test]
