@@ -1394,13 +1394,10 @@ impl Protocol {
         let frame = CloseFrame::parse(payload)?;
         self.closing.get_or_insert_default().rcvd = Some(frame.clone());
         if self.state == State::Open {
-            // Echo the code (RFC 6455 section 5.5.1), without the reason.
-            let echo = if frame.code == CloseCode::NO_STATUS {
-                CloseFrame::new(CloseCode::NO_STATUS, "")
-            } else {
-                CloseFrame::new(frame.code, "")
-            };
-            self.write_close(echo);
+            // Echo the peer's close frame, code and reason, as Python websockets does (RFC 6455
+            // section 5.5.1: "typically echos the status code it received"); an empty close
+            // frame (1005) is answered with an empty one.
+            self.write_close(frame.clone());
         } else if let Some(closing) = self.closing.as_mut()
             && closing.sent.is_some()
             && closing.rcvd_then_sent.is_none()

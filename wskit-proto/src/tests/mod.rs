@@ -568,9 +568,10 @@ fn client_initiated_close() {
         close_event(&pair.server_events),
         Some(CloseFrame::new(1000, "bye"))
     );
+    // The answer echoes the code and the reason, as Python websockets does.
     assert_eq!(
         close_event(&pair.client_events),
-        Some(CloseFrame::new(1000, ""))
+        Some(CloseFrame::new(1000, "bye"))
     );
     assert!(
         pair.server_closed_transport,
@@ -599,7 +600,7 @@ fn server_initiated_close() {
     );
     assert_eq!(
         close_event(&pair.server_events),
-        Some(CloseFrame::new(1001, ""))
+        Some(CloseFrame::new(1001, "shutting down"))
     );
     assert!(pair.client_errors.is_empty() && pair.server_errors.is_empty());
     assert_eq!(pair.client.state(), State::Closed);

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use wskit::{CloseCode, Connection, Error, Message, State};
 use wskit_proto::frame::OpCode;
 
-use crate::raw::{close_frame, raw_accept};
+use crate::raw::{close_frame, raw_accept, raw_connect};
 use crate::support::{echo, idle, uri, within};
 
 /// The next item of the connection as a [`Stream`].
@@ -297,6 +297,20 @@ async fn the_client_echoes_a_close_from_a_raw_server() {
     assert_eq!(closed.reason(), "server says bye");
     let echo = within(peer).await.unwrap();
     assert_eq!(echo.code, CloseCode(4321));
+    // The reason is echoed too, as Python websockets does.
+    assert_eq!(echo.reason, "server says bye");
+    assert_eq!(closed.sent.as_ref().map(|f| f.reason.as_str()), Some("server says bye"));
+}
+
+#[tokio::test]
+async fn the_server_echoes_the_code_and_reason_of_a_raw_client() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let (mut peer, _) = raw_connect(server.local_addr().unwrap(), "/").await;
+    peer.send_close(4000, "client says bye").await.unwrap();
+    let frames = within(peer.read_to_eof()).await;
+    let echo = close_frame(frames.last().expect("a close frame"));
+    assert_eq!(echo.code, CloseCode(4000));
+    assert_eq!(echo.reason, "client says bye");
 }
 
 #[tokio::test]
