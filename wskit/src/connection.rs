@@ -166,6 +166,9 @@ struct Inner {
     out_held: bool,
     /// [`Connection::release_if_idle`] asks the driver to let go of its write buffer, if empty.
     release_out: bool,
+    /// [`Connection::abort`] was called: the driver drops what it was writing and closes the
+    /// transport.
+    aborted: bool,
 }
 
 impl Inner {
@@ -247,6 +250,7 @@ impl Connection {
                 latency: Duration::ZERO,
                 closed: None,
                 cause: None,
+                aborted: false,
                 active: false,
                 out_held: false,
                 release_out: false,
@@ -594,6 +598,30 @@ impl Connection {
         }
         self.wait_closed().await;
         Ok(())
+    }
+
+    /// Drop the connection at once, without the closing handshake: whatever is waiting to be
+    /// written is discarded and the transport is closed (TCP: a FIN now; the socket itself is
+    /// released when the connection's task ends, on a server when the handler returns). The
+    /// connection is then closed with 1006 (abnormal closure), on this side and, when its
+    /// read ends, on the peer's.
+    ///
+    /// This is Python's `transport.abort()` (the seeds' `terminate()`), for a peer that
+    /// misbehaves or does not answer: [`close`](Self::close) sends a close frame and waits for
+    /// the peer's answer (up to `close_timeout`), which a peer that stopped reading never
+    /// gives. Prefer `close` otherwise: it tells the peer why, and no data is lost.
+    ///
+    /// Does nothing on a connection that is already closed.
+    pub fn abort(&self) {
+        let mut inner = self.shared.lock();
+        if inner.closed.is_some() || inner.aborted {
+            return;
+        }
+        inner.aborted = true;
+        inner.cause.get_or_insert_with(|| "aborted".into());
+        let _ = inner.protocol.receive_eof();
+        inner.protocol.discard_output();
+        self.shared.wake_driver(&mut inner);
     }
 
     /// Queue `message` for [`broadcast`](crate::broadcast): `frame` is the message framed once
@@ -1822,6 +1850,13 @@ where
         if std::mem::take(&mut inner.release_out) && io.out.is_empty() {
             io.out = Output::new();
             inner.out_held = false;
+        }
+        if inner.aborted && !io.eof_received {
+            // What was being written goes too; the loop below closes the transport.
+            io.eof_received = true;
+            io.out.clear();
+            io.needs_flush = false;
+            inner.in_flight = 0;
         }
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();

@@ -299,7 +299,10 @@ async fn the_client_echoes_a_close_from_a_raw_server() {
     assert_eq!(echo.code, CloseCode(4321));
     // The reason is echoed too, as Python websockets does.
     assert_eq!(echo.reason, "server says bye");
-    assert_eq!(closed.sent.as_ref().map(|f| f.reason.as_str()), Some("server says bye"));
+    assert_eq!(
+        closed.sent.as_ref().map(|f| f.reason.as_str()),
+        Some("server says bye")
+    );
 }
 
 #[tokio::test]
@@ -330,4 +333,83 @@ async fn close_with_1005_sends_an_empty_close_frame() {
     let closed = ws.wait_closed().await;
     assert_eq!(closed.code(), CloseCode::NO_STATUS);
     assert!(!closed.is_ok());
+}
+
+// ===== abort =====
+
+#[tokio::test]
+async fn abort_drops_the_connection_without_a_close_frame() {
+    let (server, mut connections) = handing_server().await;
+    let (mut peer, _) = raw_connect(server.local_addr().unwrap(), "/").await;
+    let ws = within(connections.recv()).await.unwrap();
+    ws.abort();
+    // The peer sees the end of the stream and no close frame.
+    let frames = within(peer.read_to_eof()).await;
+    assert!(
+        frames.iter().all(|f| f.opcode != OpCode::Close),
+        "{frames:?}"
+    );
+    let closed = within(ws.wait_closed()).await;
+    assert_eq!(closed.code(), CloseCode::ABNORMAL);
+    assert!(closed.sent.is_none() && closed.rcvd.is_none(), "{closed:?}");
+    assert!(!closed.is_ok());
+    let error = ws.send("after abort").await.unwrap_err();
+    assert!(error.is_closed() && !error.is_closed_ok(), "{error:?}");
+    ws.abort(); // again: nothing happens
+}
+
+#[tokio::test]
+async fn abort_does_not_wait_for_a_peer_that_stopped_reading() {
+    // close() would wait close_timeout (an hour here) for a peer that reads nothing; abort
+    // ends the connection at once, dropping what could not be written.
+    let (tx, mut connections) = mpsc::unbounded_channel();
+    let server = wskit::serve(
+        move |ws: Connection| {
+            let _ = tx.send(ws.clone());
+            async move {
+                ws.wait_closed().await;
+            }
+        },
+        "127.0.0.1:0",
+    )
+    .close_timeout(std::time::Duration::from_secs(3600))
+    .await
+    .unwrap();
+    let (_peer, _) = raw_connect(server.local_addr().unwrap(), "/").await; // never reads
+    let ws = within(connections.recv()).await.unwrap();
+    let sender = ws.clone();
+    let sending = tokio::spawn(async move {
+        // Far more than the socket buffers hold: the last sends wait for room forever.
+        for _ in 0..256 {
+            if sender.send(vec![0u8; 64 << 10]).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    ws.abort();
+    let closed = within(ws.wait_closed()).await;
+    assert_eq!(closed.code(), CloseCode::ABNORMAL);
+    within(sending).await.unwrap(); // the waiting send gave up
+}
+
+#[tokio::test]
+async fn a_client_can_abort() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = tokio::spawn(async move {
+        let (mut peer, _) = raw_accept(&listener).await;
+        peer.read_to_eof().await
+    });
+    let ws = within(wskit::connect(format!("ws://{addr}/")))
+        .await
+        .unwrap();
+    ws.send("one message").await.unwrap();
+    ws.abort();
+    let frames = within(peer).await.unwrap();
+    assert!(
+        frames.iter().all(|f| f.opcode != OpCode::Close),
+        "{frames:?}"
+    );
+    assert_eq!(within(ws.wait_closed()).await.code(), CloseCode::ABNORMAL);
 }
