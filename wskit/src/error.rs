@@ -31,8 +31,15 @@ pub enum Error {
     InvalidStatus(Box<Response>),
     /// Client: the URI is not a valid `ws://` or `wss://` URI.
     InvalidUri(String),
-    /// An operation did not finish in time: the opening handshake (`open_timeout`), the closing
-    /// handshake (`close_timeout`) or a keepalive ping (`ping_timeout`).
+    /// The opening handshake did not finish within `open_timeout` (TLS, redirects and, on a
+    /// client, the connection itself included).
+    ///
+    /// The other timeouts end an open connection, so they surface as
+    /// [`ConnectionClosed`](Self::ConnectionClosed), as in Python websockets: a keepalive ping
+    /// left unanswered (`ping_timeout`) fails the connection with 1011 and the reason
+    /// `keepalive ping timeout` (in [`Closed::sent`]); a closing handshake that does not finish
+    /// (`close_timeout`) closes the transport, and the connection with 1006 if no close frame
+    /// came.
     Timeout(&'static str),
     /// TLS failed: configuration, certificate, or the TLS handshake.
     Tls(Box<dyn std::error::Error + Send + Sync>),
@@ -85,7 +92,8 @@ impl Error {
         matches!(self, Self::Handshake(_) | Self::InvalidStatus(_))
     }
 
-    /// Whether an operation timed out.
+    /// Whether the opening handshake timed out ([`Timeout`](Self::Timeout)). The ping and
+    /// close timeouts close the connection instead: see [`Timeout`](Self::Timeout).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout(_))
     }

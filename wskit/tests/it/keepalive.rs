@@ -165,12 +165,14 @@ async fn keepalive_pings_measure_latency_on_both_sides() {
 #[tokio::test]
 async fn the_server_closes_an_unresponsive_peer_with_1011_after_ping_timeout() {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let (errors_tx, mut errors) = mpsc::unbounded_channel();
     let server = wskit::serve(
         move |ws: Connection| {
             let tx = tx.clone();
+            let errors_tx = errors_tx.clone();
             async move {
                 let _ = tx.send(ws.clone());
-                idle(ws).await;
+                let _ = errors_tx.send(ws.recv().await.unwrap_err());
             }
         },
         "127.0.0.1:0",
@@ -197,6 +199,16 @@ async fn the_server_closes_an_unresponsive_peer_with_1011_after_ping_timeout() {
     let closed = within(connection.wait_closed()).await;
     assert_eq!(closed.sent.map(|f| f.code), Some(CloseCode::INTERNAL_ERROR));
     assert_eq!(closed.rcvd, None);
+    // What the handler saw: a closed connection (Python's ConnectionClosedError), not
+    // Error::Timeout, which is the opening handshake's.
+    let error = within(errors.recv()).await.unwrap();
+    assert!(error.is_closed() && !error.is_timeout(), "{error:?}");
+    let sent = error.closed().and_then(|c| c.sent.clone());
+    assert_eq!(
+        sent,
+        Some(wskit::CloseFrame::new(1011, "keepalive ping timeout")),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
