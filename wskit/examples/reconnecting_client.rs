@@ -18,8 +18,8 @@ async fn main() -> wskit::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "ws://localhost:8765".into());
     let mut connections = wskit::connect(&uri).reconnecting();
-    while let Some(ws) = connections.next().await {
-        let mut ws = ws?; // an error that retrying cannot fix, such as a 404
+    loop {
+        let mut ws = connections.next().await?; // an error that retrying cannot fix, such as a 404
         println!("connected to {uri}");
         while let Some(message) = ws.next().await {
             match message {
@@ -32,5 +32,4 @@ async fn main() -> wskit::Result<()> {
         }
         println!("disconnected, reconnecting");
     }
-    Ok(())
 }

@@ -298,13 +298,13 @@ impl Connect {
     /// ```no_run
     /// # async fn run() -> wskit::Result<()> {
     /// let mut connections = wskit::connect("ws://localhost:8765").reconnecting();
-    /// while let Some(ws) = connections.next().await {
-    ///     let mut ws = ws?;
+    /// loop {
+    ///     let mut ws = connections.next().await?; // only errors that retrying cannot fix
     ///     while let Some(message) = ws.next().await {
     ///         println!("< {}", message?);
     ///     }
     /// }
-    /// # Ok(()) }
+    /// # }
     /// ```
     pub fn reconnecting(self) -> Reconnecting {
         Reconnecting {
@@ -507,10 +507,22 @@ pub struct Reconnecting {
 }
 
 impl Reconnecting {
-    /// Connect again: returns a fresh connection, retrying transient failures with backoff.
-    /// Returns `Some(Err(..))` for a failure that retrying cannot fix (an invalid URI, a
-    /// rejected handshake with a 4xx status, a TLS error); the next call tries again anyway.
-    pub async fn next(&mut self) -> Option<Result<Connection>> {
+    /// Connect again: returns a fresh connection, retrying transient failures with backoff,
+    /// for as long as it takes. There is no end: the sequence of connections is endless, like
+    /// Python's `async for websocket in connect(...)`.
+    ///
+    /// # Errors
+    ///
+    /// A failure that retrying cannot fix ([`Error::is_transient`] is false): an invalid URI,
+    /// a handshake rejected with a 4xx status, a TLS error (a certificate not trusted, or a
+    /// `wss://` URI for a server that does not speak TLS). Calling `next` again tries again
+    /// anyway, after the next delay.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a cancelled call drops the attempt in progress; the next call goes on with
+    /// the same backoff.
+    pub async fn next(&mut self) -> Result<Connection> {
         loop {
             let delay = self.connect.options.backoff.delay(self.attempt);
             if !delay.is_zero() {
@@ -520,7 +532,7 @@ impl Reconnecting {
             match self.connect.clone().await {
                 Ok(connection) => {
                     self.attempt = 0;
-                    return Some(Ok(connection));
+                    return Ok(connection);
                 }
                 Err(error) if error.is_transient() => {
                     self.attempt = self.attempt.saturating_add(1);
@@ -528,7 +540,7 @@ impl Reconnecting {
                 }
                 Err(error) => {
                     self.attempt = self.attempt.saturating_add(1);
-                    return Some(Err(error));
+                    return Err(error);
                 }
             }
         }

@@ -39,7 +39,7 @@ async fn yields_a_fresh_connection_after_the_server_closed_the_previous_one() {
         .reconnecting();
     let mut ids = Vec::new();
     for n in 0..3 {
-        let mut ws = within(connections.next()).await.unwrap().unwrap();
+        let mut ws = within(connections.next()).await.unwrap();
         ids.push(ws.id());
         assert_eq!(
             within(ws.next()).await.unwrap().unwrap(),
@@ -67,7 +67,7 @@ async fn a_403_is_returned_at_once() {
         .backoff(fast_backoff())
         .reconnecting();
     let start = Instant::now();
-    let error = within(connections.next()).await.unwrap().unwrap_err();
+    let error = within(connections.next()).await.unwrap_err();
     assert_eq!(error.response().map(|r| r.status), Some(403), "{error:?}");
     assert_eq!(count.load(Ordering::SeqCst), 1, "not retried");
     assert!(start.elapsed() < Duration::from_secs(1));
@@ -86,7 +86,7 @@ async fn a_503_is_retried() {
     let mut connections = wskit::connect(crate::support::uri(&server, "/"))
         .backoff(fast_backoff())
         .reconnecting();
-    let ws = within(connections.next()).await.unwrap().unwrap();
+    let ws = within(connections.next()).await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 3, "two 503s, then success");
     ws.send("finally").await.unwrap();
     assert_eq!(within(ws.recv()).await.unwrap(), Message::from("finally"));
@@ -109,7 +109,7 @@ async fn a_refused_connection_is_retried_until_the_server_starts() {
         .backoff(fast_backoff())
         .reconnecting();
     let start = Instant::now();
-    let ws = within(connections.next()).await.unwrap().unwrap();
+    let ws = within(connections.next()).await.unwrap();
     assert!(
         start.elapsed() >= Duration::from_millis(140),
         "connected before the server started? {:?}",
@@ -142,7 +142,7 @@ async fn a_connection_lost_during_the_handshake_is_retried() {
     let mut connections = wskit::connect(format!("ws://{addr}/"))
         .backoff(fast_backoff())
         .reconnecting();
-    let ws = within(connections.next()).await.unwrap().unwrap();
+    let ws = within(connections.next()).await.unwrap();
     let server = within(takeover).await.unwrap();
     ws.send("third time lucky").await.unwrap();
     assert_eq!(
@@ -150,4 +150,23 @@ async fn a_connection_lost_during_the_handshake_is_retried() {
         Message::from("third time lucky")
     );
     server.close();
+}
+
+#[tokio::test]
+async fn wss_to_a_plain_text_server_is_returned_at_once() {
+    // A TLS/protocol mismatch is not transient: the server answers the TLS hello with an HTTP
+    // 400, which is no TLS record. (It used to close without an answer, an EOF that looked
+    // transient, and the client retried forever.)
+    let server = wskit::serve(crate::support::echo, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut connections = wskit::connect(format!("wss://localhost:{}/", addr.port()))
+        .backoff(fast_backoff())
+        .reconnecting();
+    let start = Instant::now();
+    let error = within(connections.next()).await.unwrap_err();
+    assert!(matches!(error, wskit::Error::Tls(_)), "{error:?}");
+    assert!(!error.is_transient(), "{error:?}");
+    assert!(start.elapsed() < Duration::from_secs(2), "retried");
 }
