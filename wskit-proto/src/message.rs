@@ -131,6 +131,58 @@ impl<const N: usize> From<&[u8; N]> for Message {
     }
 }
 
+/// A text message equals a string with the same text (`message == "close"`, as in Python); a
+/// binary message never does.
+impl PartialEq<str> for Message {
+    fn eq(&self, other: &str) -> bool {
+        matches!(self, Self::Text(text) if text.as_str() == other)
+    }
+}
+
+impl PartialEq<&str> for Message {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for Message {
+    fn eq(&self, other: &String) -> bool {
+        *self == *other.as_str()
+    }
+}
+
+/// A binary message equals bytes with the same content (`message == b"\x00"[..]`); a text
+/// message never does.
+impl PartialEq<[u8]> for Message {
+    fn eq(&self, other: &[u8]) -> bool {
+        matches!(self, Self::Binary(data) if data[..] == *other)
+    }
+}
+
+impl PartialEq<&[u8]> for Message {
+    fn eq(&self, other: &&[u8]) -> bool {
+        *self == **other
+    }
+}
+
+impl<const N: usize> PartialEq<[u8; N]> for Message {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for Message {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl PartialEq<Vec<u8>> for Message {
+    fn eq(&self, other: &Vec<u8>) -> bool {
+        *self == other[..]
+    }
+}
+
 /// A binary message was used where text was expected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotText;
@@ -268,6 +320,19 @@ mod tests {
         assert_eq!(text.as_str(), "✓ ok");
         assert_eq!(Utf8Bytes::from("é".to_owned()).as_str(), "é");
         assert_eq!(Utf8Bytes::from_static("static"), "static");
+    }
+
+    #[test]
+    fn messages_compare_with_text_and_bytes_of_their_own_kind() {
+        let text = Message::from("close");
+        let owned = String::from("close");
+        let bytes: &[u8] = b"close";
+        assert!(text == "close" && text == *"close" && text == owned);
+        assert!(text != "clos" && text != b"close" && text != bytes);
+        let binary = Message::from(bytes);
+        assert!(binary == b"close" && binary == bytes && binary == bytes.to_vec());
+        assert!(binary != "close", "binary never equals text");
+        assert!(binary == *bytes);
     }
 
     #[test]

@@ -431,7 +431,6 @@ where
             closing,
             tasks: AtomicUsize::new(0),
             idle: Notify::new(),
-            handles: AtomicUsize::new(1),
             local_addrs: Mutex::new(Vec::new()),
             slots: AtomicUsize::new(0),
         });
@@ -490,8 +489,12 @@ where
 
 /// A running server. Made by awaiting [`serve`].
 ///
-/// Cheap to clone. It serves until [`close`](Self::close) is called or the last handle is
-/// dropped.
+/// Cheap to clone: clones are handles to the same server. It serves until
+/// [`close`](Self::close) is called (or the runtime shuts down). Dropping handles does not stop
+/// it: like a spawned task, a server whose handles are all dropped is detached and keeps
+/// serving, so `let _ = wskit::serve(..).await?;` serves rather than stopping on the spot. Keep
+/// a handle to stop it: [`run_until`](Self::run_until) with [`shutdown_signal`] at the end of
+/// `main` is the usual way.
 pub struct Server {
     shared: Arc<ServerShared>,
 }
@@ -502,7 +505,6 @@ struct ServerShared {
     /// Accept loops and connection tasks still running.
     tasks: AtomicUsize,
     idle: Notify,
-    handles: AtomicUsize,
     local_addrs: Mutex<Vec<PeerAddr>>,
     /// Open connections plus handshakes let through `max_connections` and not finished yet:
     /// counting only `connections` would let concurrent handshakes all through.
@@ -608,17 +610,8 @@ impl Server {
 
 impl Clone for Server {
     fn clone(&self) -> Self {
-        self.shared.handles.fetch_add(1, Ordering::Relaxed);
         Self {
             shared: Arc::clone(&self.shared),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.close();
         }
     }
 }

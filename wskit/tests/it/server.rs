@@ -474,3 +474,25 @@ async fn max_connections_counts_handshakes_in_progress() {
         open.len()
     );
 }
+
+#[tokio::test]
+async fn a_server_whose_handles_are_dropped_keeps_serving() {
+    // `let _ = serve(..).await?` detaches the server, like a spawned task; it used to stop it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _ = wskit::serve_listener(echo, listener).await.unwrap();
+    let ws = within(wskit::connect(format!("ws://{addr}/")))
+        .await
+        .unwrap();
+    ws.send("still serving").await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap(), "still serving");
+    // A clone's close still stops it.
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let url = uri(&server, "/");
+    let handle = server.clone();
+    drop(server);
+    within(wskit::connect(&url)).await.unwrap();
+    handle.close();
+    within(handle.wait_closed()).await;
+    assert!(within(wskit::connect(&url)).await.is_err());
+}
