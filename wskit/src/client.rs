@@ -431,6 +431,7 @@ where
         return Err(Error::Io(io::Error::other("unexpected handshake event")));
     };
     let info = ConnectionInfo {
+        data: None,
         request: Some(Box::new(request)),
         response: Some(response),
         local_addr: Some(local),

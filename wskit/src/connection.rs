@@ -31,6 +31,7 @@ use wskit_proto::{
     CloseCode, Event, Message, Output, Protocol, Request, Response, Role, State, Utf8Bytes,
 };
 
+use crate::data::ConnectionData;
 use crate::error::{Closed, Error, Result};
 
 /// Settings that apply to an open connection, with Python websockets' defaults.
@@ -116,6 +117,8 @@ impl fmt::Display for PeerAddr {
 /// What the I/O layer knows about a connection when it opens it.
 #[derive(Debug, Default)]
 pub(crate) struct ConnectionInfo {
+    /// What the handshake hooks left for the handler (boxed: most connections have none).
+    pub(crate) data: Option<Box<ConnectionData>>,
     pub(crate) request: Option<Box<Request>>,
     pub(crate) response: Option<Box<Response>>,
     pub(crate) local_addr: Option<PeerAddr>,
@@ -730,6 +733,43 @@ impl Connection {
     /// The subprotocol negotiated during the handshake, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.shared.subprotocol.as_deref()
+    }
+
+    /// The value of type `T` that the server's handshake hooks stored for this connection
+    /// with [`Handshake::insert`](crate::server::Handshake::insert): the authenticated user, a
+    /// route's parameters, a session looked up from a cookie. `None` if there is none (always,
+    /// on a client).
+    ///
+    /// ```
+    /// # async fn run() -> wskit::Result<()> {
+    /// #[derive(Debug, PartialEq)]
+    /// struct User(String);
+    ///
+    /// async fn handler(ws: wskit::Connection) -> wskit::Result<()> {
+    ///     let User(name) = ws.data::<User>().expect("set by process_request");
+    ///     ws.send(format!("Hello {name}!")).await
+    /// }
+    ///
+    /// let server = wskit::serve(handler, "127.0.0.1:0")
+    ///     .process_request(|handshake, request| {
+    ///         match request.headers.get("X-User") {
+    ///             Some(name) => {
+    ///                 handshake.insert(User(name.to_owned()));
+    ///                 None // go on with the handshake
+    ///             }
+    ///             None => Some(wskit::Response::new(401, "Who are you?\n")),
+    ///         }
+    ///     })
+    ///     .await?;
+    /// let ws = wskit::connect(format!("ws://{}/", server.local_addr().unwrap()))
+    ///     .header("X-User", "alice")
+    ///     .await?;
+    /// assert_eq!(ws.recv().await?, "Hello alice!");
+    /// # Ok(()) }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+    /// ```
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.shared.info.data.as_ref()?.get::<T>()
     }
 
     /// The opening handshake request: received by a server, sent by a client.

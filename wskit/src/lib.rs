@@ -47,6 +47,7 @@
 mod broadcast;
 pub mod client;
 pub mod connection;
+mod data;
 pub mod error;
 mod guides;
 mod handshake;

@@ -36,6 +36,7 @@ use wskit_proto::{
 };
 
 use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, Driver, PeerAddr};
+use crate::data::ConnectionData;
 use crate::error::{Error, Result};
 use crate::handshake::{flush, read_handshake_event};
 
@@ -188,20 +189,40 @@ fn wskit_error(error: &dyn std::any::Any) -> Option<&Error> {
         .and_then(|boxed| boxed.downcast_ref::<Error>())
 }
 
-type ProcessRequest = dyn Fn(&Connecting<'_>, &Request) -> Option<Response> + Send + Sync;
+type ProcessRequest = dyn Fn(&mut Handshake<'_>, &Request) -> Option<Response> + Send + Sync;
 type ProcessResponse = dyn Fn(&Request, &mut Response) + Send + Sync;
 type SelectSubprotocol = dyn Fn(&Request, &[String]) -> Option<String> + Send + Sync;
 
-/// What is known about a connection while its handshake is processed.
+/// A connection whose opening handshake the server is processing, as the handshake hooks see
+/// it: what is known about the client, and the data they leave for the handler.
 #[derive(Debug)]
-pub struct Connecting<'a> {
+pub struct Handshake<'a> {
     remote_addr: &'a PeerAddr,
+    data: &'a mut Option<Box<ConnectionData>>,
 }
 
-impl Connecting<'_> {
+impl Handshake<'_> {
     /// The client's address.
     pub fn remote_addr(&self) -> &PeerAddr {
         self.remote_addr
+    }
+
+    /// Store `value` for the connection's handler, which reads it with
+    /// [`Connection::data`]: one value per type (a newtype per meaning, e.g. `User(String)`),
+    /// so nothing needs a global. Returns the value of the same type it replaces, if any.
+    /// Values stored for a request that is then answered or refused are dropped with it.
+    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        self.data.get_or_insert_default().insert(value)
+    }
+
+    /// The value of type `T` stored by an earlier hook, if any.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.data.as_ref()?.get::<T>()
+    }
+
+    /// Take the value of type `T` out, if any.
+    pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
+        self.data.as_mut()?.remove::<T>()
     }
 }
 
@@ -344,10 +365,15 @@ impl<H> Serve<H> {
 
     /// Inspect each request before the handshake: return `Some(response)` to answer it with
     /// that HTTP response instead (a health check, 401/403, 404, an HTML page for a plain GET),
-    /// or `None` to go on with the WebSocket handshake.
+    /// or `None` to go on with the WebSocket handshake. Every request that parses comes here,
+    /// whatever its method and HTTP version.
+    ///
+    /// The [`Handshake`] gives the client's address and takes data for the handler
+    /// ([`Handshake::insert`], read with [`Connection::data`]): the user a token belongs to,
+    /// say.
     pub fn process_request(
         mut self,
-        process: impl Fn(&Connecting<'_>, &Request) -> Option<Response> + Send + Sync + 'static,
+        process: impl Fn(&mut Handshake<'_>, &Request) -> Option<Response> + Send + Sync + 'static,
     ) -> Self {
         self.options.process_request = Some(Arc::new(process));
         self
@@ -925,11 +951,12 @@ where
 {
     let shared = &guard.shared;
     let mut slot = None;
-    let (protocol, request) =
+    let (protocol, opened) =
         open(&mut stream, &remote, shared, &options, deadline, &mut slot).await?;
-    let path = request.path.clone();
+    let path = opened.request.path.clone();
     let info = ConnectionInfo {
-        request: Some(request),
+        data: opened.data,
+        request: Some(opened.request),
         // The response it sent is not kept: it would cost every connection a few hundred
         // bytes for what the server decided itself.
         response: None,
@@ -1095,7 +1122,7 @@ async fn open<S>(
     options: &ServerOptions,
     deadline: Option<tokio::time::Instant>,
     slot: &mut Option<Slot>,
-) -> Option<(Protocol, Box<Request>)>
+) -> Option<(Protocol, Opened)>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1108,7 +1135,7 @@ where
         None => handshake.await,
     };
     match outcome {
-        Ok(Some(request)) => Some((protocol, request)),
+        Ok(Some(opened)) => Some((protocol, opened)),
         Ok(None) => {
             // Answered with an HTTP response: close.
             let _ = stream.shutdown().await;
@@ -1122,6 +1149,12 @@ where
     }
 }
 
+/// A request the server accepted (it sent the 101), with what the hooks stored for the handler.
+struct Opened {
+    request: Box<Request>,
+    data: Option<Box<ConnectionData>>,
+}
+
 /// The server side of the opening handshake. `Ok(None)` when it ended with an HTTP response
 /// other than 101 (already sent).
 async fn handshake<S>(
@@ -1131,7 +1164,7 @@ async fn handshake<S>(
     shared: &Arc<ServerShared>,
     options: &ServerOptions,
     slot: &mut Option<Slot>,
-) -> Result<Option<Box<Request>>>
+) -> Result<Option<Opened>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -1151,11 +1184,13 @@ where
     };
     // process_request answers first: a health check still gets its answer when the server
     // is full (the answers it gives take no place among `max_connections`).
+    let mut data = None;
     let answer = match &options.process_request {
         _ if *shared.closing.borrow() => Some(Response::new(503, "Server is shutting down.\n")),
         Some(process) => process(
-            &Connecting {
+            &mut Handshake {
                 remote_addr: remote,
+                data: &mut data,
             },
             &request,
         ),
@@ -1210,7 +1245,7 @@ where
     }
     protocol.send_response(&response)?;
     flush(stream, protocol).await?;
-    Ok(Some(request))
+    Ok(Some(Opened { request, data }))
 }
 
 async fn send_rejection<S>(

@@ -7,7 +7,7 @@
 use std::hash::{BuildHasher, RandomState};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use wskit::server::Connecting;
+use wskit::server::Handshake;
 use wskit::{Request, Response};
 
 /// The UTC time in ISO 8601 with milliseconds, like `2026-11-22T01:23:45.678Z`.
@@ -44,7 +44,7 @@ pub(crate) fn random() -> f64 {
 /// gets `html`, other plain requests 404, WebSocket handshakes go through.
 pub(crate) fn serve_page(
     html: &'static str,
-) -> impl Fn(&Connecting<'_>, &Request) -> Option<Response> + Send + Sync + 'static {
+) -> impl Fn(&mut Handshake<'_>, &Request) -> Option<Response> + Send + Sync + 'static {
     move |_, request| {
         let upgrade = request.headers.get("Upgrade");
         if upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {

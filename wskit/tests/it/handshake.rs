@@ -468,3 +468,46 @@ async fn process_request_sees_http_1_0_and_other_methods() {
     let (head, _) = http_exchange(addr, upgrade_request_with("GET", "HTTP/1.0").as_bytes()).await;
     assert_eq!(status(&head), 505, "{head}");
 }
+
+// ===== Data from the hooks to the handler =====
+
+#[tokio::test]
+async fn process_request_hands_typed_data_to_the_handler() {
+    #[derive(Debug, PartialEq)]
+    struct User(String);
+    #[derive(Debug, PartialEq)]
+    struct Room(u32);
+    let server = wskit::serve(
+        |ws: Connection| async move {
+            let user = ws.data::<User>().map(|u| u.0.clone());
+            let room = ws.data::<Room>().map(|r| r.0);
+            let other = ws.data::<String>().is_some();
+            ws.send(format!("{user:?} {room:?} {other}")).await
+        },
+        "127.0.0.1:0",
+    )
+    .process_request(|handshake, request| {
+        assert!(handshake.get::<User>().is_none());
+        let name = request.headers.get("X-User")?;
+        handshake.insert(User("placeholder".into()));
+        let replaced = handshake.insert(User(name.to_owned()));
+        assert_eq!(replaced, Some(User("placeholder".into())));
+        assert!(handshake.get::<User>().is_some());
+        handshake.insert(Room(7));
+        None
+    })
+    .await
+    .unwrap();
+    let ws = within(wskit::connect(uri(&server, "/")).header("X-User", "alice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        within(ws.recv()).await.unwrap(),
+        "Some(\"alice\") Some(7) false"
+    );
+    // Without data: nothing, and nothing from the previous connection.
+    let ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap(), "None None false");
+    // A client has no data.
+    assert!(ws.data::<User>().is_none());
+}

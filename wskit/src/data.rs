@@ -1,0 +1,76 @@
+//! Per-connection data: values of any type that the handshake hooks leave for the handler,
+//! one per type, like `http::Extensions`.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+
+/// Values keyed by their type. Empty until a hook inserts something; a connection without data
+/// holds no allocation for it.
+#[derive(Default)]
+pub(crate) struct ConnectionData {
+    /// Few entries (an authenticated user, a route's parameters, a session): a vector scanned
+    /// by type is smaller and faster than a map.
+    entries: Vec<(TypeId, Box<dyn Any + Send + Sync>)>,
+}
+
+impl ConnectionData {
+    /// Store `value`, returning the value of the same type it replaces, if any.
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
+        let id = TypeId::of::<T>();
+        let boxed: Box<dyn Any + Send + Sync> = Box::new(value);
+        match self.entries.iter_mut().find(|(key, _)| *key == id) {
+            Some((_, slot)) => {
+                let old = std::mem::replace(slot, boxed);
+                old.downcast::<T>().ok().map(|old| *old)
+            }
+            None => {
+                self.entries.push((id, boxed));
+                None
+            }
+        }
+    }
+
+    /// The value of type `T`, if one was stored.
+    pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
+        let id = TypeId::of::<T>();
+        self.entries
+            .iter()
+            .find(|(key, _)| *key == id)
+            .and_then(|(_, value)| value.downcast_ref::<T>())
+    }
+
+    /// Take the value of type `T` out, if one was stored.
+    pub(crate) fn remove<T: 'static>(&mut self) -> Option<T> {
+        let id = TypeId::of::<T>();
+        let index = self.entries.iter().position(|(key, _)| *key == id)?;
+        let (_, value) = self.entries.swap_remove(index);
+        value.downcast::<T>().ok().map(|value| *value)
+    }
+}
+
+impl fmt::Debug for ConnectionData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionData")
+            .field("len", &self.entries.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_value_per_type() {
+        let mut data = ConnectionData::default();
+        assert_eq!(data.insert(7u32), None);
+        assert_eq!(data.insert(String::from("alice")), None);
+        assert_eq!(data.get::<u32>(), Some(&7));
+        assert_eq!(data.insert(8u32), Some(7));
+        assert_eq!(data.get::<String>().map(String::as_str), Some("alice"));
+        assert_eq!(data.get::<u64>(), None);
+        assert_eq!(data.remove::<u32>(), Some(8));
+        assert_eq!(data.get::<u32>(), None);
+        assert_eq!(data.remove::<u32>(), None);
+    }
+}
