@@ -76,6 +76,12 @@ pub struct Config {
     /// [`Protocol::apply_pending_failure`], so that an application can still answer the
     /// messages that arrived before the bad frame (Autobahn's "strict" behaviour). Parsing stops
     /// at the error either way. Default: `false` (fail at once).
+    ///
+    /// When to apply it is the I/O layer's policy, and it must apply it eventually: while the
+    /// failure is held back, nothing more is read and the connection stays open. The `wskit`
+    /// crate turns this on and applies the failure as soon as the application waits for a
+    /// message it has not got (it has taken every message before the error), or after a grace
+    /// of 1 s if the application is not receiving at all.
     pub defer_failures: bool,
 }
 

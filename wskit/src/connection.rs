@@ -1292,7 +1292,9 @@ struct ClosingDeadlines {
 }
 
 /// How long a peer's protocol error is held back while the application is not receiving (see
-/// `Config::defer_failures` in wskit-proto).
+/// `Config::defer_failures` in wskit-proto, whose docs state this value): long enough for a
+/// handler busy with the messages before the error to answer them, short enough that a peer
+/// that broke the protocol does not keep its connection.
 const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
 /// The size of each runtime thread's read buffer (see [`SLAB`]): the most read in one

@@ -413,3 +413,69 @@ async fn a_client_can_abort() {
     );
     assert_eq!(within(ws.wait_closed()).await.code(), CloseCode::ABNORMAL);
 }
+
+// ===== A peer's protocol error, held back for the messages before it =====
+
+/// A raw client that sends `hello`, then a frame with a reserved opcode, in one write.
+async fn hello_then_a_bad_frame(server: &wskit::Server) -> crate::raw::RawWs {
+    use tokio::io::AsyncWriteExt;
+    let (mut peer, _) = raw_connect(server.local_addr().unwrap(), "/").await;
+    let mut wire = Vec::new();
+    let mask = Some([1, 2, 3, 4]);
+    wskit_proto::frame::write_frame(&mut wire, true, 0, OpCode::Text, b"hello", mask);
+    wire.extend_from_slice(&[0x83, 0x80, 1, 2, 3, 4]); // opcode 3 is reserved (RFC 6455 5.2)
+    peer.stream.write_all(&wire).await.unwrap();
+    peer
+}
+
+#[tokio::test]
+async fn messages_before_a_protocol_error_are_delivered_then_the_connection_fails() {
+    let (tx, mut received) = mpsc::unbounded_channel();
+    let server = wskit::serve(
+        move |ws: Connection| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(ws.recv().await.map(|m| m.to_string()));
+                let _ = tx.send(ws.recv().await.map(|m| m.to_string()));
+            }
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let mut peer = hello_then_a_bad_frame(&server).await;
+    assert_eq!(within(received.recv()).await.unwrap().unwrap(), "hello");
+    // The handler waits for more: the held-back failure applies at once (no grace).
+    let start = std::time::Instant::now();
+    let frames = within(peer.read_to_eof()).await;
+    assert!(start.elapsed() < std::time::Duration::from_millis(500));
+    let close = close_frame(frames.last().expect("a close frame"));
+    assert_eq!(close.code, CloseCode::PROTOCOL_ERROR);
+    drop(peer);
+    let error = within(received.recv()).await.unwrap().unwrap_err();
+    assert_eq!(error.close_code(), Some(CloseCode::ABNORMAL), "{error:?}");
+    let sent = error.closed().and_then(|c| c.sent.as_ref()).map(|f| f.code);
+    assert_eq!(sent, Some(CloseCode::PROTOCOL_ERROR), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_protocol_error_fails_a_connection_that_is_not_receiving_after_a_grace() {
+    let server = wskit::serve(
+        |ws: Connection| async move {
+            // Busy with something else; never receives.
+            ws.wait_closed().await;
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    let mut peer = hello_then_a_bad_frame(&server).await;
+    let frames = within(peer.read_to_eof()).await;
+    let elapsed = start.elapsed();
+    let close = close_frame(frames.last().expect("a close frame"));
+    assert_eq!(close.code, CloseCode::PROTOCOL_ERROR);
+    // The grace is 1 s (wskit-proto's Config::defer_failures docs).
+    assert!(elapsed >= std::time::Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
