@@ -17,10 +17,8 @@
 //!
 //! [`FrameHeader`] is what the connection state machine uses: it checks what a header alone
 //! can tell (opcode, length encoding, control frame rules) and leaves the checks that depend on
-//! the role and on negotiated extensions (mask, RSV bits) to the caller. [`Frame`] is a whole
-//! frame with its payload, for tests, tools and fuzzing.
-
-use bytes::{Buf, Bytes, BytesMut};
+//! the role and on negotiated extensions (mask, RSV bits) to the caller, and reads the payload
+//! in place; [`write_frame`] writes a whole frame.
 
 use crate::error::ProtocolError;
 use crate::mask::apply_mask;
@@ -212,71 +210,6 @@ impl FrameHeader {
     }
 }
 
-/// A whole frame with an unmasked payload.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
-    /// FIN: this is the last frame of a message.
-    pub fin: bool,
-    /// RSV1, RSV2 and RSV3 as the three low bits ([`RSV1`] is the highest).
-    pub rsv: u8,
-    /// The opcode.
-    pub opcode: OpCode,
-    /// The payload, unmasked.
-    pub payload: Bytes,
-}
-
-impl Frame {
-    /// A final frame with no RSV bits.
-    pub fn new(opcode: OpCode, payload: impl Into<Bytes>) -> Self {
-        Self {
-            fin: true,
-            rsv: 0,
-            opcode,
-            payload: payload.into(),
-        }
-    }
-
-    /// Parse one frame from the front of `buf`, unmasking its payload, and remove it from
-    /// `buf`. Returns `Ok(None)` when `buf` does not hold a whole frame yet.
-    ///
-    /// `max_payload` bounds the payload length before any of it is buffered.
-    ///
-    /// # Errors
-    ///
-    /// What [`FrameHeader::parse`] rejects, and [`ProtocolError::FrameTooBig`].
-    pub fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Self>, ProtocolError> {
-        let Some((header, header_len)) = FrameHeader::parse(buf)? else {
-            return Ok(None);
-        };
-        if header.payload_len > max_payload as u64 {
-            return Err(ProtocolError::FrameTooBig {
-                size: header.payload_len,
-                limit: max_payload,
-            });
-        }
-        let len = header.payload_len as usize;
-        if buf.len() < header_len + len {
-            return Ok(None);
-        }
-        buf.advance(header_len);
-        let mut payload = buf.split_to(len);
-        if let Some(key) = header.mask {
-            apply_mask(&mut payload, key, 0);
-        }
-        Ok(Some(Self {
-            fin: header.fin,
-            rsv: header.rsv,
-            opcode: header.opcode,
-            payload: payload.freeze(),
-        }))
-    }
-
-    /// Append this frame to `out`, masked with `mask` if given (client frames).
-    pub fn write(&self, out: &mut Vec<u8>, mask: Option<[u8; 4]>) {
-        write_frame(out, self.fin, self.rsv, self.opcode, &self.payload, mask);
-    }
-}
-
 /// Append a frame with this header and payload to `out`, masking the copy of the payload when
 /// `mask` is given. `payload` itself is never modified.
 pub fn write_frame(
@@ -317,7 +250,75 @@ pub fn write_frame(
 mod tests {
     use proptest::prelude::*;
 
+    use bytes::{Buf, Bytes, BytesMut};
+
     use super::*;
+
+    /// A whole frame with an unmasked payload: a reference parser for these tests, built on
+    /// [`FrameHeader::parse`] (the protocol parses frames in place instead).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    struct Frame {
+        /// FIN: this is the last frame of a message.
+        fin: bool,
+        /// RSV1, RSV2 and RSV3 as the three low bits ([`RSV1`] is the highest).
+        rsv: u8,
+        /// The opcode.
+        opcode: OpCode,
+        /// The payload, unmasked.
+        payload: Bytes,
+    }
+
+    impl Frame {
+        /// A final frame with no RSV bits.
+        fn new(opcode: OpCode, payload: impl Into<Bytes>) -> Self {
+            Self {
+                fin: true,
+                rsv: 0,
+                opcode,
+                payload: payload.into(),
+            }
+        }
+
+        /// Parse one frame from the front of `buf`, unmasking its payload, and remove it from
+        /// `buf`. Returns `Ok(None)` when `buf` does not hold a whole frame yet.
+        ///
+        /// `max_payload` bounds the payload length before any of it is buffered.
+        ///
+        /// # Errors
+        ///
+        /// What [`FrameHeader::parse`] rejects, and [`ProtocolError::FrameTooBig`].
+        fn parse(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Self>, ProtocolError> {
+            let Some((header, header_len)) = FrameHeader::parse(buf)? else {
+                return Ok(None);
+            };
+            if header.payload_len > max_payload as u64 {
+                return Err(ProtocolError::FrameTooBig {
+                    size: header.payload_len,
+                    limit: max_payload,
+                });
+            }
+            let len = header.payload_len as usize;
+            if buf.len() < header_len + len {
+                return Ok(None);
+            }
+            buf.advance(header_len);
+            let mut payload = buf.split_to(len);
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key, 0);
+            }
+            Ok(Some(Self {
+                fin: header.fin,
+                rsv: header.rsv,
+                opcode: header.opcode,
+                payload: payload.freeze(),
+            }))
+        }
+
+        /// Append this frame to `out`, masked with `mask` if given (client frames).
+        fn write(&self, out: &mut Vec<u8>, mask: Option<[u8; 4]>) {
+            write_frame(out, self.fin, self.rsv, self.opcode, &self.payload, mask);
+        }
+    }
 
     fn parse_all(bytes: &[u8]) -> Frame {
         let mut buf = BytesMut::from(bytes);

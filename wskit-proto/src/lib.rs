@@ -95,7 +95,7 @@ pub use close::{CloseCode, CloseFrame};
 pub use connection::{Config, Event, Fragment, Protocol, Role, State};
 pub use error::{Error, HandshakeError, InvalidState, ProtocolError};
 pub use extensions::DeflateConfig;
-pub use frame::{Frame, FrameHeader, OpCode};
+pub use frame::{FrameHeader, OpCode};
 pub use handshake::{Headers, HttpVersion, Request, Response};
 pub use limits::{HttpLimits, Limits};
 pub use message::{Message, NotText, Utf8Bytes};

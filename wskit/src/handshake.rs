@@ -35,9 +35,8 @@ where
         buf.reserve(4096);
         let n = stream.read_buf(buf).await?;
         if n == 0 {
-            protocol.receive_eof()?;
-            // receive_eof returns an error during the handshake; this is unreachable in
-            // practice but keeps the loop honest.
+            // The peer left during the handshake: the connection is abandoned with the protocol
+            // (which would say the same: `receive_eof` fails with this error while connecting).
             return Err(Error::Handshake(Box::new(
                 wskit_proto::HandshakeError::UnexpectedEof,
             )));

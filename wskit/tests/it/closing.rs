@@ -476,6 +476,9 @@ async fn a_protocol_error_fails_a_connection_that_is_not_receiving_after_a_grace
     let close = close_frame(frames.last().expect("a close frame"));
     assert_eq!(close.code, CloseCode::PROTOCOL_ERROR);
     // The grace is 1 s (wskit-proto's Config::defer_failures docs).
-    assert!(elapsed >= std::time::Duration::from_millis(900), "{elapsed:?}");
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900),
+        "{elapsed:?}"
+    );
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
 }

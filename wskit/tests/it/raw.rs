@@ -4,14 +4,42 @@
 use std::io;
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wskit_proto::CloseFrame;
-use wskit_proto::frame::{Frame, OpCode, write_frame};
+use wskit_proto::frame::{FrameHeader, OpCode, write_frame};
 use wskit_proto::handshake::accept_key;
+use wskit_proto::mask::apply_mask;
 
 use crate::support::within;
+
+/// A whole frame with its payload unmasked, as a raw peer reads it.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub(crate) opcode: OpCode,
+    pub(crate) payload: Bytes,
+}
+
+impl Frame {
+    /// Take one whole frame off the front of `buf`, if it holds one.
+    fn parse(buf: &mut BytesMut) -> Option<Self> {
+        let (header, header_len) = FrameHeader::parse(buf).expect("a valid frame header")?;
+        let len = usize::try_from(header.payload_len).expect("a payload that fits in memory");
+        if buf.len() < header_len + len {
+            return None;
+        }
+        buf.advance(header_len);
+        let mut payload = buf.split_to(len);
+        if let Some(key) = header.mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        Some(Self {
+            opcode: header.opcode,
+            payload: payload.freeze(),
+        })
+    }
+}
 
 /// A WebSocket peer speaking raw frames over TCP, after a hand-written handshake.
 pub(crate) struct RawWs {
@@ -45,7 +73,7 @@ impl RawWs {
     /// The next frame, or `None` at EOF (or on a reset).
     pub(crate) async fn read_frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some(frame) = Frame::parse(&mut self.buf, 1 << 24).expect("a valid frame") {
+            if let Some(frame) = Frame::parse(&mut self.buf) {
                 return Some(frame);
             }
             match self.stream.read_buf(&mut self.buf).await {
