@@ -47,6 +47,7 @@
 mod broadcast;
 pub mod client;
 pub mod connection;
+mod connection_set;
 mod data;
 pub mod error;
 mod guides;
@@ -61,6 +62,7 @@ pub use broadcast::{Broadcast, broadcast};
 pub use client::unix_connect;
 pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};
 pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
+pub use connection_set::ConnectionSet;
 pub use error::{Closed, Error, Result};
 #[cfg(unix)]
 pub use server::unix_serve;

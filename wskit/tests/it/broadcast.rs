@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use wskit::{CloseCode, Message};
+use wskit::{CloseCode, Connection, Message};
 
-use crate::support::{uri, within};
+use crate::support::{eventually, uri, within};
 
 /// A server whose handlers wait until the connection closes, so that the test broadcasts.
 async fn idle(ws: wskit::Connection) -> wskit::Result<()> {
@@ -137,4 +137,47 @@ async fn reaches_a_thousand_connections() {
             Message::from("news for everyone")
         );
     }
+}
+
+#[tokio::test]
+async fn a_connection_set_lets_go_of_closed_connections_however_the_handler_ended() {
+    // The seeds' relay chat, whose handler leaves with `?`: with a plain set it leaked the
+    // clients that left.
+    async fn relay(ws: Connection, clients: wskit::ConnectionSet) -> wskit::Result<()> {
+        assert!(clients.insert(&ws));
+        assert!(!clients.insert(&ws), "already in the set");
+        loop {
+            let message = ws.recv().await?; // leaves on any close, as the seeds do
+            let others = clients.connections();
+            wskit::broadcast(others.iter().filter(|c| **c != ws), message);
+        }
+    }
+    let clients = wskit::ConnectionSet::new();
+    let members = clients.clone();
+    let server = wskit::serve(move |ws| relay(ws, members.clone()), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut peers = Vec::new();
+    for _ in 0..3 {
+        peers.push(within(wskit::connect(uri(&server, "/"))).await.unwrap());
+    }
+    eventually("three members", || clients.len() == 3).await;
+    peers[0].send("hello").await.unwrap();
+    assert_eq!(within(peers[1].recv()).await.unwrap(), "hello");
+    assert_eq!(within(peers[2].recv()).await.unwrap(), "hello");
+    // One leaves normally, one drops its TCP connection: both leave the set.
+    let leaving = peers.remove(0);
+    within(leaving.close(CloseCode::NORMAL, "bye"))
+        .await
+        .unwrap();
+    drop(peers.remove(0));
+    eventually("one member left", || clients.len() == 1).await;
+    let report = clients.broadcast("to the last one");
+    assert_eq!((report.sent, report.skipped.len()), (1, 0));
+    assert_eq!(within(peers[0].recv()).await.unwrap(), "to the last one");
+    // A closed connection is never added.
+    let closed = within(wskit::connect(uri(&server, "/"))).await.unwrap();
+    within(closed.close(CloseCode::NORMAL, "")).await.unwrap();
+    assert!(!clients.insert(&closed));
+    assert!(!clients.contains(&closed));
 }

@@ -1,0 +1,110 @@
+//! A set of connections that cleans up after itself: [`ConnectionSet`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use wskit_proto::{Message, State};
+
+use crate::broadcast::{Broadcast, broadcast};
+use crate::connection::Connection;
+
+/// A set of connections shared by handlers: the clients of a chat room, the subscribers of a
+/// topic. Python's `CLIENTS = set()` with `CLIENTS.add(websocket)`, without its
+/// `try: ... finally: CLIENTS.remove(websocket)`: a connection leaves the set by itself once it
+/// is closed, whichever way its handler ended (`?` included), so the set cannot leak closed
+/// connections.
+///
+/// Cheap to clone: clones share the same set. Closed connections are dropped from it at the
+/// next call that looks at it (every method does), so a closed connection's handle stays at
+/// most until then.
+///
+/// ```no_run
+/// use wskit::{Connection, ConnectionSet};
+///
+/// async fn relay(ws: Connection, clients: ConnectionSet) -> wskit::Result<()> {
+///     clients.insert(&ws);
+///     while let Some(message) = ws.clone().next().await {
+///         let message = message?; // an error ends the handler: `ws` leaves the set anyway
+///         let others = clients.connections();
+///         wskit::broadcast(others.iter().filter(|c| **c != ws), message);
+///     }
+///     Ok(())
+/// }
+///
+/// # async fn run() -> wskit::Result<()> {
+/// let clients = ConnectionSet::new();
+/// let server = wskit::serve(move |ws| relay(ws, clients.clone()), "localhost:8765").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct ConnectionSet {
+    inner: Arc<Mutex<HashMap<u64, Connection>>>,
+}
+
+impl ConnectionSet {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add `connection`; `false` if it was in the set already. A connection that is already
+    /// closed is not added.
+    pub fn insert(&self, connection: &Connection) -> bool {
+        let mut set = self.lock();
+        if connection.state() == State::Closed {
+            return false;
+        }
+        set.insert(connection.id(), connection.clone()).is_none()
+    }
+
+    /// Remove `connection`; `false` if it was not in the set.
+    pub fn remove(&self, connection: &Connection) -> bool {
+        self.lock().remove(&connection.id()).is_some()
+    }
+
+    /// Whether `connection` is in the set (and not closed).
+    pub fn contains(&self, connection: &Connection) -> bool {
+        self.lock().contains_key(&connection.id())
+    }
+
+    /// How many connections are in the set (closed ones excluded).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the set is empty (closed connections excluded).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The connections in the set, in no particular order.
+    pub fn connections(&self) -> Vec<Connection> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// [`broadcast`] `message` to every connection in the set.
+    pub fn broadcast(&self, message: impl Into<Message>) -> Broadcast {
+        let connections = self.connections();
+        broadcast(&connections, message)
+    }
+
+    /// The set, without its closed connections.
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Connection>> {
+        // A panic while the lock was held left the map whole: it only inserts and removes.
+        let mut set = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        set.retain(|_, connection| connection.state() != State::Closed);
+        set
+    }
+}
+
+impl fmt::Debug for ConnectionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ids: Vec<u64> = self.lock().keys().copied().collect();
+        ids.sort_unstable();
+        f.debug_struct("ConnectionSet").field("ids", &ids).finish()
+    }
+}
