@@ -7,7 +7,7 @@ use wskit::{CloseCode, Connection, Message};
 use crate::support::{eventually, uri, within};
 
 /// A server whose handlers wait until the connection closes, so that the test broadcasts.
-async fn idle(ws: wskit::Connection) -> wskit::Result<()> {
+async fn idle(ws: Connection) -> wskit::Result<()> {
     ws.wait_closed().await;
     Ok(())
 }
