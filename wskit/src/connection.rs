@@ -508,12 +508,15 @@ impl Connection {
     /// Send a ping and return a future that resolves to the round-trip time when the matching
     /// pong arrives. A pong acknowledges its ping and every earlier one.
     ///
-    /// `data` (at most 125 bytes) identifies the ping; pass `b""` for a random 4-byte payload.
+    /// `data` (text or bytes, at most 125 bytes) identifies the ping; pass `""` for a random
+    /// 4-byte payload. The ping is sent when the first `.await` returns; awaiting the [`Pong`]
+    /// (or not) is only about the answer.
     ///
     /// ```no_run
     /// # async fn f(ws: wskit::Connection) -> wskit::Result<()> {
-    /// let latency = ws.ping(b"").await?.await?;
+    /// let latency = ws.ping("").await?.await?;
     /// println!("latency: {latency:?}");
+    /// ws.ping("Are you there?").await?; // sent; the answer is not awaited
     /// # Ok(()) }
     /// ```
     ///
@@ -525,7 +528,8 @@ impl Connection {
     /// # Cancel safety
     ///
     /// Cancel safe: if dropped, the ping may or may not have been sent.
-    pub async fn ping(&self, data: &[u8]) -> Result<Pong> {
+    pub async fn ping(&self, data: impl AsRef<[u8]>) -> Result<Pong> {
+        let data = data.as_ref();
         let payload = if data.is_empty() {
             let mut random = [0; 4];
             getrandom::fill(&mut random).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
@@ -568,7 +572,8 @@ impl Connection {
     /// # Cancel safety
     ///
     /// Cancel safe.
-    pub async fn pong(&self, data: &[u8]) -> Result<()> {
+    pub async fn pong(&self, data: impl AsRef<[u8]>) -> Result<()> {
+        let data = data.as_ref();
         let mut inner = self.shared.lock();
         if let Err(error) = inner.protocol.send_pong(data) {
             return Err(self.send_error(&inner, error));
@@ -1174,8 +1179,8 @@ impl Drop for FragmentGuard<'_> {
     }
 }
 
-/// The pong of a [`Connection::ping`]: resolves to the round-trip time.
-#[must_use = "a Pong does nothing unless awaited"]
+/// The pong of a [`Connection::ping`]: resolves to the round-trip time. The ping is sent
+/// already: dropping this only gives up on the answer.
 pub struct Pong {
     rx: oneshot::Receiver<Duration>,
     shared: Arc<Shared>,

@@ -17,7 +17,11 @@ use wskit_proto::{CloseCode, CloseFrame, HandshakeError, InvalidState, NotText, 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong with a WebSocket connection.
-#[derive(Debug)]
+///
+/// `Debug` is readable, because it is what `main` prints when it returns an error: the variant
+/// and the `Display` text on one line (with the body of a refusal), e.g.
+/// `InvalidStatus(server rejected WebSocket connection: HTTP 403 Forbidden, body: "Go away.")`.
+/// The alternate form (`{:#?}`) shows the whole structure, headers included.
 #[non_exhaustive]
 pub enum Error {
     /// The connection is closed. [`Closed::is_ok`] tells a normal closure (1000 or 1001 both
@@ -131,7 +135,11 @@ impl fmt::Display for Error {
             Self::Protocol(e) => write!(f, "protocol error: {e}"),
             Self::Handshake(e) => write!(f, "handshake failed: {e}"),
             Self::InvalidStatus(r) => {
-                write!(f, "server rejected WebSocket connection: HTTP {}", r.status)
+                write!(f, "server rejected WebSocket connection: HTTP {}", r.status)?;
+                if !r.reason.is_empty() {
+                    write!(f, " {}", r.reason)?;
+                }
+                Ok(())
             }
             Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
             Self::Timeout(what) => write!(f, "timed out: {what}"),
@@ -143,6 +151,56 @@ impl fmt::Display for Error {
         }
     }
 }
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let variant = match self {
+            Self::ConnectionClosed(_) => "ConnectionClosed",
+            Self::Protocol(_) => "Protocol",
+            Self::Handshake(_) => "Handshake",
+            Self::InvalidStatus(_) => "InvalidStatus",
+            Self::InvalidUri(_) => "InvalidUri",
+            Self::Timeout(_) => "Timeout",
+            Self::Tls(_) => "Tls",
+            Self::Io(_) => "Io",
+            Self::InvalidState(_) => "InvalidState",
+            Self::Concurrency(_) => "Concurrency",
+            Self::NotText => "NotText",
+        };
+        if f.alternate() {
+            let mut tuple = f.debug_tuple(variant);
+            match self {
+                Self::ConnectionClosed(closed) => tuple.field(closed),
+                Self::Protocol(e) => tuple.field(e),
+                Self::Handshake(e) => tuple.field(e),
+                Self::InvalidStatus(response) => tuple.field(response),
+                Self::InvalidUri(why) => tuple.field(why),
+                Self::Timeout(what) => tuple.field(what),
+                Self::Tls(e) => tuple.field(e),
+                Self::Io(e) => tuple.field(e),
+                Self::InvalidState(e) => tuple.field(e),
+                Self::Concurrency(what) => tuple.field(what),
+                Self::NotText => &mut tuple,
+            };
+            return tuple.finish();
+        }
+        write!(f, "{variant}({self}")?;
+        if let Self::InvalidStatus(response) = self
+            && !response.body.is_empty()
+        {
+            let body = String::from_utf8_lossy(&response.body);
+            let body = body.trim_end();
+            match body.char_indices().nth(BODY_EXCERPT) {
+                Some((end, _)) => write!(f, ", body: {:?}...", &body[..end])?,
+                None => write!(f, ", body: {body:?}")?,
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+/// How many characters of a refusal's body `Debug` shows.
+const BODY_EXCERPT: usize = 200;
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
@@ -248,6 +306,29 @@ impl fmt::Display for Closed {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_is_one_readable_line() {
+        let mut response = Response::new(403, "Go away.\n");
+        response.headers.append("X-Noise", "not shown");
+        let error = Error::InvalidStatus(Box::new(response));
+        assert_eq!(
+            format!("{error:?}"),
+            "InvalidStatus(server rejected WebSocket connection: HTTP 403 Forbidden, \
+             body: \"Go away.\")"
+        );
+        assert!(format!("{error:#?}").contains("X-Noise"));
+        let long = Error::InvalidStatus(Box::new(Response::new(500, "x".repeat(1000))));
+        assert!(format!("{long:?}").len() < 300);
+        assert_eq!(
+            format!("{:?}", Error::Timeout("opening handshake")),
+            "Timeout(timed out: opening handshake)"
+        );
+        assert_eq!(
+            format!("{:?}", Error::NotText),
+            "NotText(expected a text message, got binary)"
+        );
+    }
 
     #[test]
     fn error_stays_small() {

@@ -511,3 +511,19 @@ async fn process_request_hands_typed_data_to_the_handler() {
     // A client has no data.
     assert!(ws.data::<User>().is_none());
 }
+
+#[tokio::test]
+async fn a_refusal_prints_readably_as_main_prints_it() {
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .process_request(|_, _| Some(Response::new(403, "Go away.\n")))
+        .await
+        .unwrap();
+    let error = assert_refused(wskit::connect(uri(&server, "/")), 403).await;
+    // `fn main() -> wskit::Result<()>` prints the Debug form.
+    let printed = format!("{error:?}");
+    assert_eq!(
+        printed,
+        "InvalidStatus(server rejected WebSocket connection: HTTP 403 Forbidden, \
+         body: \"Go away.\")"
+    );
+}

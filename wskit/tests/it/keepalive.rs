@@ -302,3 +302,37 @@ async fn pings_and_the_close_are_handled_while_the_handler_only_sends() {
     );
     assert_eq!(error.closed().unwrap().reason(), "enough");
 }
+
+#[tokio::test]
+async fn ping_and_pong_take_text_as_well_as_bytes() {
+    // `ws.ping("Are you there?")`, as in Python; the ping is sent even if its Pong is dropped.
+    let (mut peer_rx, server) = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            let (mut peer, _) = raw_accept(&listener).await;
+            let mut payloads = Vec::new();
+            for _ in 0..3 {
+                let frame = within(peer.read_frame()).await.unwrap();
+                payloads.push((frame.opcode, frame.payload.to_vec()));
+            }
+            payloads
+        });
+        (peer, addr)
+    };
+    let ws = within(wskit::connect(format!("ws://{server}/")).ping_interval(None))
+        .await
+        .unwrap();
+    drop(ws.ping("Are you there?").await.unwrap());
+    ws.ping(String::from("owned")).await.unwrap();
+    ws.pong("heartbeat").await.unwrap();
+    let payloads = within(&mut peer_rx).await.unwrap();
+    assert_eq!(
+        payloads,
+        [
+            (OpCode::Ping, b"Are you there?".to_vec()),
+            (OpCode::Ping, b"owned".to_vec()),
+            (OpCode::Pong, b"heartbeat".to_vec()),
+        ]
+    );
+}
