@@ -214,6 +214,90 @@ impl Fragment {
     }
 }
 
+/// The input buffer of a [`Protocol`], for appending bytes read from the transport without a
+/// copy ([`Protocol::input_buffer`]); then call [`Protocol::receive_buffered`].
+///
+/// Only appending is possible. The protocol unmasks and validates the text of a frame that is
+/// still arriving in place (so that invalid text fails early), and it does not check those
+/// bytes again: a buffer open to changes would let them change after the check. This does not
+/// compile:
+///
+/// ```compile_fail,E0608
+/// # let mut protocol = wskit_proto::Protocol::server(wskit_proto::Config::default());
+/// protocol.input_buffer()[0] = 0xff;
+/// ```
+#[derive(Debug)]
+pub struct InputBuffer<'a> {
+    buf: &'a mut BytesMut,
+    partial_checked: &'a mut usize,
+}
+
+impl InputBuffer<'_> {
+    /// The bytes buffered, not yet parsed.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// The bytes the buffer can hold without reallocating.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The room left: how much can be appended without reallocating.
+    pub fn spare_capacity(&self) -> usize {
+        self.buf.capacity() - self.buf.len()
+    }
+
+    /// Make room for at least `additional` more bytes.
+    pub fn reserve(&mut self, additional: usize) {
+        self.buf.reserve(additional);
+    }
+
+    /// Append a copy of `data`.
+    pub fn extend_from_slice(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Append without a copy: `read` gets an empty buffer over this buffer's spare capacity
+    /// (the same allocation), appends to it, e.g. with tokio-util's `poll_read_buf`, and what it
+    /// appended joins this buffer (without a copy, unless `read` made its buffer grow).
+    pub fn append_with<R>(&mut self, read: impl FnOnce(&mut BytesMut) -> R) -> R {
+        let mut tail = self.buf.split_off(self.buf.len());
+        let result = read(&mut tail);
+        self.buf.unsplit(tail);
+        result
+    }
+
+    /// Take `buf` as the input, without a copy, if nothing is buffered (bytes read into a
+    /// buffer of the I/O layer's, say). Gives `buf` back otherwise.
+    ///
+    /// # Errors
+    ///
+    /// `buf` itself, when bytes are buffered already.
+    pub fn replace_empty(&mut self, buf: BytesMut) -> Result<(), BytesMut> {
+        if !self.buf.is_empty() {
+            return Err(buf);
+        }
+        // Nothing is buffered, so no frame is partly checked.
+        debug_assert_eq!(*self.partial_checked, 0);
+        *self.partial_checked = 0;
+        *self.buf = buf;
+        Ok(())
+    }
+
+    /// Let go of the allocation, if nothing is buffered (an idle connection holds none).
+    pub fn release_if_empty(&mut self) {
+        if self.buf.is_empty() {
+            *self.buf = BytesMut::new();
+        }
+    }
+}
+
 /// The WebSocket protocol for one connection, client or server, without I/O.
 ///
 /// # Call protocol
@@ -457,9 +541,13 @@ impl Protocol {
     }
 
     /// The buffer that [`receive_buffered`](Self::receive_buffered) reads: append bytes read
-    /// from the transport to it directly (e.g. with `read_buf`) to save a copy. Only append.
-    pub fn input_buffer(&mut self) -> &mut BytesMut {
-        &mut self.input
+    /// from the transport to it directly, without a copy. Only appending is possible: the
+    /// protocol may already have unmasked and validated the start of a frame in it.
+    pub fn input_buffer(&mut self) -> InputBuffer<'_> {
+        InputBuffer {
+            buf: &mut self.input,
+            partial_checked: &mut self.partial_checked,
+        }
     }
 
     /// Process the bytes appended to [`input_buffer`](Self::input_buffer).
@@ -586,6 +674,14 @@ impl Protocol {
         std::mem::swap(&mut self.output, output);
     }
 
+    /// Drop everything buffered and not parsed yet, with its allocation, and ignore later
+    /// input: for a transport that will not be read any more.
+    pub fn discard_input(&mut self) {
+        self.input = BytesMut::new();
+        self.partial_checked = 0;
+        self.discard_input = true;
+    }
+
     /// Drop everything waiting to be written, e.g. when the transport is gone or will not be
     /// written any more.
     pub fn discard_output(&mut self) {
@@ -624,7 +720,8 @@ impl Protocol {
     /// progress, or this end failed the connection. The I/O layer should then close the
     /// transport itself if the peer has not within a timeout.
     pub fn close_expected(&self) -> bool {
-        self.state == State::Closing || (self.error.is_some() && self.state != State::Closed)
+        self.state == State::Closing
+            || (self.error.is_some() && matches!(self.state, State::Open | State::Closing))
     }
 
     // ===== Commands: the opening handshake =====
@@ -791,6 +888,10 @@ impl Protocol {
         }
         if self.state != State::Connecting {
             return Err(InvalidState::WrongState(self.state).into());
+        }
+        if response.status == 101 && self.error.is_some() {
+            // The request did not parse: only a rejection can answer it.
+            return Err(InvalidState::HandshakeFailed.into());
         }
         response.write(self.output.buf_mut());
         if response.status == 101 {

@@ -329,6 +329,9 @@ pub enum InvalidState {
     InvalidCloseCode(u16),
     /// A continuation frame was sent without a fragmented message in progress.
     NoFragmentedMessage,
+    /// Server: the handshake request failed to parse; it can only be answered with a
+    /// rejection, not a 101.
+    HandshakeFailed,
     /// A new message was started while a fragmented message is in progress.
     FragmentedMessageInProgress,
     /// The handshake request to send has no `Sec-WebSocket-Key`.
@@ -344,6 +347,9 @@ impl fmt::Display for InvalidState {
             Self::CloseReasonTooLong(n) => write!(f, "close reason of {n} bytes > 123"),
             Self::InvalidCloseCode(c) => write!(f, "close code {c} cannot be sent"),
             Self::NoFragmentedMessage => f.write_str("no fragmented message in progress"),
+            Self::HandshakeFailed => {
+                f.write_str("the handshake request failed; only a rejection can answer it")
+            }
             Self::FragmentedMessageInProgress => f.write_str("a fragmented message is in progress"),
             Self::MissingKey => f.write_str("request has no Sec-WebSocket-Key"),
         }

@@ -92,7 +92,7 @@ pub mod output;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
-pub use connection::{Config, Event, Fragment, Protocol, Role, State};
+pub use connection::{Config, Event, Fragment, InputBuffer, Protocol, Role, State};
 pub use error::{Error, HandshakeError, InvalidState, ProtocolError};
 pub use extensions::DeflateConfig;
 pub use frame::{FrameHeader, OpCode};

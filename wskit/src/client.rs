@@ -516,8 +516,10 @@ impl Reconnecting {
     ///
     /// A failure that retrying cannot fix ([`Error::is_transient`] is false): an invalid URI,
     /// a handshake rejected with a 4xx status, a TLS error (a certificate not trusted, or a
-    /// `wss://` URI for a server that does not speak TLS). Calling `next` again tries again
-    /// anyway, after the next delay.
+    /// `wss://` URI for a server that does not speak TLS and answers the TLS hello with
+    /// something else, as a wskit or Python websockets server does: a server that just closes
+    /// looks like one restarting, and is retried). Calling `next` again tries again anyway,
+    /// after the next delay.
     ///
     /// # Cancel safety
     ///

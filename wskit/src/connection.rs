@@ -16,7 +16,7 @@ use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
@@ -132,6 +132,8 @@ struct Shared {
     info: ConnectionInfo,
     config: Arc<ConnectionConfig>,
     handles: AtomicUsize,
+    /// Set once the driver finished (the transport is closed), readable without the lock.
+    finished: AtomicBool,
     inner: Mutex<Inner>,
     /// The write buffer drained below the low mark, a fragmented send ended, or the
     /// connection closed.
@@ -237,6 +239,7 @@ impl Connection {
             info,
             config: config.into(),
             handles: AtomicUsize::new(1),
+            finished: AtomicBool::new(false),
             inner: Mutex::new(Inner {
                 protocol,
                 queue: VecDeque::new(),
@@ -509,8 +512,8 @@ impl Connection {
     /// pong arrives. A pong acknowledges its ping and every earlier one.
     ///
     /// `data` (text or bytes, at most 125 bytes) identifies the ping; pass `""` for a random
-    /// 4-byte payload. The ping is sent when the first `.await` returns; awaiting the [`Pong`]
-    /// (or not) is only about the answer.
+    /// 4-byte payload. The ping is queued for sending when the first `.await` returns;
+    /// awaiting the [`Pong`] (or not) is only about the answer.
     ///
     /// ```no_run
     /// # async fn f(ws: wskit::Connection) -> wskit::Result<()> {
@@ -609,10 +612,11 @@ impl Connection {
     }
 
     /// Drop the connection at once, without the closing handshake: whatever is waiting to be
-    /// written is discarded and the transport is closed (TCP: a FIN now; the socket itself is
-    /// released when the connection's task ends, on a server when the handler returns). The
-    /// connection is then closed with 1006 (abnormal closure), on this side and, when its
-    /// read ends, on the peer's.
+    /// written is discarded and the transport is shut down (TCP: a FIN, sent once the kernel
+    /// has sent what it holds already; the socket itself is released when the connection's
+    /// task ends, on a server when the handler returns). The connection is then closed with
+    /// 1006 (abnormal closure), unless the peer's close frame had arrived already, on this side
+    /// and, when its read ends, on the peer's.
     ///
     /// This is Python's `transport.abort()` (the seeds' `terminate()`), for a peer that
     /// misbehaves or does not answer: [`close`](Self::close) sends a close frame and waits for
@@ -722,6 +726,12 @@ impl Connection {
         } else {
             inner.protocol.state()
         }
+    }
+
+    /// Whether the connection is closed and done with (its transport closed), without taking
+    /// its lock.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.shared.finished.load(Ordering::Acquire)
     }
 
     /// Whether the connection is open: messages can be sent.
@@ -1179,8 +1189,8 @@ impl Drop for FragmentGuard<'_> {
     }
 }
 
-/// The pong of a [`Connection::ping`]: resolves to the round-trip time. The ping is sent
-/// already: dropping this only gives up on the answer.
+/// The pong of a [`Connection::ping`]: resolves to the round-trip time. The ping is queued
+/// for sending already: dropping this only gives up on the answer.
 pub struct Pong {
     rx: oneshot::Receiver<Duration>,
     shared: Arc<Shared>,
@@ -1528,13 +1538,13 @@ where
         }
         // The protocol's input buffer holds the start of a frame that is still arriving, if
         // any.
-        let input = inner.protocol.input_buffer();
+        let mut input = inner.protocol.input_buffer();
         let mut large = false;
-        let result = if input.capacity() - input.len() >= DIRECT_READ_MIN {
+        let result = if input.spare_capacity() >= DIRECT_READ_MIN {
             // A large frame is arriving and the protocol reserved room for it: read straight
             // into that room, without a copy.
             large = true;
-            read_into_spare(&mut self.stream, cx, input)
+            input.append_with(|spare| read_into_spare(&mut self.stream, cx, spare))
         } else {
             // Read into this thread's slab; `input` then holds only what came.
             SLAB.with_borrow_mut(|slab| {
@@ -1546,7 +1556,8 @@ where
                 }
                 let result = read_into_spare(&mut self.stream, cx, slab);
                 if input.is_empty() && slab.len() >= DIRECT_READ_MIN {
-                    *input = slab.split();
+                    let taken = input.replace_empty(slab.split());
+                    debug_assert!(taken.is_ok(), "checked empty");
                     large = true;
                 } else {
                     input.extend_from_slice(slab);
@@ -1577,9 +1588,9 @@ where
                 // Keep no large, empty input buffer while idle, nor an empty view of one (a
                 // slab, or the buffer a large message was read into), which would keep all of
                 // it alive.
-                let input = inner.protocol.input_buffer();
+                let mut input = inner.protocol.input_buffer();
                 if input.is_empty() && (input.capacity() > IDLE_INPUT_MAX || inner.large_input) {
-                    *input = BytesMut::new();
+                    input.release_if_empty();
                     inner.large_input = false;
                 }
                 Poll::Ready(())
@@ -1704,7 +1715,7 @@ where
     ) -> Poll<()> {
         // The common case, first and without the clock: nothing new needs a deadline, and the
         // timer (armed at the earliest deadline) has not fired.
-        let unarmed_close = inner.protocol.close_expected() && self.close_deadline().is_none();
+        let unarmed_close = closing_soon(inner) && self.close_deadline().is_none();
         if !unarmed_close && inner.protocol.pending_failure().is_none() {
             let idle = match &mut self.timer {
                 Some(timer) => timer.as_mut().poll(cx).is_pending(),
@@ -1733,7 +1744,7 @@ where
                 fired = true;
             }
         }
-        if inner.protocol.close_expected() && self.close_deadline().is_none() {
+        if closing_soon(inner) && self.close_deadline().is_none() {
             self.closing.get_or_insert_default().close = Some(now + config.close_timeout);
         }
         if let Some(deadline) = self.close_deadline()
@@ -1843,11 +1854,12 @@ where
             }
         }
         inner.closed = Some(Box::new(closed));
+        shared.finished.store(true, Ordering::Release);
         inner.in_flight = 0;
         // Nothing more is read or written: let go of the buffers (a payload queued out of line,
         // the start of a frame that never finished) while handles may live on.
         inner.protocol.discard_output();
-        *inner.protocol.input_buffer() = BytesMut::new();
+        inner.protocol.discard_input();
         for ping in inner.pings.drain(..) {
             drop(ping.waiter);
         }
@@ -1860,6 +1872,14 @@ where
         shared.write_ready.notify_waiters();
         self.out = Output::new();
     }
+}
+
+/// Whether the connection should end within `close_timeout`: the closing handshake is under
+/// way or the connection failed (the peer should close the transport), or it is closed and
+/// only what is left to write keeps the transport open (a peer that ended its side and stopped
+/// reading would otherwise keep it forever).
+fn closing_soon(inner: &Inner) -> bool {
+    inner.protocol.close_expected() || inner.protocol.state() == State::Closed
 }
 
 /// A pong acknowledges the ping with the same payload and every ping sent before it.
@@ -1898,8 +1918,9 @@ where
             io.out = Output::new();
             inner.out_held = false;
         }
-        if inner.aborted && !io.eof_received {
-            // What was being written goes too; the loop below closes the transport.
+        if inner.aborted {
+            // What was being written goes too (also when the peer had ended its side already);
+            // the loop below closes the transport.
             io.eof_received = true;
             io.out.clear();
             io.needs_flush = false;
@@ -1949,8 +1970,7 @@ where
                 let waiting_output = io.out.is_empty() && !inner.protocol.data_to_send().is_empty();
                 let resume_reading =
                     inner.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
-                let unarmed_close =
-                    inner.protocol.close_expected() && io.close_deadline().is_none();
+                let unarmed_close = closing_soon(&inner) && io.close_deadline().is_none();
                 if waiting_output || resume_reading || unarmed_close {
                     continue;
                 }

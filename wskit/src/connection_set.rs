@@ -16,8 +16,8 @@ use crate::connection::Connection;
 /// connections.
 ///
 /// Cheap to clone: clones share the same set. Closed connections are dropped from it at the
-/// next call that looks at it (every method does), so a closed connection's handle stays at
-/// most until then.
+/// next call that looks at it (every method does, with one atomic load per member and no
+/// lock of theirs), so a closed connection's handle stays at most until then.
 ///
 /// ```no_run
 /// use wskit::{Connection, ConnectionSet};
@@ -89,14 +89,14 @@ impl ConnectionSet {
         broadcast(&connections, message)
     }
 
-    /// The set, without its closed connections.
+    /// The set, without its closed connections (checked without their locks).
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Connection>> {
         // A panic while the lock was held left the map whole: it only inserts and removes.
         let mut set = self
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        set.retain(|_, connection| connection.state() != State::Closed);
+        set.retain(|_, connection| !connection.is_finished());
         set
     }
 }

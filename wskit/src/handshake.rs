@@ -1,6 +1,9 @@
 //! Driving the opening handshake of a [`Protocol`] over a stream, for both roles.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::future::poll_fn;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use wskit_proto::{Event, Protocol};
 
 use crate::error::{Error, Result};
@@ -31,9 +34,14 @@ where
         if let Some(event) = protocol.poll_event() {
             return Ok(event);
         }
-        let buf = protocol.input_buffer();
-        buf.reserve(4096);
-        let n = stream.read_buf(buf).await?;
+        let n = poll_fn(|cx| {
+            let mut input = protocol.input_buffer();
+            input.reserve(4096);
+            input.append_with(|spare| {
+                tokio_util::io::poll_read_buf(Pin::new(&mut *stream), cx, spare)
+            })
+        })
+        .await?;
         if n == 0 {
             // The peer left during the handshake: the connection is abandoned with the protocol
             // (which would say the same: `receive_eof` fails with this error while connecting).

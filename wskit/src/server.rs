@@ -1175,6 +1175,10 @@ where
                 "unexpected event",
             ))));
         }
+        // A peer that left before its request ended: nobody to answer.
+        Err(Error::Handshake(error)) if *error == HandshakeError::UnexpectedEof => {
+            return Err(Error::Handshake(error));
+        }
         Err(Error::Handshake(error)) => {
             let response = with_server_header(protocol.reject_error(&error), options);
             send_rejection(stream, protocol, response, remote).await?;

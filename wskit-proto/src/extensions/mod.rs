@@ -17,6 +17,16 @@ pub struct Extension {
     pub params: Vec<(String, Option<String>)>,
 }
 
+impl Extension {
+    /// An extension `name` with `params` (name and optional value each, in order).
+    pub fn new(name: impl Into<String>, params: Vec<(String, Option<String>)>) -> Self {
+        Self {
+            name: name.into(),
+            params,
+        }
+    }
+}
+
 /// Parse every `Sec-WebSocket-Extensions` value into extensions, in order
 /// (RFC 6455 section 9.1 grammar; quoted-string values allowed, and must be tokens once
 /// unquoted).

@@ -11,7 +11,7 @@ use crate::close::{CloseCode, CloseFrame};
 use crate::connection::{Config, Event, Fragment, Protocol, State};
 use crate::error::{Error, HandshakeError, InvalidState, ProtocolError};
 use crate::frame::{OpCode, RSV1, RSV2};
-use crate::handshake::Request;
+use crate::handshake::{Request, Response};
 use crate::limits::Limits;
 use crate::message::Message;
 use crate::output::OUT_OF_LINE_MIN;
@@ -283,10 +283,19 @@ fn server_reports_oversized_request_headers() {
         panic!()
     };
     assert_eq!(error.status(), 431);
-    // Input is ignored from now on, and the server can still answer with a status.
+    // Input is ignored from now on, and the server can still answer with a status, but not
+    // open the connection; no closing handshake is expected.
     assert_eq!(server.state(), State::Connecting);
+    assert!(!server.close_expected());
     assert_eq!(server.receive_data(b"more"), Ok(()));
     assert_eq!(server.poll_event(), None);
+    let mut fake = Response::new(101, "");
+    fake.headers.append("Upgrade", "websocket");
+    assert_eq!(
+        server.send_response(&fake),
+        Err(Error::InvalidState(InvalidState::HandshakeFailed))
+    );
+    assert!(server.take_data_to_send().is_empty());
     let response = server.reject_error(&error);
     server.send_response(&response).unwrap();
     assert_eq!(server.state(), State::Closed);
@@ -415,19 +424,27 @@ fn fragmented_messages_both_ways() {
 
 proptest! {
     /// The guard of `Utf8Bytes`'s invariant (its `as_str` does not check again): whatever
-    /// bytes a peer sends as text, split into fragments anywhere, compressed or not, every text
-    /// the server delivers (a whole message, or a fragment that is a whole message turned into
-    /// one) is valid UTF-8, and invalid text is never delivered whole.
+    /// bytes a peer sends as text, split into frames anywhere, compressed or not, and read in
+    /// pieces cut anywhere (so that the text of a frame still arriving is checked early, in
+    /// place), every text the server delivers (a whole message, or a fragment that is a whole
+    /// message turned into one) is valid UTF-8, and invalid text is never delivered whole.
     #[test]
     fn text_from_the_wire_is_valid_utf8(
         payload in proptest::collection::vec(
             prop_oneof![Just(0xffu8), Just(0xe2), Just(0x82), Just(0x9c), Just(b'a'), any::<u8>()],
             0..24,
         ),
+        padding in prop_oneof![Just(0usize), Just(130), Just(300)],
         cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+        reads in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
         compression in any::<bool>(),
         streaming in any::<bool>(),
     ) {
+        // Valid text first, so that frames are long enough (over 125 bytes) to arrive in
+        // pieces, then the bytes under test.
+        let mut payload_all = "\u{e9}t\u{e9} ".repeat(padding / 6).into_bytes();
+        payload_all.extend_from_slice(&payload);
+        let payload = payload_all;
         let config = if compression { Config::default() } else { plain() };
         let server = Config { streaming, ..config.clone() };
         let mut pair = Pair::open_with(config, server);
@@ -446,10 +463,22 @@ proptest! {
             sent.unwrap();
             start = end;
         }
-        pair.drive();
+        let wire = pair.client.take_data_to_send();
+        let mut reads: Vec<usize> = reads.iter().map(|i| i.index(wire.len() + 1)).collect();
+        reads.sort_unstable();
+        reads.push(wire.len());
+        let mut start = 0;
+        let mut events = Vec::new();
+        for end in reads {
+            let _ = pair.server.receive_data(&wire[start..end]);
+            start = end;
+            while let Some(event) = pair.server.poll_event() {
+                events.push(event);
+            }
+        }
         let valid = std::str::from_utf8(&payload).is_ok();
         let mut delivered = 0;
-        for event in pair.server_events.drain(..) {
+        for event in events {
             let message = match event {
                 Event::Message(message) => message,
                 Event::Fragment(fragment) => match fragment.into_message() {
@@ -463,7 +492,9 @@ proptest! {
             prop_assert_eq!(text.as_bytes(), &payload[..]);
             delivered += 1;
         }
-        if !valid {
+        if valid {
+            prop_assert_eq!(delivered, usize::from(cuts.len() == 1 || !streaming));
+        } else {
             prop_assert_eq!(delivered, 0, "invalid text delivered whole");
         }
     }

@@ -527,3 +527,16 @@ async fn a_refusal_prints_readably_as_main_prints_it() {
          body: \"Go away.\")"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_before_its_request_gets_no_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr().unwrap())
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap(); // a port scan, a TCP health check
+    let mut answer = Vec::new();
+    within(stream.read_to_end(&mut answer)).await.unwrap();
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+}

@@ -224,3 +224,34 @@ async fn close_timeout_ends_a_connection_whose_peer_stopped_reading() {
     crate::support::eventually("the connection is gone", || server.connections().is_empty()).await;
     drop(peer);
 }
+
+#[tokio::test]
+async fn close_timeout_ends_a_connection_whose_peer_ended_its_side_and_stopped_reading() {
+    // The peer's EOF closes the connection, but what the server still has to write keeps the
+    // transport open while the peer reads nothing: close_timeout bounds that too.
+    let server = wskit::serve(
+        |ws: Connection| async move {
+            let chunk = vec![b'x'; 256 << 10];
+            while tokio::time::timeout(Duration::from_millis(300), ws.send(chunk.clone()))
+                .await
+                .is_ok_and(|sent| sent.is_ok())
+            {}
+            ws.wait_closed().await;
+        },
+        "127.0.0.1:0",
+    )
+    .close_timeout(Duration::from_millis(200))
+    .write_limit(64 << 10)
+    .await
+    .unwrap();
+    let (mut peer, _) = raw_connect(server.local_addr().unwrap(), "/").await;
+    crate::support::eventually("the connection is registered", || {
+        server.connections().len() == 1
+    })
+    .await;
+    // Let the handler fill the buffers, then end our side without reading anything.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    peer.stream.shutdown().await.unwrap();
+    crate::support::eventually("the connection is gone", || server.connections().is_empty()).await;
+    drop(peer);
+}
