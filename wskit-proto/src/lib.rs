@@ -65,7 +65,10 @@
 #![warn(missing_docs)]
 
 /// `with_*` builder methods for the public fields of a `#[non_exhaustive]` settings type, so
-/// that code outside the crate can build one from its `Default` in one expression.
+/// that code outside the crate can build one from its `Default` in one expression. Used by
+/// wskit-proto and wskit; not part of the API.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! setters {
     ($($field:ident, $setter:ident: $ty:ty;)*) => {
         $(

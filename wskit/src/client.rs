@@ -473,7 +473,7 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    crate::options::setters! {
+    wskit_proto::setters! {
         initial, with_initial: Duration;
         min, with_min: Duration;
         factor, with_factor: f64;

@@ -72,7 +72,7 @@ impl Default for ConnectionConfig {
 }
 
 impl ConnectionConfig {
-    crate::options::setters! {
+    wskit_proto::setters! {
         max_queue, with_max_queue: usize;
         write_limit, with_write_limit: usize;
         write_limit_low, with_write_limit_low: usize;

@@ -2,23 +2,6 @@
 //! [`Connect`](crate::client::Connect): compression, limits, queue and buffer sizes, timeouts.
 //! One definition, so that both sides document and apply them the same way.
 
-/// `with_*` builder methods for the public fields of a `#[non_exhaustive]` settings type, so
-/// that code outside the crate can build one from its `Default` in one expression.
-macro_rules! setters {
-    ($($field:ident, $setter:ident: $ty:ty;)*) => {
-        $(
-            #[doc = concat!("This value with [`", stringify!($field), "`](Self::", stringify!($field), ") set to `value`.")]
-            #[must_use]
-            pub fn $setter(mut self, value: $ty) -> Self {
-                self.$field = value;
-                self
-            }
-        )*
-    };
-}
-
-pub(crate) use setters;
-
 /// Expands to the shared builder methods inside an `impl` block whose type has an `options`
 /// field with `protocol` (`wskit_proto::Config`), `connection` (`ConnectionConfig`) and
 /// `open_timeout` (`Option<Duration>`) fields.

@@ -277,16 +277,6 @@ pub(crate) async fn http_exchange(addr: SocketAddr, request: &[u8]) -> (String, 
 /// Send a plain HTTP GET for `path` and read the whole response (the server closes after it).
 /// Returns the head and the body.
 pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (String, Vec<u8>) {
-    let mut stream = within(TcpStream::connect(addr)).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut buf = BytesMut::new();
-    let head = within(read_head(&mut stream, &mut buf))
-        .await
-        .expect("a response");
-    let mut body = buf.to_vec();
-    within(stream.read_to_end(&mut body))
-        .await
-        .expect("the body");
-    (head, body)
+    http_exchange(addr, request.as_bytes()).await
 }

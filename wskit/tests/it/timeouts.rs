@@ -194,6 +194,15 @@ async fn close_gives_up_after_close_timeout_when_the_receive_queue_is_full() {
     within(server.wait_closed()).await;
 }
 
+/// Send until the kernel's buffers are full and `send` waits for a peer that does not read.
+async fn send_until_stuck(ws: &Connection) {
+    let chunk = vec![b'x'; 256 << 10];
+    while tokio::time::timeout(Duration::from_millis(300), ws.send(chunk.clone()))
+        .await
+        .is_ok_and(|sent| sent.is_ok())
+    {}
+}
+
 /// A peer that stops reading: the output, then the close frame behind it, cannot be written.
 /// After close_timeout the server drops them and closes anyway, instead of keeping the
 /// connection (its task, its buffers, its place) until the kernel gives up.
@@ -201,12 +210,7 @@ async fn close_gives_up_after_close_timeout_when_the_receive_queue_is_full() {
 async fn close_timeout_ends_a_connection_whose_peer_stopped_reading() {
     let server = wskit::serve(
         |ws: Connection| async move {
-            let chunk = vec![b'x'; 256 << 10];
-            // Send until the kernel's buffers are full and send waits for the peer.
-            while tokio::time::timeout(Duration::from_millis(300), ws.send(chunk.clone()))
-                .await
-                .is_ok_and(|sent| sent.is_ok())
-            {}
+            send_until_stuck(&ws).await;
             // Returning starts the closing handshake behind the stuck output.
         },
         "127.0.0.1:0",
@@ -231,11 +235,7 @@ async fn close_timeout_ends_a_connection_whose_peer_ended_its_side_and_stopped_r
     // transport open while the peer reads nothing: close_timeout bounds that too.
     let server = wskit::serve(
         |ws: Connection| async move {
-            let chunk = vec![b'x'; 256 << 10];
-            while tokio::time::timeout(Duration::from_millis(300), ws.send(chunk.clone()))
-                .await
-                .is_ok_and(|sent| sent.is_ok())
-            {}
+            send_until_stuck(&ws).await;
             ws.wait_closed().await;
         },
         "127.0.0.1:0",
