@@ -690,8 +690,11 @@ impl Protocol {
 
     /// Free the buffers that are empty: the input buffer when no frame is partly received,
     /// the output buffer when everything was written, the compression buffer, and the event
-    /// queue when empty. An I/O layer calls this when a connection goes idle, so that idle
-    /// connections hold no buffers.
+    /// queue when empty; and the compressor and decompressor of permessage-deflate, keeping
+    /// only their last windows to rebuild them from (see
+    /// [the extension's memory notes](crate::extensions::permessage_deflate#memory)), unless a
+    /// fragmented message is in progress in their direction. An I/O layer calls this when a
+    /// connection goes idle, so that idle connections hold no buffers.
     pub fn release_buffers(&mut self) {
         if self.input.is_empty() {
             self.input = BytesMut::new();
@@ -700,7 +703,7 @@ impl Protocol {
             self.output = Output::new();
         }
         if let Some(deflate) = self.deflate.as_mut() {
-            deflate.release_buffers();
+            deflate.release_buffers(self.outgoing.is_some(), self.incoming.is_some());
         }
         if self.events.is_empty() {
             self.events = VecDeque::new();

@@ -18,12 +18,26 @@
 //!
 //! # Memory
 //!
-//! The compressor and the decompressor are allocated on first use, so an idle connection holds
-//! no zlib state. When this side compresses without context takeover, its compressor is freed at
-//! the end of every message rather than reset: memory is why one asks for no context takeover.
-//! When the peer compresses without context takeover, the decompressor is reset and kept, as it
-//! is with context takeover: creating one per message costs more than the message (zlib-rs
-//! zeroes its whole state on creation: about a quarter of a 1 KiB compressed echo's CPU).
+//! The compressor and the decompressor are allocated on first use, so a connection that has not
+//! exchanged compressed messages holds no zlib state. zlib-rs sizes them by neither windowBits
+//! nor memLevel (measured with a counting allocator: 164,992 bytes for a compressor at 12 bits
+//! and memLevel 5, 137,216 at 9 bits and memLevel 1, as its hash table has a fixed 64 Ki
+//! entries; 47,552 for a decompressor, with a 32 KiB window whatever the setting), so a busy
+//! compressed connection holds about 212 KB.
+//!
+//! An I/O layer gives that back for a connection that went idle with
+//! [`Protocol::release_buffers`](crate::Protocol::release_buffers): both are freed, and with
+//! context takeover only the last window of each direction is kept (at most 4 KiB each at 12
+//! bits: what the peer may refer back to, or what our compressor did), to rebuild them from when
+//! the next message comes (zlib's `setDictionary`). Keeping those windows up to date costs one
+//! copy of the end of each message (up to a window), and they take up to twice a window each
+//! while the connection is busy.
+//!
+//! When this side compresses without context takeover, its compressor is freed at the end of
+//! every message rather than reset: memory is why one asks for no context takeover. When the
+//! peer compresses without context takeover, the decompressor is reset and kept, as it is with
+//! context takeover: creating one per message costs more than the message (zlib-rs zeroes its
+//! whole state on creation: about a quarter of a 1 KiB compressed echo's CPU).
 
 use std::fmt::Write as _;
 
@@ -443,6 +457,13 @@ pub struct PerMessageDeflate {
     compress_window_bits: u8,
     compressor: Option<Deflate>,
     decompressor: Option<Inflate>,
+    /// With context takeover, the last bytes this side compressed (up to its window): what the
+    /// peer's decompressor may be referred back to, and so all a released compressor needs to
+    /// be rebuilt (see [`release_buffers`](Self::release_buffers)).
+    sent_window: Window,
+    /// With context takeover, the last bytes the peer's messages inflated to (up to the peer's
+    /// window): all a released decompressor needs to be rebuilt.
+    received_window: Window,
     /// Where the protocol compresses outgoing messages before framing them, kept between
     /// messages (see [`take_scratch`](Self::take_scratch)).
     scratch: Vec<u8>,
@@ -475,9 +496,20 @@ impl PerMessageDeflate {
             compress_window_bits: usable_window_bits(window_bits),
             compressor: None,
             decompressor: None,
+            sent_window: Window::default(),
+            received_window: Window::default(),
             scratch: Vec::new(),
             inflate_ended: false,
         }
+    }
+
+    /// The largest window the peer compresses with, in bits: what it may refer back to.
+    fn remote_window_bits(&self) -> u8 {
+        let bits = match self.role {
+            Role::Server => self.params.client_max_window_bits,
+            Role::Client => self.params.server_max_window_bits,
+        };
+        bits.map_or(MAX_WINDOW_BITS, usable_window_bits)
     }
 
     /// This side's role.
@@ -506,9 +538,24 @@ impl PerMessageDeflate {
         self.scratch = scratch;
     }
 
-    /// Free the compression buffer kept between messages.
-    pub(crate) fn release_buffers(&mut self) {
+    /// Free the compression buffer kept between messages, and the compressor and decompressor
+    /// themselves (about 165 KB and 48 KB with zlib-rs): with context takeover, only the last
+    /// window of each direction is kept (at most 4 KiB each at the default 12 bits), and a
+    /// compressor or decompressor needed again is rebuilt from it (zlib's `setDictionary`), so
+    /// that the stream goes on as if nothing happened. For a connection that went idle: the
+    /// rebuild costs about what a message does.
+    ///
+    /// A direction with a message in progress (`sending`, `receiving`: between the frames of a
+    /// fragmented message) keeps its state: the peer may split a deflate block across frames,
+    /// and a decompressor rebuilt from a window would not know where in the block it was.
+    pub(crate) fn release_buffers(&mut self, sending: bool, receiving: bool) {
         self.scratch = Vec::new();
+        if !sending && self.compressor.take().is_some() {
+            self.sent_window.shrink(1 << self.compress_window_bits);
+        }
+        if !receiving && self.decompressor.take().is_some() {
+            self.received_window.shrink(1 << self.remote_window_bits());
+        }
     }
 
     /// Whether this side resets its compressor after each message.
@@ -538,15 +585,26 @@ impl PerMessageDeflate {
     pub fn compress(&mut self, data: &[u8], fin: bool, out: &mut Vec<u8>) {
         let (level, mem_level, window_bits) =
             (self.level, self.mem_level, self.compress_window_bits);
+        let takeover = !self.local_no_context_takeover();
+        let sent_window = &mut self.sent_window;
         let deflate = self.compressor.get_or_insert_with(|| {
-            Deflate::new_with_config(ZConfig {
+            let mut deflate = Deflate::new_with_config(ZConfig {
                 level: i32::from(level),
                 method: Method::Deflated,
                 window_bits: -i32::from(window_bits),
                 mem_level: i32::from(mem_level),
                 strategy: Strategy::Default,
-            })
+            });
+            if takeover && !sent_window.is_empty() {
+                // Rebuilt after a release: the peer's decompressor holds this window.
+                let primed = deflate.set_dictionary(sent_window.last(1 << window_bits));
+                debug_assert!(primed.is_ok(), "a raw deflate stream takes a dictionary");
+            }
+            deflate
         });
+        if takeover {
+            self.sent_window.push(data, 1 << window_bits);
+        }
 
         let start = out.len();
         let mut input = data;
@@ -583,7 +641,7 @@ impl PerMessageDeflate {
                 debug_assert_eq!(out.len(), start);
                 out.push(0x00);
             }
-            if self.local_no_context_takeover() {
+            if !takeover {
                 self.compressor = None;
             }
         }
@@ -615,15 +673,26 @@ impl PerMessageDeflate {
         out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<(), ProtocolError> {
+        let start = out.len();
         let result = self.inflate_frame(data, fin, out, max_len);
+        let takeover = !self.remote_no_context_takeover();
         if result.is_err() {
             self.decompressor = None;
+            self.received_window.clear();
             self.inflate_ended = false;
-        } else if fin {
-            if self.remote_no_context_takeover() || self.inflate_ended {
+            return result;
+        }
+        if takeover {
+            let bits = self.remote_window_bits();
+            self.received_window.push(&out[start..], 1 << bits);
+        }
+        if fin {
+            if !takeover || self.inflate_ended {
                 if let Some(inflate) = &mut self.decompressor {
                     inflate.reset(false);
                 }
+                // A new stream refers back to nothing before it.
+                self.received_window.clear();
             }
             self.inflate_ended = false;
         }
@@ -640,9 +709,17 @@ impl PerMessageDeflate {
         if self.inflate_ended {
             return Ok(());
         }
-        let inflate = self
-            .decompressor
-            .get_or_insert_with(|| Inflate::new(false, MAX_WINDOW_BITS));
+        let received_window = &self.received_window;
+        let remote_window = 1 << self.remote_window_bits();
+        let inflate = self.decompressor.get_or_insert_with(|| {
+            let mut inflate = Inflate::new(false, MAX_WINDOW_BITS);
+            if !received_window.is_empty() {
+                // Rebuilt after a release: the peer may refer back into this window.
+                let primed = inflate.set_dictionary(received_window.last(remote_window));
+                debug_assert!(primed.is_ok(), "a raw inflate stream takes a dictionary");
+            }
+            inflate
+        });
         let tail: &[u8] = if fin { &TAIL } else { &[] };
         for mut input in [data, tail] {
             if input.is_empty() {
@@ -693,6 +770,53 @@ impl PerMessageDeflate {
             }
         }
         Ok(())
+    }
+}
+
+/// The last bytes of a stream, up to a window's size: what a rebuilt compressor or
+/// decompressor is primed with. Kept in a buffer of up to twice the window, so that keeping it
+/// up to date costs one copy of each message's last window and, now and then, one move.
+#[derive(Default)]
+struct Window {
+    buf: Vec<u8>,
+}
+
+impl Window {
+    /// Add `data` to the end, keeping at most the last `size` bytes (a power of two, at most
+    /// 32 KiB).
+    fn push(&mut self, data: &[u8], size: usize) {
+        if data.len() >= size {
+            self.buf.clear();
+            self.buf.extend_from_slice(&data[data.len() - size..]);
+            return;
+        }
+        if self.buf.len() + data.len() > 2 * size {
+            let keep = size - data.len();
+            let from = self.buf.len() - keep;
+            self.buf.copy_within(from.., 0);
+            self.buf.truncate(keep);
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The last `size` bytes, or all there are.
+    fn last(&self, size: usize) -> &[u8] {
+        &self.buf[self.buf.len().saturating_sub(size)..]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    /// Keep only the last `size` bytes, without spare room: for an idle connection.
+    fn shrink(&mut self, size: usize) {
+        let from = self.buf.len().saturating_sub(size);
+        self.buf.drain(..from);
+        self.buf.shrink_to_fit();
     }
 }
 
@@ -1827,6 +1951,47 @@ mod tests {
     }
 
     #[test]
+    fn a_rebuilt_compressor_refers_back_into_its_window() {
+        // A message the peer saw just before: after a release, the rebuilt compressor still
+        // compresses it to a few back-references (primed with the window), not to a fresh
+        // block.
+        let data =
+            b"{\"type\": \"quote\", \"symbol\": \"EURUSD\", \"bid\": 1.0842, \"ask\": 1.0843}"
+                .repeat(4);
+        let (mut client, mut server, _) = negotiate(&DeflateConfig::default(), &none());
+        let first = send_measured(&mut server, &mut client, &data);
+        let again = send_measured(&mut server, &mut client, &data);
+        server.release_buffers(false, false);
+        client.release_buffers(false, false);
+        let after_release = send_measured(&mut server, &mut client, &data);
+        assert!(again < first / 2, "{again} vs {first}");
+        assert!(after_release <= again + 4, "{after_release} vs {again}");
+        // Nothing but the windows is kept: 165 KB and 48 KB of zlib state are gone.
+        assert!(server.compressor.is_some() && client.decompressor.is_some());
+        server.release_buffers(false, false);
+        client.release_buffers(false, false);
+        assert!(server.compressor.is_none() && client.decompressor.is_none());
+        // All three messages fit in the 4 KiB window: that is what each side keeps, no more.
+        assert_eq!(server.sent_window.buf.capacity(), 3 * data.len());
+        assert_eq!(client.received_window.buf.capacity(), 3 * data.len());
+    }
+
+    /// Send `data` in one frame and return its compressed size; the receiver must get it back.
+    fn send_measured(
+        from: &mut PerMessageDeflate,
+        to: &mut PerMessageDeflate,
+        data: &[u8],
+    ) -> usize {
+        let mut compressed = Vec::new();
+        from.compress(data, true, &mut compressed);
+        let mut received = Vec::new();
+        to.decompress(&compressed, true, &mut received, data.len())
+            .unwrap();
+        assert_eq!(received, data);
+        compressed.len()
+    }
+
+    #[test]
     fn every_combination_round_trips() {
         let data = repetitive(5000, 700);
         for server_nct in [false, true] {
@@ -1888,6 +2053,39 @@ mod tests {
                 }
                 if let Some((data, points)) = b {
                     send(&mut server, &mut client, data, points)?;
+                }
+            }
+        }
+
+        /// An idle connection gives its compressor and decompressor back and keeps only its
+        /// windows ([`PerMessageDeflate::release_buffers`]): rebuilt from them, each goes on
+        /// with peers that never released anything, in both directions, whatever the
+        /// parameters, with messages that refer back into the one before (each is sent twice).
+        #[test]
+        fn released_sides_are_rebuilt_from_their_windows(
+            no_takeover in (any::<bool>(), any::<bool>()),
+            bits in (prop::sample::select(&[9_u8, 12, 15][..]), prop::sample::select(&[9_u8, 12, 15][..])),
+            traffic in messages(),
+            releases in prop::collection::vec((any::<bool>(), any::<bool>()), 1..20),
+        ) {
+            let config = config(no_takeover, bits);
+            // `client` and `server` release; `client_peer` and `server_peer` never do. Four
+            // streams: client -> server_peer, client_peer -> server, and back.
+            let (mut client, mut server_peer, _) = negotiate(&config, &none());
+            let (mut client_peer, mut server, _) = negotiate(&config, &none());
+            for (i, (data, points)) in traffic.iter().enumerate() {
+                for round in 0..2 {
+                    let (client_releases, server_releases) = releases[(2 * i + round) % releases.len()];
+                    if client_releases {
+                        client.release_buffers(false, false);
+                    }
+                    if server_releases {
+                        server.release_buffers(false, false);
+                    }
+                    send(&mut client, &mut server_peer, data, points)?;
+                    send(&mut client_peer, &mut server, data, points)?;
+                    send(&mut server, &mut client_peer, data, points)?;
+                    send(&mut server_peer, &mut client, data, points)?;
                 }
             }
         }

@@ -1435,3 +1435,58 @@ fn short_message_fast_paths_are_taken() {
         assert_eq!(pair.server.take_data_to_send(), [0x81, 3, b'h', 0xc3, 0xa9]);
     }
 }
+
+// ===== Releasing an idle connection's compression state =====
+
+/// A released compressor and decompressor are rebuilt from their windows between messages,
+/// but never in the middle of one: a peer may split a deflate block across frames, and the
+/// decompressor must keep its place in it.
+#[test]
+fn compression_state_is_released_between_messages_only() {
+    let text: Vec<u8> = (0..400)
+        .flat_map(|i| format!("{{\"id\": {i}, \"name\": \"item {}\"}} ", i % 37).into_bytes())
+        .collect();
+    // One deflate stream for the whole message, as a peer may make it (zlib level 6: dynamic
+    // Huffman blocks), then cut into frames at arbitrary points, inside blocks.
+    let mut deflate = zlib_rs::Deflate::new(6, false, 12);
+    let mut compressed = vec![0; text.len() + 1024];
+    let status = deflate.compress(&text, &mut compressed, zlib_rs::DeflateFlush::SyncFlush);
+    assert!(status.is_ok());
+    compressed.truncate(deflate.total_out() as usize);
+    assert!(compressed.ends_with(&[0, 0, 0xff, 0xff]));
+    compressed.truncate(compressed.len() - 4);
+
+    for release_on_server in [false, true] {
+        let mut pair = Pair::open();
+        let pieces: Vec<&[u8]> = compressed.chunks(compressed.len() / 5 + 1).collect();
+        for (i, piece) in pieces.iter().enumerate() {
+            let (fin, first) = (i + 1 == pieces.len(), i == 0);
+            let (rsv, opcode) = if first {
+                (RSV1, OpCode::Text)
+            } else {
+                (0, OpCode::Continuation)
+            };
+            pair.server_receives(&client_frame(fin, rsv, opcode, piece))
+                .unwrap();
+            if release_on_server {
+                // The idle round of an I/O layer, between two frames of the message.
+                pair.server.release_buffers();
+            }
+        }
+        assert_eq!(
+            messages(&pair.server_events),
+            [Message::Text(
+                crate::message::Utf8Bytes::try_from(Bytes::from(text.clone())).unwrap()
+            )]
+        );
+        // Between messages, both sides release, and the conversation goes on with the windows.
+        pair.server_events.clear();
+        pair.server.release_buffers();
+        pair.client.release_buffers();
+        pair.server.send_text(&text, true).unwrap();
+        pair.client.send_text(&text, true).unwrap();
+        pair.drive();
+        assert_eq!(messages(&pair.server_events).len(), 1);
+        assert_eq!(messages(&pair.client_events)[0].as_bytes(), &text[..]);
+    }
+}
