@@ -21,7 +21,7 @@ usage:
       Run a load against the server at ADDR and print a RESULT line. With --server-pid, the
       server's CPU time (and memory, for idle) is read from /proc. With --echo-first (idle
       only), each connection echoes one text message of BYTES before it goes idle.
-      SCENARIO: pingpong | 16k | 1m | pipelined | idle | deflate | client-wskit |
+      SCENARIO: pingpong | 16k | 1m | pipelined | idle | idle-deflate | deflate | client-wskit |
                 client-tungstenite
 
   wskit-bench run [--secs N] [--rounds R] [--warmup N] [--idle-conns N] [--only G,G]
@@ -29,7 +29,7 @@ usage:
       Every scenario against every server, servers pinned to core 1 and the load generator
       to core 0, interleaved over rounds; writes the Markdown report and an SVG chart beside
       it. Defaults: --secs 10 --rounds 5 --warmup 1.
-      Groups: pingpong, 16k, 1m, pipelined, idle, idle-echo, deflate, client
+      Groups: pingpong, 16k, 1m, pipelined, idle, idle-echo, idle-deflate, deflate, client
 ";
 
 /// Run the command line `args` (without the program name).
@@ -148,7 +148,7 @@ fn dispatch(args: &[String]) -> Result<()> {
             };
             let result = load::load(scenario, &address(addr), &options)?;
             let kind = match scenario {
-                Scenario::Idle => run::GroupKind::Memory,
+                Scenario::Idle | Scenario::IdleDeflate => run::GroupKind::Memory,
                 _ => run::GroupKind::Server,
             };
             eprintln!("{}: {}", scenario.name(), run::summary(&result, kind));

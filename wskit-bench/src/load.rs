@@ -16,7 +16,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush};
 
-use crate::wire::{self, DeflateParams, opcode};
+use crate::wire::{self, DeflateParams, Offer, opcode};
 use crate::{Result, payload, sys};
 
 /// A load scenario.
@@ -32,6 +32,11 @@ pub enum Scenario {
     Pipelined,
     /// 10,000 connections opened and held; the server's memory per connection.
     Idle,
+    /// 1,000 connections offering permessage-deflate as browsers do (context takeover both
+    /// ways), each echoing one 1 KiB JSON document (compressed at level 6 with context
+    /// takeover), then held; the server's memory per connection. Against a server without
+    /// compression, the same uncompressed.
+    IdleDeflate,
     /// 10 connections, 1 KiB JSON-like text, one in flight, offering permessage-deflate with
     /// `client_no_context_takeover` (the load generator compresses each payload once, at zlib's
     /// default level 6, and inflates every echo; the server compresses with context takeover).
@@ -45,12 +50,13 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::PingPong,
         Self::Medium,
         Self::Large,
         Self::Pipelined,
         Self::Idle,
+        Self::IdleDeflate,
         Self::Deflate,
         Self::ClientWskit,
         Self::ClientTungstenite,
@@ -64,6 +70,7 @@ impl Scenario {
             Self::Large => "1m",
             Self::Pipelined => "pipelined",
             Self::Idle => "idle",
+            Self::IdleDeflate => "idle-deflate",
             Self::Deflate => "deflate",
             Self::ClientWskit => "client-wskit",
             Self::ClientTungstenite => "client-tungstenite",
@@ -81,6 +88,7 @@ impl Scenario {
             Self::PingPong => 100,
             Self::Large => 1,
             Self::Idle => 10_000,
+            Self::IdleDeflate => 1_000,
             _ => 10,
         }
     }
@@ -93,6 +101,11 @@ impl Scenario {
             Self::Large => "1 connection x 1 MiB binary, one message in flight",
             Self::Pipelined => "10 connections x 32 messages of 20 B text in flight",
             Self::Idle => "10,000 connections opened and held; server memory per connection",
+            Self::IdleDeflate => {
+                "connections offering permessage-deflate with context takeover (as browsers \
+                 do), each echoes one 1 KiB JSON document, then held 12 s; server memory per \
+                 connection, compression on and off"
+            }
             Self::Deflate => {
                 "10 connections x 1 KiB JSON text, one in flight, permessage-deflate on or off \
                  (the client without context takeover, its frames compressed once at level 6; \
@@ -109,9 +122,11 @@ impl Scenario {
     fn plan(self, conns: Option<usize>) -> (usize, Plan, bool) {
         let conns = conns.unwrap_or_else(|| self.default_conns()).max(1);
         let (window, op, payloads, deflate) = match self {
-            Self::PingPong | Self::ClientWskit | Self::ClientTungstenite | Self::Idle => {
-                (1, opcode::TEXT, vec![payload::text(20, 1)], false)
-            }
+            Self::PingPong
+            | Self::ClientWskit
+            | Self::ClientTungstenite
+            | Self::Idle
+            | Self::IdleDeflate => (1, opcode::TEXT, vec![payload::text(20, 1)], false),
             Self::Medium => (1, opcode::TEXT, vec![payload::text(16 * 1024, 2)], false),
             Self::Large => (1, opcode::BINARY, vec![payload::binary(1 << 20, 3)], false),
             Self::Pipelined => (32, opcode::TEXT, vec![payload::text(20, 4)], false),
@@ -342,7 +357,7 @@ pub async fn run(
     options: &LoadOptions,
 ) -> Result<LoadResult> {
     match scenario {
-        Scenario::Idle => idle(addr, options).await,
+        Scenario::Idle | Scenario::IdleDeflate => idle(scenario, addr, options).await,
         Scenario::ClientWskit => {
             crate::clients::run(crate::clients::Client::Wskit, addr, options).await
         }
@@ -512,7 +527,7 @@ async fn wait(shared: &Shared, secs: f64) -> Result<()> {
 async fn connect(
     index: usize,
     addr: SocketAddr,
-    offer_deflate: bool,
+    offer: Offer,
 ) -> Result<(TcpStream, Vec<u8>, Option<DeflateParams>)> {
     let stream = if addr.ip().is_loopback() && addr.is_ipv4() {
         let socket = TcpSocket::new_v4()?;
@@ -531,7 +546,7 @@ async fn connect(
     };
     let mut stream = stream;
     stream.set_nodelay(true)?;
-    let request = wire::client_request(&addr.to_string(), offer_deflate);
+    let request = wire::client_request(&addr.to_string(), offer);
     stream.write_all(request.as_bytes()).await?;
     let mut buf = vec![0; 4096];
     let mut end = 0;
@@ -542,7 +557,7 @@ async fn connect(
         }
         end += n;
         if let Some(accepted) = wire::parse_response(&buf[..end])? {
-            if accepted.deflate.is_some() && !offer_deflate {
+            if accepted.deflate.is_some() && offer == Offer::None {
                 return Err("the server negotiated an extension that was not offered".into());
             }
             buf.truncate(end);
@@ -559,13 +574,13 @@ async fn connect(
 async fn connect_all(
     count: usize,
     addr: SocketAddr,
-    offer_deflate: bool,
+    offer: Offer,
 ) -> Result<(Vec<(TcpStream, Vec<u8>, Option<DeflateParams>)>, f64)> {
     let start = Instant::now();
     let mut conns = Vec::with_capacity(count);
     for first in (0..count).step_by(CONNECT_BATCH) {
         let batch: Vec<_> = (first..count.min(first + CONNECT_BATCH))
-            .map(|index| tokio::spawn(connect(index, addr, offer_deflate)))
+            .map(|index| tokio::spawn(connect(index, addr, offer)))
             .collect();
         for task in batch {
             conns.push(
@@ -577,11 +592,11 @@ async fn connect_all(
     Ok((conns, start.elapsed().as_secs_f64()))
 }
 
-/// The idle scenario: open the connections, let them settle, read the server's memory.
-async fn idle(addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
+/// The idle scenarios: open the connections, let them settle, read the server's memory.
+async fn idle(scenario: Scenario, addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
     let count = options
         .conns
-        .unwrap_or_else(|| Scenario::Idle.default_conns())
+        .unwrap_or_else(|| scenario.default_conns())
         .max(1);
     let limit = sys::raise_nofile();
     if count as u64 + 64 > limit {
@@ -592,8 +607,17 @@ async fn idle(addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
     }
     let rss = || options.server_pid.map(sys::rss_kib).transpose();
     let rss_before_kib = rss()?;
-    let (mut conns, open_secs) = connect_all(count, addr, false).await?;
-    if let Some(len) = options.echo_first {
+    let compressed = scenario == Scenario::IdleDeflate;
+    let offer = if compressed {
+        Offer::ContextTakeover
+    } else {
+        Offer::None
+    };
+    let (mut conns, open_secs) = connect_all(count, addr, offer).await?;
+    let deflate = conns.iter().any(|(_, _, params)| params.is_some());
+    if compressed {
+        echo_json_once_each(&mut conns).await?;
+    } else if let Some(len) = options.echo_first {
         echo_once_each(&mut conns, len).await?;
     }
     tokio::time::sleep(Duration::from_secs_f64(options.warmup.max(0.5))).await;
@@ -604,8 +628,59 @@ async fn idle(addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
         rss_before_kib,
         rss_after_kib,
         open_secs,
+        deflate,
         ..LoadResult::default()
     })
+}
+
+/// Send one 1 KiB JSON document on every connection, compressed where permessage-deflate was
+/// negotiated (level 6, context takeover, as a browser would), and read its echo, checked.
+async fn echo_json_once_each(
+    conns: &mut [(TcpStream, Vec<u8>, Option<DeflateParams>)],
+) -> Result<()> {
+    let document = payload::json(1024, 7);
+    for batch in conns.chunks_mut(CONNECT_BATCH) {
+        let mut codecs = Vec::with_capacity(batch.len());
+        for (stream, _, params) in batch.iter_mut() {
+            let mut frame = Vec::new();
+            let mut codec = params.map(Codec::new);
+            match &mut codec {
+                Some(codec) => codec.encode(opcode::TEXT, 0, &document, &mut frame)?,
+                None => wire::encode_client_frame(&mut frame, opcode::TEXT, false, &document),
+            }
+            stream.write_all(&frame).await?;
+            codecs.push(codec);
+        }
+        for ((stream, leftover, _), codec) in batch.iter_mut().zip(&mut codecs) {
+            let mut echo = std::mem::take(leftover);
+            let mut buf = vec![0; 4096];
+            let head = loop {
+                if let Some(head) = wire::parse_server_head(&echo)?
+                    && echo.len() >= head.frame_len()
+                {
+                    break head;
+                }
+                let n = stream.read(&mut buf).await?;
+                if n == 0 {
+                    return Err("connection closed before its echo".into());
+                }
+                echo.extend_from_slice(&buf[..n]);
+            };
+            if !head.fin || head.opcode != opcode::TEXT || echo.len() != head.frame_len() {
+                return Err("wrong echo of the first message".into());
+            }
+            let data = &echo[head.header_len..];
+            match codec {
+                Some(codec) if head.rsv1 => {
+                    codec.compressed.extend_from_slice(data);
+                    codec.check(&document)?;
+                }
+                None if !head.rsv1 && data == &document[..] => {}
+                _ => return Err("wrong echo of the first message".into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Send one text message of `len` bytes on every connection and read its echo, checked.
@@ -700,7 +775,12 @@ impl Plan {
 async fn echo(scenario: Scenario, addr: SocketAddr, options: &LoadOptions) -> Result<LoadResult> {
     let (count, plan, offer_deflate) = scenario.plan(options.conns);
     let plan = Arc::new(plan);
-    let (conns, open_secs) = connect_all(count, addr, offer_deflate).await?;
+    let offer = if offer_deflate {
+        Offer::NoContextTakeover
+    } else {
+        Offer::None
+    };
+    let (conns, open_secs) = connect_all(count, addr, offer).await?;
     let deflate = conns.iter().any(|(_, _, d)| d.is_some());
     let shared = Arc::new(Shared::default());
     let read_size = (plan.frames.iter().map(Vec::len).max().unwrap_or(0) + 64).max(64 * 1024);

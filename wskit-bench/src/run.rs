@@ -70,6 +70,8 @@ pub struct Target {
     pub scenario: Scenario,
     /// Idle scenario: the size of the message each connection echoes before going idle.
     pub echo_first: Option<usize>,
+    /// Idle scenarios: how many connections (else the scenario's default, or `--idle-conns`).
+    pub conns: Option<usize>,
 }
 
 /// A table of the report: one scenario, several targets.
@@ -98,6 +100,7 @@ pub fn groups() -> Vec<Group> {
                 deflate: false,
                 scenario,
                 echo_first,
+                conns: None,
             })
             .collect()
     };
@@ -130,6 +133,28 @@ pub fn groups() -> Vec<Group> {
             targets: every_server_after(Scenario::Idle, Some(IDLE_ECHO_LEN)),
         },
         Group {
+            id: "idle-deflate",
+            title: "Idle compressed connections after one 1 KiB JSON message (wskit)",
+            description: Scenario::IdleDeflate.describe(),
+            kind: GroupKind::Memory,
+            targets: [1_000, 10_000]
+                .into_iter()
+                .flat_map(|conns| {
+                    [true, false].map(|deflate| Target {
+                        label: format!(
+                            "wskit, {}, {conns} connections",
+                            if deflate { "deflate" } else { "no compression" }
+                        ),
+                        lib: Lib::Wskit,
+                        deflate,
+                        scenario: Scenario::IdleDeflate,
+                        echo_first: None,
+                        conns: Some(conns),
+                    })
+                })
+                .collect(),
+        },
+        Group {
             id: "deflate",
             title: "permessage-deflate, 1 KiB JSON (wskit)",
             description: Scenario::Deflate.describe(),
@@ -141,6 +166,7 @@ pub fn groups() -> Vec<Group> {
                     deflate: true,
                     scenario: Scenario::Deflate,
                     echo_first: None,
+                    conns: None,
                 },
                 Target {
                     label: "wskit, no compression".to_owned(),
@@ -148,6 +174,7 @@ pub fn groups() -> Vec<Group> {
                     deflate: false,
                     scenario: Scenario::Deflate,
                     echo_first: None,
+                    conns: None,
                 },
             ],
         },
@@ -163,6 +190,7 @@ pub fn groups() -> Vec<Group> {
                     deflate: false,
                     scenario: Scenario::ClientWskit,
                     echo_first: None,
+                    conns: None,
                 },
                 Target {
                     label: "tokio-tungstenite client".to_owned(),
@@ -170,6 +198,7 @@ pub fn groups() -> Vec<Group> {
                     deflate: false,
                     scenario: Scenario::ClientTungstenite,
                     echo_first: None,
+                    conns: None,
                 },
             ],
         },
@@ -217,7 +246,7 @@ const IDLE_ECHO_SETTLE_SECS: f64 = 12.0;
 
 /// Seconds one measurement of `target` takes besides its window, roughly.
 fn overhead_secs(target: &Target, options: &RunOptions) -> f64 {
-    if target.echo_first.is_some() {
+    if target.echo_first.is_some() || target.scenario == Scenario::IdleDeflate {
         return 4.0 + IDLE_ECHO_SETTLE_SECS - options.secs;
     }
     match target.scenario {
@@ -400,9 +429,9 @@ fn run_one(exe: &Path, target: &Target, options: &RunOptions, pinned: bool) -> R
 
     // Held long enough for servers that release the buffers of quiet connections (wskit, every
     // 5 s) to have done so.
-    let warmup = match target.echo_first {
-        Some(_) => IDLE_ECHO_SETTLE_SECS,
-        None => options.warmup,
+    let warmup = match (target.echo_first, target.scenario) {
+        (Some(_), _) | (None, Scenario::IdleDeflate) => IDLE_ECHO_SETTLE_SECS,
+        (None, _) => options.warmup,
     };
     let mut load = command(exe, "0", pinned);
     load.args(["load", target.scenario.name(), &addr])
@@ -412,7 +441,9 @@ fn run_one(exe: &Path, target: &Target, options: &RunOptions, pinned: bool) -> R
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let (Scenario::Idle, Some(conns)) = (target.scenario, options.idle_conns) {
+    if let Some(conns) = target.conns {
+        load.args(["--conns", &conns.to_string()]);
+    } else if let (Scenario::Idle, Some(conns)) = (target.scenario, options.idle_conns) {
         load.args(["--conns", &conns.to_string()]);
     }
     if let Some(len) = target.echo_first {

@@ -128,12 +128,17 @@ pub fn parse_server_head(buf: &[u8]) -> Result<Option<FrameHead>, String> {
 /// The client's opening handshake request for `host` (`127.0.0.1:PORT`), offering
 /// permessage-deflate (with `client_max_window_bits`, which wskit's server requires when it
 /// limits the client's window) if `deflate`.
-pub fn client_request(host: &str, deflate: bool) -> String {
+pub fn client_request(host: &str, offer: Offer) -> String {
     let mut request = format!(
         "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {CLIENT_KEY}\r\nSec-WebSocket-Version: 13\r\n"
     );
-    if deflate {
+    if offer == Offer::ContextTakeover {
+        // What browsers and Python websockets offer: context takeover both ways.
+        request
+            .push_str("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n");
+    }
+    if offer == Offer::NoContextTakeover {
         request
             // Without context takeover on our side, each message compresses the same way every
             // time: the load generator compresses each payload once and reuses the frame, so
@@ -146,6 +151,19 @@ pub fn client_request(host: &str, deflate: bool) -> String {
     }
     request.push_str("\r\n");
     request
+}
+
+/// The permessage-deflate offer of the load generator's handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offer {
+    /// No extension.
+    None,
+    /// permessage-deflate with `client_no_context_takeover`, so that each payload compresses
+    /// the same way every time (the `deflate` scenario).
+    NoContextTakeover,
+    /// permessage-deflate with context takeover both ways, as browsers and Python websockets
+    /// offer it (the `idle-deflate` scenario).
+    ContextTakeover,
 }
 
 /// What the load generator needs from a `101 Switching Protocols` response.
