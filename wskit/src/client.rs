@@ -278,6 +278,36 @@ impl Connect {
         self
     }
 
+    /// Run the client side of the opening handshake on `stream`, a transport the application
+    /// set up itself (a TLS stream of its own, a Unix socket, an in-memory pipe, a stream from
+    /// another library), for this URI: its host and path go into the request; its scheme and
+    /// port are not used (no TCP connection, no TLS, no redirect is made here). Every other
+    /// option applies, `open_timeout` included.
+    ///
+    /// # Errors
+    ///
+    /// As for awaiting [`connect`]: [`Error::InvalidStatus`] for a refusal,
+    /// [`Error::Timeout`], [`Error::Handshake`], [`Error::Io`], [`Error::InvalidUri`].
+    pub async fn over<S>(self, stream: S) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let uri = WsUri::parse(&self.uri)?;
+        let attempt = handshake(
+            stream,
+            &uri,
+            &self.options,
+            PeerAddr::Unknown,
+            PeerAddr::Unknown,
+        );
+        match self.options.open_timeout {
+            Some(timeout) => tokio::time::timeout(timeout, attempt)
+                .await
+                .unwrap_or(Err(Error::Timeout("opening handshake"))),
+            None => attempt.await,
+        }
+    }
+
     /// The most redirects followed. Default: 10.
     pub fn max_redirects(mut self, count: usize) -> Self {
         self.options.max_redirects = count;

@@ -102,6 +102,8 @@ pub enum PeerAddr {
     Tcp(SocketAddr),
     /// A Unix socket path (may be unnamed).
     Unix(Option<std::path::PathBuf>),
+    /// Not known: a stream given to [`accept`](crate::accept) without an address.
+    Unknown,
 }
 
 impl fmt::Display for PeerAddr {
@@ -110,6 +112,7 @@ impl fmt::Display for PeerAddr {
             Self::Tcp(addr) => write!(f, "{addr}"),
             Self::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
             Self::Unix(None) => f.write_str("unix:(unnamed)"),
+            Self::Unknown => f.write_str("unknown"),
         }
     }
 }

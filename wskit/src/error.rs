@@ -33,6 +33,10 @@ pub enum Error {
     Handshake(Box<HandshakeError>),
     /// Client: the server answered the handshake with a status other than 101.
     InvalidStatus(Box<Response>),
+    /// Server, on a stream given to [`accept`](crate::accept): the handshake was answered with
+    /// this response, not a 101 (`process_request`'s answer, or the refusal of a request that
+    /// was no valid handshake). The response was sent and the stream shut down.
+    Refused(Box<Response>),
     /// Client: the URI is not a valid `ws://` or `wss://` URI.
     InvalidUri(String),
     /// The opening handshake did not finish within `open_timeout` (TLS, redirects and, on a
@@ -93,7 +97,10 @@ impl Error {
 
     /// Whether the opening handshake failed (including a rejected status).
     pub fn is_handshake(&self) -> bool {
-        matches!(self, Self::Handshake(_) | Self::InvalidStatus(_))
+        matches!(
+            self,
+            Self::Handshake(_) | Self::InvalidStatus(_) | Self::Refused(_)
+        )
     }
 
     /// Whether the opening handshake timed out ([`Timeout`](Self::Timeout)). The ping and
@@ -141,6 +148,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Self::Refused(r) => write!(f, "refused the WebSocket handshake: HTTP {}", r.status),
             Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
             Self::Timeout(what) => write!(f, "timed out: {what}"),
             Self::Tls(e) => write!(f, "TLS error: {e}"),
@@ -159,6 +167,7 @@ impl fmt::Debug for Error {
             Self::Protocol(_) => "Protocol",
             Self::Handshake(_) => "Handshake",
             Self::InvalidStatus(_) => "InvalidStatus",
+            Self::Refused(_) => "Refused",
             Self::InvalidUri(_) => "InvalidUri",
             Self::Timeout(_) => "Timeout",
             Self::Tls(_) => "Tls",
@@ -173,7 +182,7 @@ impl fmt::Debug for Error {
                 Self::ConnectionClosed(closed) => tuple.field(closed),
                 Self::Protocol(e) => tuple.field(e),
                 Self::Handshake(e) => tuple.field(e),
-                Self::InvalidStatus(response) => tuple.field(response),
+                Self::InvalidStatus(response) | Self::Refused(response) => tuple.field(response),
                 Self::InvalidUri(why) => tuple.field(why),
                 Self::Timeout(what) => tuple.field(what),
                 Self::Tls(e) => tuple.field(e),

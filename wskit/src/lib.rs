@@ -54,6 +54,7 @@ mod guides;
 mod handshake;
 mod options;
 pub mod server;
+mod session;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
@@ -66,7 +67,7 @@ pub use connection_set::ConnectionSet;
 pub use error::{Closed, Error, Result};
 #[cfg(unix)]
 pub use server::unix_serve;
-pub use server::{Server, serve, serve_listener, shutdown_signal};
+pub use server::{Server, accept, serve, serve_listener, shutdown_signal};
 #[cfg(feature = "rustls")]
 pub use tls::ServerTls;
 pub use wskit_proto as proto;

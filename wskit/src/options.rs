@@ -1,6 +1,7 @@
-//! Builder methods shared by [`Serve`](crate::server::Serve) and
-//! [`Connect`](crate::client::Connect): compression, limits, queue and buffer sizes, timeouts.
-//! One definition, so that both sides document and apply them the same way.
+//! Builder methods shared by [`Serve`](crate::server::Serve), [`Accept`](crate::server::Accept)
+//! and [`Connect`](crate::client::Connect): compression, limits, queue and buffer sizes,
+//! timeouts; and the server's handshake options. One definition, so that every entry point
+//! documents and applies them the same way.
 
 /// Expands to the shared builder methods inside an `impl` block whose type has an `options`
 /// field with `protocol` (`wskit_proto::Config`), `connection` (`ConnectionConfig`) and
@@ -104,3 +105,98 @@ macro_rules! shared_options {
 }
 
 pub(crate) use shared_options;
+
+/// Expands to the server's handshake options inside an `impl` block whose type has an `options`
+/// field with `protocol` (`wskit_proto::Config`) and `policy`
+/// ([`HandshakePolicy`](crate::session::policy::HandshakePolicy)) fields: origins,
+/// subprotocols, the hooks, headers. Shared by [`Serve`](crate::server::Serve) and
+/// [`Accept`](crate::server::Accept).
+macro_rules! server_options {
+    () => {
+        /// Allowed values of the `Origin` header: exact (`"https://example.com"`) or patterns with
+        /// `*` (`"https://*.example.com"`). Others get 403. Default: any origin, or none.
+        pub fn origins<I, T>(mut self, origins: I) -> Self
+        where
+            I: IntoIterator<Item = T>,
+            T: Into<String>,
+        {
+            self.options.policy.origins = Some(origins.into_iter().map(|o| $crate::session::policy::Origin(o.into())).collect());
+            self
+        }
+
+        /// With [`origins`](Self::origins): also accept requests without an `Origin` header (not
+        /// from a browser). Default: rejected once origins are set.
+        pub fn allow_missing_origin(mut self) -> Self {
+            self.options
+                .policy
+                .origins
+                .get_or_insert_with(Vec::new)
+                .push($crate::session::policy::Origin(String::new()));
+            self
+        }
+
+        /// Subprotocols this server supports, in order of preference. The first one the client
+        /// also offers is selected. Default: none.
+        pub fn subprotocols<I, T>(mut self, subprotocols: I) -> Self
+        where
+            I: IntoIterator<Item = T>,
+            T: Into<String>,
+        {
+            std::sync::Arc::make_mut(&mut self.options.protocol).subprotocols =
+                subprotocols.into_iter().map(Into::into).collect();
+            self
+        }
+
+        /// Choose the subprotocol yourself: called with the request and the subprotocols the client
+        /// offered; return one of them, or `None` for no subprotocol.
+        pub fn select_subprotocol(
+            mut self,
+            select: impl Fn(&wskit_proto::Request, &[String]) -> Option<String> + Send + Sync + 'static,
+        ) -> Self {
+            self.options.policy.select_subprotocol = Some(std::sync::Arc::new(select));
+            self
+        }
+
+        /// Inspect each request before the handshake: return `Some(response)` to answer it with
+        /// that HTTP response instead (a health check, 401/403, 404, an HTML page for a plain GET),
+        /// or `None` to go on with the WebSocket handshake. Every request that parses comes here,
+        /// whatever its method and HTTP version.
+        ///
+        /// The [`Handshake`]($crate::server::Handshake) gives the client's address and takes data for the handler
+        /// ([`Handshake::insert`]($crate::server::Handshake::insert), read with
+        /// [`Connection::data`]($crate::Connection::data)): the user a token belongs to,
+        /// say.
+        pub fn process_request(
+            mut self,
+            process: impl Fn(&mut $crate::server::Handshake<'_>, &wskit_proto::Request) -> Option<wskit_proto::Response> + Send + Sync + 'static,
+        ) -> Self {
+            self.options.policy.process_request = Some(std::sync::Arc::new(process));
+            self
+        }
+
+        /// Modify the response before it is sent (add headers, or replace it).
+        pub fn process_response(
+            mut self,
+            process: impl Fn(&wskit_proto::Request, &mut wskit_proto::Response) + Send + Sync + 'static,
+        ) -> Self {
+            self.options.policy.process_response = Some(std::sync::Arc::new(process));
+            self
+        }
+
+        /// Add a header to every handshake response.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            std::sync::Arc::make_mut(&mut self.options.protocol)
+                .extra_headers
+                .push((name.into(), value.into()));
+            self
+        }
+
+        /// The `Server` header: `Some(value)`, or `None` to send none. Default: `wskit/VERSION`.
+        pub fn server_header(mut self, value: Option<String>) -> Self {
+            self.options.policy.server_header = value;
+            self
+        }
+    };
+}
+
+pub(crate) use server_options;

@@ -39,6 +39,8 @@ use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, Driver, Pe
 use crate::data::ConnectionData;
 use crate::error::{Error, Result};
 use crate::handshake::{flush, read_handshake_event};
+pub use crate::session::policy::Handshake;
+use crate::session::policy::{Answer, HandshakePolicy};
 
 // ===== serve =====
 
@@ -92,6 +94,153 @@ where
         handler,
         bind: Bind::Unix(path.into()),
         options: ServerOptions::default(),
+    }
+}
+
+/// Run the server side of the opening handshake on `stream`, any transport the application
+/// set up itself (a TLS stream of its own, a Unix socket pair, an in-memory `tokio::io::duplex`,
+/// a stream from another library), then return the open connection.
+///
+/// Returns a builder with every handshake and connection option of [`serve`] (limits,
+/// compression, origins, subprotocols, `process_request` and `process_response`, keepalive,
+/// timeouts, headers): set them, then `.await` it. The handshake is answered as `serve` answers
+/// it, under `open_timeout`; the connection's driver then runs in a task of its own. What
+/// belongs to a server stays with `serve`: `max_connections`, graceful shutdown, the set of
+/// connections, and taking back the buffers of quiet connections.
+///
+/// ```
+/// # async fn run() -> wskit::Result<()> {
+/// let (client_end, server_end) = tokio::io::duplex(64 << 10);
+/// let accepting = wskit::accept(server_end).subprotocols(["chat"]).no_compression();
+/// let server = tokio::spawn(accepting.into_future());
+/// let client = wskit::connect("ws://in-memory/").subprotocols(["chat"]).over(client_end).await?;
+/// let server = server.await.expect("no panic")?;
+/// client.send("hello").await?;
+/// assert_eq!(server.recv().await?, "hello");
+/// assert_eq!(server.subprotocol(), Some("chat"));
+/// # Ok(()) }
+/// # use std::future::IntoFuture;
+/// # tokio::runtime::Runtime::new().unwrap().block_on(run()).unwrap();
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Refused`] with the response sent when the handshake was answered with anything but
+/// a 101 (by `process_request`, or because the request was not a valid handshake);
+/// [`Error::Timeout`] after `open_timeout`; [`Error::Io`] and [`Error::Handshake`] when the
+/// transport failed or the client left.
+pub fn accept<S>(stream: S) -> Accept<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    Accept {
+        stream,
+        options: ServerOptions::default(),
+        local_addr: None,
+        remote_addr: PeerAddr::Unknown,
+    }
+}
+
+/// A server handshake on a stream, being configured; `.await` it. Made by [`accept`].
+#[must_use = "the handshake does not start until awaited"]
+pub struct Accept<S> {
+    stream: S,
+    pub(crate) options: ServerOptions,
+    local_addr: Option<PeerAddr>,
+    remote_addr: PeerAddr,
+}
+
+impl<S> Accept<S> {
+    crate::options::shared_options!();
+
+    crate::options::server_options!();
+
+    /// The client's address, as the hooks ([`Handshake::remote_addr`]) and the connection
+    /// ([`Connection::remote_addr`]) report it. Default: unknown.
+    pub fn remote_addr(mut self, addr: PeerAddr) -> Self {
+        self.remote_addr = addr;
+        self
+    }
+
+    /// The local address, as [`Connection::local_addr`] reports it. Default: none.
+    pub fn local_addr(mut self, addr: PeerAddr) -> Self {
+        self.local_addr = Some(addr);
+        self
+    }
+}
+
+impl<S> fmt::Debug for Accept<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accept")
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> IntoFuture for Accept<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Output = Result<Connection>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<Connection>> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+impl<S> Accept<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    async fn run(self) -> Result<Connection> {
+        let Self {
+            mut stream,
+            options,
+            local_addr,
+            remote_addr,
+        } = self;
+        let mut protocol = Protocol::server(Arc::clone(&options.protocol));
+        let opening = async {
+            let request =
+                match read_request(&mut stream, &mut protocol, &options.policy, &remote_addr)
+                    .await?
+                {
+                    Ok(request) => request,
+                    Err(response) => return Err(Error::Refused(response)),
+                };
+            let answer = options
+                .policy
+                .answer(&mut protocol, &request, &remote_addr, || None);
+            match send_answer(&mut stream, &mut protocol, request, answer, &remote_addr).await? {
+                Ok(opened) => Ok(opened),
+                Err(response) => Err(Error::Refused(response)),
+            }
+        };
+        let opened = match options.open_timeout {
+            Some(timeout) => tokio::time::timeout(timeout, opening)
+                .await
+                .unwrap_or(Err(Error::Timeout("opening handshake"))),
+            None => opening.await,
+        };
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                let _ = stream.shutdown().await;
+                return Err(error);
+            }
+        };
+        let info = ConnectionInfo {
+            data: opened.data,
+            request: Some(opened.request),
+            response: None,
+            local_addr,
+            remote_addr: Some(remote_addr),
+        };
+        let (connection, driver) =
+            Connection::open(protocol, stream, Arc::clone(&options.connection), info);
+        tokio::spawn(driver);
+        Ok(connection)
     }
 }
 
@@ -189,54 +338,13 @@ fn wskit_error(error: &dyn std::any::Any) -> Option<&Error> {
         .and_then(|boxed| boxed.downcast_ref::<Error>())
 }
 
-type ProcessRequest = dyn Fn(&mut Handshake<'_>, &Request) -> Option<Response> + Send + Sync;
-type ProcessResponse = dyn Fn(&Request, &mut Response) + Send + Sync;
-type SelectSubprotocol = dyn Fn(&Request, &[String]) -> Option<String> + Send + Sync;
-
-/// A connection whose opening handshake the server is processing, as the handshake hooks see
-/// it: what is known about the client, and the data they leave for the handler.
-#[derive(Debug)]
-pub struct Handshake<'a> {
-    remote_addr: &'a PeerAddr,
-    data: &'a mut Option<Box<ConnectionData>>,
-}
-
-impl Handshake<'_> {
-    /// The client's address.
-    pub fn remote_addr(&self) -> &PeerAddr {
-        self.remote_addr
-    }
-
-    /// Store `value` for the connection's handler, which reads it with
-    /// [`Connection::data`]: one value per type (a newtype per meaning, e.g. `User(String)`),
-    /// so nothing needs a global. Returns the value of the same type it replaces, if any.
-    /// Values stored for a request that is then answered or refused are dropped with it.
-    pub fn insert<T: Send + Sync + 'static>(&mut self, value: T) -> Option<T> {
-        self.data.get_or_insert_default().insert(value)
-    }
-
-    /// The value of type `T` stored by an earlier hook, if any.
-    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.data.as_ref()?.get::<T>()
-    }
-
-    /// Take the value of type `T` out, if any.
-    pub fn remove<T: Send + Sync + 'static>(&mut self) -> Option<T> {
-        self.data.as_mut()?.remove::<T>()
-    }
-}
-
 /// Server options, with Python websockets' defaults.
 #[derive(Clone)]
 pub(crate) struct ServerOptions {
     protocol: Arc<ProtocolConfig>,
     connection: Arc<ConnectionConfig>,
     open_timeout: Option<Duration>,
-    origins: Option<Vec<Origin>>,
-    process_request: Option<Arc<ProcessRequest>>,
-    process_response: Option<Arc<ProcessResponse>>,
-    select_subprotocol: Option<Arc<SelectSubprotocol>>,
-    server_header: Option<String>,
+    policy: HandshakePolicy,
     max_connections: Option<usize>,
     release_idle_buffers: Option<Duration>,
     #[cfg(feature = "rustls")]
@@ -253,53 +361,13 @@ impl Default for ServerOptions {
             protocol: Arc::new(protocol),
             connection: Arc::default(),
             open_timeout: Some(Duration::from_secs(10)),
-            origins: None,
-            process_request: None,
-            process_response: None,
-            select_subprotocol: None,
-            server_header: Some(concat!("wskit/", env!("CARGO_PKG_VERSION")).to_owned()),
+            policy: HandshakePolicy::default(),
             max_connections: None,
             release_idle_buffers: Some(Duration::from_secs(5)),
             #[cfg(feature = "rustls")]
             tls: None,
         }
     }
-}
-
-/// An allowed `Origin`: exact, or a pattern with `*` wildcards.
-#[derive(Clone, Debug)]
-struct Origin(String);
-
-impl Origin {
-    fn matches(&self, origin: &str) -> bool {
-        glob_match(self.0.as_bytes(), origin.as_bytes())
-    }
-}
-
-/// `*` matches any run of characters but `/` (including none); everything else matches
-/// itself, case-insensitively (origins are case-insensitive in scheme and host).
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] != b'*' && pattern[p].eq_ignore_ascii_case(&text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some(p);
-            p += 1;
-            mark = t;
-        } else if let Some(s) = star
-            && text[mark] != b'/'
-        {
-            p = s + 1;
-            mark += 1;
-            t = mark;
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 enum Bind {
@@ -320,87 +388,7 @@ pub struct Serve<H> {
 impl<H> Serve<H> {
     crate::options::shared_options!();
 
-    /// Allowed values of the `Origin` header: exact (`"https://example.com"`) or patterns with
-    /// `*` (`"https://*.example.com"`). Others get 403. Default: any origin, or none.
-    pub fn origins<I, S>(mut self, origins: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.options.origins = Some(origins.into_iter().map(|o| Origin(o.into())).collect());
-        self
-    }
-
-    /// With [`origins`](Self::origins): also accept requests without an `Origin` header (not
-    /// from a browser). Default: rejected once origins are set.
-    pub fn allow_missing_origin(mut self) -> Self {
-        self.options
-            .origins
-            .get_or_insert_with(Vec::new)
-            .push(Origin(String::new()));
-        self
-    }
-
-    /// Subprotocols this server supports, in order of preference. The first one the client
-    /// also offers is selected. Default: none.
-    pub fn subprotocols<I, S>(mut self, subprotocols: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Arc::make_mut(&mut self.options.protocol).subprotocols =
-            subprotocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Choose the subprotocol yourself: called with the request and the subprotocols the client
-    /// offered; return one of them, or `None` for no subprotocol.
-    pub fn select_subprotocol(
-        mut self,
-        select: impl Fn(&Request, &[String]) -> Option<String> + Send + Sync + 'static,
-    ) -> Self {
-        self.options.select_subprotocol = Some(Arc::new(select));
-        self
-    }
-
-    /// Inspect each request before the handshake: return `Some(response)` to answer it with
-    /// that HTTP response instead (a health check, 401/403, 404, an HTML page for a plain GET),
-    /// or `None` to go on with the WebSocket handshake. Every request that parses comes here,
-    /// whatever its method and HTTP version.
-    ///
-    /// The [`Handshake`] gives the client's address and takes data for the handler
-    /// ([`Handshake::insert`], read with [`Connection::data`]): the user a token belongs to,
-    /// say.
-    pub fn process_request(
-        mut self,
-        process: impl Fn(&mut Handshake<'_>, &Request) -> Option<Response> + Send + Sync + 'static,
-    ) -> Self {
-        self.options.process_request = Some(Arc::new(process));
-        self
-    }
-
-    /// Modify the response before it is sent (add headers, or replace it).
-    pub fn process_response(
-        mut self,
-        process: impl Fn(&Request, &mut Response) + Send + Sync + 'static,
-    ) -> Self {
-        self.options.process_response = Some(Arc::new(process));
-        self
-    }
-
-    /// Add a header to every handshake response.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.options.protocol)
-            .extra_headers
-            .push((name.into(), value.into()));
-        self
-    }
-
-    /// The `Server` header: `Some(value)`, or `None` to send none. Default: `wskit/VERSION`.
-    pub fn server_header(mut self, value: Option<String>) -> Self {
-        self.options.server_header = value;
-        self
-    }
+    crate::options::server_options!();
 
     /// The most open connections; handshakes beyond it get 503. Answers from
     /// [`process_request`](Self::process_request) (a health check, say) take no place and are
@@ -606,7 +594,7 @@ impl Server {
             .iter()
             .find_map(|a| match a {
                 PeerAddr::Tcp(addr) => Some(*addr),
-                PeerAddr::Unix(_) => None,
+                PeerAddr::Unix(_) | PeerAddr::Unknown => None,
             })
     }
 
@@ -806,7 +794,7 @@ where
         loop {
             let accepted = tokio::select! {
                 _ = closing.wait_for(|closing| *closing) => break,
-                accepted = accept(&listener) => accepted,
+                accepted = accept_next(&listener) => accepted,
             };
             match accepted {
                 Ok(Accepted::Tcp(stream, remote)) => {
@@ -846,7 +834,7 @@ enum Accepted {
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Listener) -> io::Result<Accepted> {
+async fn accept_next(listener: &Listener) -> io::Result<Accepted> {
     match listener {
         Listener::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
         #[cfg(unix)]
@@ -1168,126 +1156,94 @@ async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = match read_handshake_event(stream, protocol).await {
-        Ok(Event::Request(request)) => request,
-        Ok(_) => {
-            return Err(Error::Handshake(Box::new(HandshakeError::MalformedHttp(
-                "unexpected event",
-            ))));
+    let Ok(request) = read_request(stream, protocol, &options.policy, remote).await? else {
+        return Ok(None);
+    };
+    let answer = if *shared.closing.borrow() {
+        let refusal = Response::new(503, "Server is shutting down.\n");
+        Answer {
+            response: options.policy.finish(&request, refusal),
+            data: None,
         }
+    } else {
+        // process_request answers first: a health check still gets its answer when the
+        // server is full (the answers it gives take no place among `max_connections`).
+        options.policy.answer(protocol, &request, remote, || {
+            (!reserve_slot(shared, options, slot))
+                .then(|| Response::new(503, "Too many connections, try again later.\n"))
+        })
+    };
+    Ok(send_answer(stream, protocol, request, answer, remote)
+        .await?
+        .ok())
+}
+
+/// Read the client's request. `Ok(Err(response))` when it did not parse: it was answered
+/// with `response` (400, 431, 505) already. An error when the client left (nobody to answer)
+/// or the transport failed.
+async fn read_request<S>(
+    stream: &mut S,
+    protocol: &mut Protocol,
+    policy: &HandshakePolicy,
+    remote: &PeerAddr,
+) -> Result<std::result::Result<Box<Request>, Box<Response>>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match read_handshake_event(stream, protocol).await {
+        Ok(Event::Request(request)) => Ok(Ok(request)),
+        Ok(_) => Err(Error::Handshake(Box::new(HandshakeError::MalformedHttp(
+            "unexpected event",
+        )))),
         // A peer that left before its request ended: nobody to answer.
         Err(Error::Handshake(error)) if *error == HandshakeError::UnexpectedEof => {
-            return Err(Error::Handshake(error));
+            Err(Error::Handshake(error))
         }
         Err(Error::Handshake(error)) => {
-            let response = with_server_header(protocol.reject_error(&error), options);
-            send_rejection(stream, protocol, response, remote).await?;
-            return Ok(None);
+            let response = policy.answer_unparsed(protocol, &error);
+            send_rejection(stream, protocol, &response, remote).await?;
+            Ok(Err(Box::new(response)))
         }
-        Err(error) => return Err(error),
-    };
-    // process_request answers first: a health check still gets its answer when the server
-    // is full (the answers it gives take no place among `max_connections`).
-    let mut data = None;
-    let answer = match &options.process_request {
-        _ if *shared.closing.borrow() => Some(Response::new(503, "Server is shutting down.\n")),
-        Some(process) => process(
-            &mut Handshake {
-                remote_addr: remote,
-                data: &mut data,
-            },
-            &request,
-        ),
-        None => None,
-    };
-    let refusal = match answer {
-        Some(answer) => Some(answer),
-        None if !reserve_slot(shared, options, slot) => Some(Response::new(
-            503,
-            "Too many connections, try again later.\n",
-        )),
-        None => None,
-    };
-    if let Some(response) = refusal {
-        let mut response = with_server_header(response, options);
-        if let Some(process) = &options.process_response {
-            process(&request, &mut response);
-        }
-        send_rejection(stream, protocol, response, remote).await?;
-        return Ok(None);
+        Err(error) => Err(error),
     }
-    let accepted = check_origin(&request, options).and_then(|()| {
-        let subprotocol = match &options.select_subprotocol {
-            Some(select) => {
-                let offered: Vec<String> = wskit_proto::handshake::header_tokens(
-                    &request.headers,
-                    "Sec-WebSocket-Protocol",
-                )
-                .map(str::to_owned)
-                .collect();
-                select(&request, &offered)
-            }
-            None => protocol.select_subprotocol(&request),
-        };
-        protocol.accept_with_subprotocol(&request, subprotocol)
-    });
-    let mut response = match accepted {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::debug!(%remote, %error, "handshake rejected");
-            protocol.reject_error(&error)
-        }
-    };
-    // Every response to a request goes through process_response, rejections included.
-    response = with_server_header(response, options);
-    if let Some(process) = &options.process_response {
-        process(&request, &mut response);
+}
+
+/// Send the policy's answer: a 101 opens the connection (`Ok(Ok(..))`), anything else refuses
+/// it (`Ok(Err(response))`).
+async fn send_answer<S>(
+    stream: &mut S,
+    protocol: &mut Protocol,
+    request: Box<Request>,
+    answer: Answer,
+    remote: &PeerAddr,
+) -> Result<std::result::Result<Opened, Box<Response>>>
+where
+    S: AsyncWrite + Unpin,
+{
+    if answer.response.status != 101 {
+        send_rejection(stream, protocol, &answer.response, remote).await?;
+        return Ok(Err(Box::new(answer.response)));
     }
-    if response.status != 101 {
-        send_rejection(stream, protocol, response, remote).await?;
-        return Ok(None);
-    }
-    protocol.send_response(&response)?;
+    protocol.send_response(&answer.response)?;
     flush(stream, protocol).await?;
-    Ok(Some(Opened { request, data }))
+    Ok(Ok(Opened {
+        request,
+        data: answer.data,
+    }))
 }
 
 async fn send_rejection<S>(
     stream: &mut S,
     protocol: &mut Protocol,
-    response: Response,
+    response: &Response,
     remote: &PeerAddr,
 ) -> Result<()>
 where
     S: AsyncWrite + Unpin,
 {
     tracing::info!(%remote, status = response.status, "connection rejected");
-    protocol.send_response(&response)?;
+    protocol.send_response(response)?;
     flush(stream, protocol).await
-}
-
-fn check_origin(
-    request: &Request,
-    options: &ServerOptions,
-) -> std::result::Result<(), HandshakeError> {
-    let Some(allowed) = &options.origins else {
-        return Ok(());
-    };
-    match request.headers.get("Origin") {
-        None if allowed.iter().any(|o| o.0.is_empty()) => Ok(()),
-        None => Err(HandshakeError::InvalidOrigin(None)),
-        Some(origin) if allowed.iter().any(|o| !o.0.is_empty() && o.matches(origin)) => Ok(()),
-        Some(origin) => Err(HandshakeError::InvalidOrigin(Some(origin.to_owned()))),
-    }
-}
-
-fn with_server_header(mut response: Response, options: &ServerOptions) -> Response {
-    if let Some(server) = &options.server_header
-        && !response.headers.contains("Server")
-    {
-        response.headers.append("Server", server.as_str());
-    }
-    response
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -1334,29 +1290,5 @@ mod tests {
             Err::<(), &str>("boom").into_result(),
             Err("boom".to_owned())
         );
-    }
-
-    #[test]
-    fn origin_patterns() {
-        assert!(glob_match(b"https://example.com", b"https://EXAMPLE.com"));
-        assert!(glob_match(
-            b"https://*.example.com",
-            b"https://a.b.example.com"
-        ));
-        assert!(!glob_match(
-            b"https://*.example.com",
-            b"https://example.com"
-        ));
-        assert!(!glob_match(
-            b"https://*.example.com",
-            b"https://evil.com/.example.com.x"
-        ));
-        assert!(!glob_match(
-            b"https://*.example.com",
-            b"https://evil.com/.example.com"
-        ));
-        assert!(glob_match(b"*", b"anything"));
-        assert!(glob_match(b"http://localhost:*", b"http://localhost:8000"));
-        assert!(!glob_match(b"http://localhost", b"http://localhost:8000"));
     }
 }

@@ -18,5 +18,6 @@ mod limits;
 mod raw;
 mod reconnecting;
 mod server;
+mod stream;
 mod timeouts;
 mod tls;

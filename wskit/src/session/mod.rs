@@ -1,0 +1,7 @@
+//! What every I/O layer needs and none of them owns: no runtime, no clock, no I/O here.
+//!
+//! - [`policy`]: the server's handshake policy (origins, subprotocols, `process_request`,
+//!   `process_response`, the `Server` header), one piece for `serve` and for a server
+//!   handshake on any stream.
+
+pub(crate) mod policy;
