@@ -42,6 +42,9 @@ struct LoggingGuide;
 #[doc = include_str!("../../docs/guide/faq.md")]
 struct FaqGuide;
 
+#[doc = include_str!("../../docs/guide/streams.md")]
+struct StreamsGuide;
+
 #[doc = include_str!("../../docs/guide/deployment.md")]
 struct DeploymentGuide;
 
