@@ -100,6 +100,11 @@ impl Side {
     fn receive(&mut self, chunk: &[u8]) {
         let result = self.protocol.receive_data(chunk);
         self.after(chunk.len(), result, Vec::new());
+        // An I/O layer's idle round, after chunks that start with a byte >= 0x80: buffers and
+        // the compression state go (only the windows stay), whatever is in progress.
+        if chunk.first().is_some_and(|&byte| byte >= 0x80) {
+            self.protocol.release_buffers();
+        }
     }
 
     /// The transport ends. An error is fine (an abnormal closure), even after an earlier one.
