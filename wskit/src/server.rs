@@ -244,6 +244,177 @@ where
     }
 }
 
+/// Answer a WebSocket handshake `request` that another HTTP layer received (a web framework,
+/// a proxy, a server of your own), with every handshake and connection option of [`serve`];
+/// then, once that layer has sent the answer and handed over the connection's stream, open the
+/// WebSocket connection on it.
+///
+/// The decision is synchronous and runtime-free (the same policy as `serve`): `.answer()`
+/// gives an [`Upgrading`] whose [`response`](Upgrading::response) your layer sends: a 101 with
+/// the negotiated extension and subprotocol, or a refusal (`process_request`'s answer, 400, 403,
+/// 405, 426, 505) to send as it is. After a 101, [`Upgrading::open`] takes the stream.
+///
+/// ```
+/// use wskit::Request;
+/// use wskit::server::upgrade;
+///
+/// let mut request = Request::get("/chat");
+/// for (name, value) in [
+///     ("Host", "example.com"),
+///     ("Upgrade", "websocket"),
+///     ("Connection", "Upgrade"),
+///     ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+///     ("Sec-WebSocket-Version", "13"),
+///     ("Sec-WebSocket-Protocol", "chat"),
+/// ] {
+///     request.headers.append(name, value);
+/// }
+/// let upgrading = upgrade(request).subprotocols(["chat"]).answer();
+/// let response = upgrading.response();
+/// assert_eq!(response.status, 101);
+/// assert_eq!(response.headers.get("Sec-WebSocket-Accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+/// assert_eq!(response.headers.get("Sec-WebSocket-Protocol"), Some("chat"));
+/// // ... send it, then: let ws = upgrading.open(stream)?;
+/// ```
+pub fn upgrade(request: Request) -> Upgrade {
+    Upgrade {
+        request: Box::new(request),
+        options: ServerOptions::default(),
+        local_addr: None,
+        remote_addr: PeerAddr::Unknown,
+    }
+}
+
+/// A handshake request received by another HTTP layer, being answered. Made by [`upgrade`].
+#[must_use = "nothing is decided until answer() is called"]
+pub struct Upgrade {
+    request: Box<Request>,
+    pub(crate) options: ServerOptions,
+    local_addr: Option<PeerAddr>,
+    remote_addr: PeerAddr,
+}
+
+impl Upgrade {
+    crate::options::shared_options!();
+
+    crate::options::server_options!();
+
+    /// The client's address, as the hooks and the connection report it. Default: unknown.
+    pub fn remote_addr(mut self, addr: PeerAddr) -> Self {
+        self.remote_addr = addr;
+        self
+    }
+
+    /// The local address, as [`Connection::local_addr`] reports it. Default: none.
+    pub fn local_addr(mut self, addr: PeerAddr) -> Self {
+        self.local_addr = Some(addr);
+        self
+    }
+
+    /// Decide the answer: `process_request`, then the handshake (origin, subprotocol,
+    /// extensions), then `process_response`, as `serve` does.
+    pub fn answer(self) -> Upgrading {
+        let mut protocol = Protocol::server(Arc::clone(&self.options.protocol));
+        let answer =
+            self.options
+                .policy
+                .answer(&mut protocol, &self.request, &self.remote_addr, || None);
+        if answer.response.status != 101 {
+            tracing::info!(remote = %self.remote_addr, status = answer.response.status, "connection rejected");
+        }
+        Upgrading {
+            protocol,
+            answer,
+            request: self.request,
+            connection: self.options.connection,
+            local_addr: self.local_addr,
+            remote_addr: self.remote_addr,
+        }
+    }
+}
+
+impl fmt::Debug for Upgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgrade")
+            .field("path", &self.request.path)
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to a handshake request received by another HTTP layer: send
+/// [`response`](Self::response), then, after a 101, [`open`](Self::open) the connection on the
+/// stream. Made by [`Upgrade::answer`].
+pub struct Upgrading {
+    protocol: Protocol,
+    answer: Answer,
+    request: Box<Request>,
+    connection: Arc<ConnectionConfig>,
+    local_addr: Option<PeerAddr>,
+    remote_addr: PeerAddr,
+}
+
+impl Upgrading {
+    /// The response to send: a 101 with `Upgrade`, `Connection`, `Sec-WebSocket-Accept`, the
+    /// negotiated `Sec-WebSocket-Extensions` and `Sec-WebSocket-Protocol` and the `Server`
+    /// header; or a refusal with its status, headers and body, to send as it is (it asks to
+    /// close the connection).
+    pub fn response(&self) -> &Response {
+        &self.answer.response
+    }
+
+    /// Whether the handshake is accepted: the response is a 101.
+    pub fn is_accepted(&self) -> bool {
+        self.answer.response.status == 101
+    }
+
+    /// Open the WebSocket connection on `stream`, the transport of the request, once the 101
+    /// was sent on it (the bytes that follow it are frames). The connection's driver runs in a
+    /// task of its own: call this inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Refused`] with the response, when it was not a 101.
+    pub fn open<S>(self, stream: S) -> Result<Connection>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            mut protocol,
+            answer,
+            request,
+            connection,
+            local_addr,
+            remote_addr,
+        } = self;
+        if answer.response.status != 101 {
+            return Err(Error::Refused(Box::new(answer.response)));
+        }
+        // The other layer sent the response: the protocol only takes its state from it.
+        protocol.send_response(&answer.response)?;
+        protocol.discard_output();
+        let info = ConnectionInfo {
+            data: answer.data,
+            request: Some(request),
+            response: None,
+            local_addr,
+            remote_addr: Some(remote_addr),
+        };
+        let (connection, driver) = Connection::open(protocol, stream, connection, info);
+        tokio::spawn(driver);
+        Ok(connection)
+    }
+}
+
+impl fmt::Debug for Upgrading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Upgrading")
+            .field("status", &self.answer.response.status)
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An address to bind: a string to resolve (`"localhost:8765"`) or a socket address.
 #[derive(Clone, Debug)]
 pub struct BindAddr(BindAddrKind);

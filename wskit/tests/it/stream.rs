@@ -192,3 +192,70 @@ async fn accept_on_a_tls_stream_of_the_applications_own() {
     assert!(matches!(server.remote_addr(), Some(PeerAddr::Tcp(_))));
     round_trip(&client, &server).await;
 }
+
+/// An HTTP layer of the test's own receives the request; wskit decides the answer, the layer
+/// sends it, and wskit takes over the stream after a 101.
+#[tokio::test]
+async fn upgrade_a_request_another_http_layer_received() {
+    use wskit_proto::HttpLimits;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = tokio::spawn(async move {
+        let mut opened = Vec::new();
+        for _ in 0..2 {
+            let (mut stream, remote) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let request = loop {
+                let mut chunk = [0; 1024];
+                let n = stream.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some((request, used)) =
+                    wskit::Request::parse(&buf, &HttpLimits::default()).unwrap()
+                {
+                    assert_eq!(used, buf.len(), "the client waits for the answer");
+                    break request;
+                }
+            };
+            let upgrading = wskit::server::upgrade(request)
+                .subprotocols(["chat"])
+                .remote_addr(PeerAddr::Tcp(remote))
+                .process_request(|_, request| {
+                    (request.path == "/private").then(|| Response::new(401, "Who are you?\n"))
+                })
+                .answer();
+            let mut head = Vec::new();
+            upgrading.response().write(&mut head);
+            stream.write_all(&head).await.unwrap();
+            if upgrading.is_accepted() {
+                opened.push(upgrading.open(stream).unwrap());
+            } else {
+                let error = upgrading.open(stream).unwrap_err();
+                assert!(
+                    matches!(&error, Error::Refused(r) if r.status == 401),
+                    "{error:?}"
+                );
+            }
+        }
+        opened
+    });
+    let refused = within(wskit::connect(format!("ws://{addr}/private")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.response().map(|r| r.status),
+        Some(401),
+        "{refused:?}"
+    );
+    let client = within(wskit::connect(format!("ws://{addr}/chat")).subprotocols(["chat"]))
+        .await
+        .unwrap();
+    let mut opened = within(layer).await.unwrap();
+    let server = opened.pop().unwrap();
+    assert_eq!(
+        (server.path(), server.subprotocol()),
+        ("/chat", Some("chat"))
+    );
+    assert!(server.is_compressed() && client.is_compressed());
+    round_trip(&client, &server).await;
+}
