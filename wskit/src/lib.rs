@@ -52,6 +52,8 @@ mod data;
 pub mod error;
 mod guides;
 mod handshake;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod options;
 pub mod server;
 mod session;

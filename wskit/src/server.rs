@@ -277,12 +277,7 @@ where
 /// // ... send it, then: let ws = upgrading.open(stream)?;
 /// ```
 pub fn upgrade(request: Request) -> Upgrade {
-    Upgrade {
-        request: Box::new(request),
-        options: ServerOptions::default(),
-        local_addr: None,
-        remote_addr: PeerAddr::Unknown,
-    }
+    Upgrade::with_options(request, ServerOptions::default())
 }
 
 /// A handshake request received by another HTTP layer, being answered. Made by [`upgrade`].
@@ -295,6 +290,16 @@ pub struct Upgrade {
 }
 
 impl Upgrade {
+    /// `request` to answer with `options` (another integration's builder).
+    pub(crate) fn with_options(request: Request, options: ServerOptions) -> Self {
+        Self {
+            request: Box::new(request),
+            options,
+            local_addr: None,
+            remote_addr: PeerAddr::Unknown,
+        }
+    }
+
     crate::options::shared_options!();
 
     crate::options::server_options!();
@@ -512,10 +517,10 @@ fn wskit_error(error: &dyn std::any::Any) -> Option<&Error> {
 /// Server options, with Python websockets' defaults.
 #[derive(Clone)]
 pub(crate) struct ServerOptions {
-    protocol: Arc<ProtocolConfig>,
-    connection: Arc<ConnectionConfig>,
-    open_timeout: Option<Duration>,
-    policy: HandshakePolicy,
+    pub(crate) protocol: Arc<ProtocolConfig>,
+    pub(crate) connection: Arc<ConnectionConfig>,
+    pub(crate) open_timeout: Option<Duration>,
+    pub(crate) policy: HandshakePolicy,
     max_connections: Option<usize>,
     release_idle_buffers: Option<Duration>,
     #[cfg(feature = "rustls")]

@@ -13,6 +13,8 @@ mod conformance;
 mod connection;
 mod examples;
 mod handshake;
+#[cfg(feature = "hyper")]
+mod hyper;
 mod keepalive;
 mod limits;
 mod raw;
