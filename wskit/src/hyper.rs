@@ -135,18 +135,29 @@ impl IntoFuture for Opening {
 
 /// The parts of hyper's request that the handshake reads.
 fn to_wskit<B>(request: &http::Request<B>) -> Request {
-    let path = request
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let mut converted = Request::new(request.method().as_str(), path);
-    converted.version = if request.version() == http::Version::HTTP_10 {
+    request_from_parts(
+        request.method(),
+        request.uri(),
+        request.version(),
+        request.headers(),
+    )
+}
+
+/// The parts of an `http` request that the handshake reads, as wskit's request.
+pub(crate) fn request_from_parts(
+    method: &http::Method,
+    uri: &http::Uri,
+    version: http::Version,
+    headers: &http::HeaderMap,
+) -> Request {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let mut converted = Request::new(method.as_str(), path);
+    converted.version = if version == http::Version::HTTP_10 {
         HttpVersion::Http10
     } else {
         HttpVersion::Http11
     };
-    for (name, value) in request.headers() {
+    for (name, value) in headers {
         // Header values that are not UTF-8 are kept as Latin-1, as HTTP allows.
         let value = match value.to_str() {
             Ok(value) => value.to_owned(),
@@ -158,7 +169,7 @@ fn to_wskit<B>(request: &http::Request<B>) -> Request {
 }
 
 /// wskit's response as hyper's.
-fn to_http<R: From<Bytes>>(response: &Response) -> http::Response<R> {
+pub(crate) fn to_http<R: From<Bytes>>(response: &Response) -> http::Response<R> {
     let mut builder = http::Response::builder().status(response.status);
     for (name, value) in response.headers.iter() {
         // hyper sets Content-Length itself from the body.

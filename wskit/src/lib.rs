@@ -44,6 +44,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "axum")]
+pub mod axum;
 mod broadcast;
 pub mod client;
 pub mod connection;

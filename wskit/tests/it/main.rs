@@ -5,6 +5,8 @@ mod support;
 #[path = "../shared/examples.rs"]
 mod example_support;
 
+#[cfg(feature = "axum")]
+mod axum;
 mod basics;
 mod broadcast;
 mod client;
