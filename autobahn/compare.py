@@ -6,6 +6,8 @@
 
 ROLE is "server" or "client". For every case of the expected results, the behavior and the
 close behavior of the report must be the same; a case missing from a report is a difference.
+ROLE "axum" is the server role through the axum integration: each case it ran must have the
+server's expected results (it may run fewer cases: the slow sections are left out in CI).
 Exits 1 on any difference. Standard library only.
 """
 import json
@@ -44,10 +46,12 @@ def main(argv):
     actual = {}
     for spec in reports:
         role, _, path = spec.partition("=")
-        if role not in ("server", "client") or not path:
-            sys.exit(f"bad report argument {spec!r}: use server=PATH or client=PATH")
+        if role not in ("server", "client", "axum") or not path:
+            sys.exit(f"bad report argument {spec!r}: use server=, client= or axum=PATH")
         actual[role] = load_report(path)
     if write:
+        # The axum run is held to the server's expectations, not recorded on its own.
+        actual.pop("axum", None)
         ordered = {
             role: {case: actual[role][case] for case in sorted(actual[role], key=case_key)}
             for role in sorted(actual)
@@ -64,6 +68,16 @@ def main(argv):
     differences = 0
     for role, cases in actual.items():
         print(summary(role, cases))
+        if role == "axum":
+            if not cases:
+                differences += 1
+                print("  axum: no case ran")
+            for case in sorted(cases, key=case_key):
+                want = expected.get("server", {}).get(case)
+                if cases[case] != want:
+                    differences += 1
+                    print(f"  axum {case}: expected the server's {want}, got {cases[case]}")
+            continue
         for case in sorted(expected.get(role, {}), key=case_key):
             want = expected[role][case]
             got = cases.get(case)

@@ -28,10 +28,11 @@ bash "$HARNESS/setup.sh"
 PY="$AUTOBAHN_VENV/bin/python"
 WSTEST="$AUTOBAHN_VENV/bin/wstest"
 cargo build --release --locked --example autobahn_server --example autobahn_client
+cargo build --release --locked --features axum --example axum_echo
 
 WORK="$ROOT/autobahn/reports"
 rm -rf "$WORK"
-mkdir -p "$WORK/servers" "$WORK/clients"
+mkdir -p "$WORK/servers" "$WORK/clients" "$WORK/axum"
 # The committed specs, with --fast's exclusions added when asked.
 "$PY" - "$MODE" "$ROOT/autobahn" "$WORK" <<'PYEOF'
 import json, sys
@@ -43,6 +44,18 @@ for name in ("fuzzingclient.json", "fuzzingserver.json"):
         spec["exclude-cases"] = ["9.*", "12.*", "13.*"]
     with open(f"{work}/{name}", "w") as f:
         json.dump(spec, f, indent=2)
+# The server role again, through the axum integration (examples/axum_echo). Without the slow
+# sections 9, 12 and 13 unless AUTOBAHN_AXUM_FULL=1: they test the connection, which is the
+# same; what the integration changes is the handshake and the stream.
+import os
+with open(f"{src}/fuzzingclient.json") as f:
+    spec = json.load(f)
+spec["outdir"] = "./reports/axum"
+spec["servers"] = [{"agent": "wskit-axum", "url": "ws://127.0.0.1:9003"}]
+if os.environ.get("AUTOBAHN_AXUM_FULL") != "1" or mode == "fast":
+    spec["exclude-cases"] = ["9.*", "12.*", "13.*"]
+with open(f"{work}/fuzzingclient-axum.json", "w") as f:
+    json.dump(spec, f, indent=2)
 PYEOF
 
 PIDS=()
@@ -83,7 +96,26 @@ START=$(date +%s)
 echo "   done in $(( $(date +%s) - START )) s"
 "$PY" "$HARNESS/summarize.py" "$WORK/clients" || true
 
-REPORTS=(server="$WORK/servers/index.json" client="$WORK/clients/index.json")
+echo "== server role through axum: wstest -m fuzzingclient against examples/axum_echo"
+./target/release/examples/axum_echo 127.0.0.1:9003 > "$WORK/axum/testee.log" 2>&1 &
+PIDS+=($!)
+"$PY" - <<'PYEOF'
+import socket, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", 9003), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("the axum testee did not start")
+PYEOF
+START=$(date +%s)
+(cd "$ROOT/autobahn" && "$WSTEST" -m fuzzingclient -s reports/fuzzingclient-axum.json > reports/axum/wstest.log 2>&1)
+echo "   done in $(( $(date +%s) - START )) s"
+"$PY" "$HARNESS/summarize.py" "$WORK/axum" || true
+
+REPORTS=(server="$WORK/servers/index.json" client="$WORK/clients/index.json" axum="$WORK/axum/index.json")
 case "$MODE" in
   fast) echo "(--fast: not compared with the expected results)" ;;
   write) "$PY" autobahn/compare.py --write autobahn/expected-results.json "${REPORTS[@]}" ;;

@@ -33,7 +33,15 @@ const WAIT: Duration = Duration::from_secs(20);
 /// The path of example `name`, building every example the first time.
 fn example_path(name: &str) -> PathBuf {
     static EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    let examples = EXAMPLES.get_or_init(build_examples);
+    static AXUM_EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let examples = if name == "axum_echo" {
+        // Needs the `axum` feature, which a plain `--examples` build leaves out.
+        AXUM_EXAMPLES.get_or_init(|| {
+            crate::example_support::build_examples(&["--features", "axum", "--example", name])
+        })
+    } else {
+        EXAMPLES.get_or_init(build_examples)
+    };
     match examples.get(name) {
         Some(path) => path.clone(),
         None => panic!("no example {name} among {:?}", examples.keys()),
@@ -642,4 +650,20 @@ async fn reconnecting_client_comes_back_after_the_server_restarts() {
         })
         .await;
     assert_eq!(server.connections().len(), 1);
+}
+
+#[tokio::test]
+async fn axum_echo_echoes_through_the_axum_extractor() {
+    let (_server, addr) = Example::server("axum_echo", &[]).await;
+    // Every path upgrades; compression is negotiated; a large message comes back whole.
+    let ws = within(wskit::connect(format!("ws://{addr}/any/path")).max_size(Some(8 << 20)))
+        .await
+        .unwrap();
+    assert!(ws.is_compressed());
+    let large = "x".repeat(3 << 20);
+    for message in ["hello", large.as_str()] {
+        ws.send(message).await.unwrap();
+        assert_eq!(within(ws.recv()).await.unwrap(), message);
+    }
+    within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
 }
