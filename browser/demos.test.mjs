@@ -7,6 +7,7 @@
 //
 // Environment:
 //   WSKIT_SHOW_TIME_URL, WSKIT_COUNTER_URL, WSKIT_CHAT_URL   the pages (http://127.0.0.1:PORT/)
+//   WSKIT_AXUM_APP_URL   the counter page of examples/axum_app.rs, whose /api/state is checked too
 //   WSKIT_BROWSER_OUTPUT   where the screenshots go (default: a directory under the system's temp)
 //   WSKIT_BROWSER_TIMEOUT_MS   the whole run's bound (default 90000)
 //   CHROMIUM               the browser (default /usr/bin/chromium: Debian's package; playwright's
@@ -186,13 +187,24 @@ async function click(name, button) {
   await page.click(`.${button}`);
 }
 
-async function counter() {
-  step = 'counter';
-  const address = url('WSKIT_COUNTER_URL');
+/** The `counter` demo, or (`api`: true) the same page served by `axum_app`, whose
+ * `GET /api/state` must say what the pages show. */
+async function counter(variable = 'WSKIT_COUNTER_URL', label = 'counter', api = false) {
+  step = label;
+  const address = url(variable);
+  const expectState = async (value, users) => {
+    if (!api) return;
+    await until(`${label}: /api/state to say value ${value}, ${users} users`, async () => {
+      const seen = await (await fetch(new URL('api/state', address))).json();
+      return { ok: seen.value === value && seen.users === users, seen };
+    });
+  };
+  await expectState(0, 0);
   await openPage('A', address);
   await expectCounter(['A'], 0, 1);
   await openPage('B', address);
   await expectCounter(['A', 'B'], 0, 2);
+  await expectState(0, 2);
 
   // One click at a time: both pages follow each one.
   let value = 0;
@@ -203,13 +215,13 @@ async function counter() {
     ['B', 'plus'],
     ['B', 'plus'],
   ]) {
-    step = `counter: click ${button} in page ${name}`;
+    step = `${label}: click ${button} in page ${name}`;
     await click(name, button);
     value += button === 'plus' ? 1 : -1;
     await expectCounter(['A', 'B'], value, 2);
   }
   // A burst from both pages, without waiting in between: both end on the same value.
-  step = 'counter: a burst of clicks in both pages';
+  step = `${label}: a burst of clicks in both pages`;
   const burst = [
     ['A', 'plus'],
     ['B', 'minus'],
@@ -223,15 +235,17 @@ async function counter() {
     value += button === 'plus' ? 1 : -1;
   }
   await expectCounter(['A', 'B'], value, 2);
-  await screenshot('A', 'counter-a.png');
-  await screenshot('B', 'counter-b.png');
+  await expectState(value, 2);
+  await screenshot('A', `${label}-a.png`);
+  await screenshot('B', `${label}-b.png`);
 
-  step = 'counter: page B closed';
+  step = `${label}: page B closed`;
   await closePage('B');
   await expectCounter(['A'], value, 1);
+  await expectState(value, 1);
   await closePage('A');
   assertNoPageErrors();
-  log(`ok counter: both pages showed ${value} and 2 users online, then 1 user`);
+  log(`ok ${label}: both pages showed ${value} and 2 users online, then 1 user`);
 }
 
 // ===== chat =====
@@ -324,7 +338,9 @@ async function chatHistory() {
 
 async function main() {
   if (!MODES.includes(mode)) throw new Error(`unknown mode ${mode}: one of ${MODES.join(', ')}`);
-  if (mode === 'demos') ['WSKIT_SHOW_TIME_URL', 'WSKIT_COUNTER_URL', 'WSKIT_CHAT_URL'].forEach(url);
+  if (mode === 'demos') {
+    ['WSKIT_SHOW_TIME_URL', 'WSKIT_COUNTER_URL', 'WSKIT_CHAT_URL', 'WSKIT_AXUM_APP_URL'].forEach(url);
+  }
   else url('WSKIT_CHAT_URL');
   step = 'launch chromium';
   await mkdir(output, { recursive: true });
@@ -339,6 +355,7 @@ async function main() {
   if (mode === 'demos') {
     await showTime();
     await counter();
+    await counter('WSKIT_AXUM_APP_URL', 'axum-app', true);
     await chat();
   } else {
     await chatHistory();

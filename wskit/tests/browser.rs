@@ -1,8 +1,9 @@
-//! The browser demos (`show_time`, `counter`, `chat` in `wskit/examples/`) in a real headless
-//! Chromium: Debian's `chromium` driven by `playwright-core` from npm (`browser/`), as a person
-//! would use them: pages opened, buttons clicked, messages typed.
+//! The browser demos (`show_time`, `counter`, `axum_app`, `chat` in `wskit/examples/`) in a real
+//! headless Chromium: Debian's `chromium` driven by `playwright-core` from npm (`browser/`), as a
+//! person would use them: pages opened, buttons clicked, messages typed (and, for `axum_app`,
+//! its `/api/state` read between the clicks).
 //!
-//! This test builds the three examples (`cargo build --example ...` in this test binary's
+//! This test builds the four examples (`cargo build --example ...` in this test binary's
 //! profile, as `tests/it/examples.rs` does), starts each on a free loopback port, runs
 //! `node browser/demos.test.mjs demos` against them, restarts chat on the same history file and
 //! runs `node browser/demos.test.mjs chat-history`. Screenshots of each demo land in
@@ -39,10 +40,12 @@ const NPM_CI: Duration = Duration::from_secs(300);
 const DEMOS: [&str; 3] = ["show_time", "counter", "chat"];
 
 /// The screenshots that the node script must have written.
-const SCREENSHOTS: [&str; 5] = [
+const SCREENSHOTS: [&str; 7] = [
     "show_time.png",
     "counter-a.png",
     "counter-b.png",
+    "axum-app-a.png",
+    "axum-app-b.png",
     "chat.png",
     "chat-after-restart.png",
 ];
@@ -77,11 +80,13 @@ fn browser_demos_work_in_headless_chromium() {
     let deadline = started + BUDGET;
     let show_time = Server::start(&examples["show_time"], &[], deadline);
     let counter = Server::start(&examples["counter"], &[], deadline);
+    let axum_app = Server::start(&examples["axum_app"], &[], deadline);
     let mut chat = Server::start(&examples["chat"], &[&chat_log], deadline);
     let url = |server: &Server| format!("http://{}/", server.addr);
     let env = vec![
         ("WSKIT_SHOW_TIME_URL", url(&show_time)),
         ("WSKIT_COUNTER_URL", url(&counter)),
+        ("WSKIT_AXUM_APP_URL", url(&axum_app)),
         ("WSKIT_CHAT_URL", url(&chat)),
         ("WSKIT_BROWSER_OUTPUT", output.display().to_string()),
         ("CHROMIUM", chromium.display().to_string()),
@@ -91,9 +96,9 @@ fn browser_demos_work_in_headless_chromium() {
         "demos",
         &env,
         deadline,
-        &[&show_time, &counter, &chat],
+        &[&show_time, &counter, &axum_app, &chat],
     );
-    drop((show_time, counter));
+    drop((show_time, counter, axum_app));
 
     // Everyone left: the log ends with the last notice (the server writes it when it sees the
     // page's WebSocket close, a moment after the browser is gone).
@@ -241,9 +246,16 @@ fn npm_ci_if_needed(browser: &Path) {
 /// `cargo build -p wskit --example ...` for the demos, and where each executable went.
 fn build_examples() -> HashMap<String, PathBuf> {
     let selection: Vec<&str> = DEMOS.iter().flat_map(|demo| ["--example", demo]).collect();
-    let examples = examples::build_examples(&selection);
-    for demo in DEMOS {
-        assert!(examples.contains_key(demo), "cargo built no {demo}");
+    let mut examples = examples::build_examples(&selection);
+    // The axum counter needs the `axum` feature.
+    examples.extend(examples::build_examples(&[
+        "--features",
+        "axum",
+        "--example",
+        "axum_app",
+    ]));
+    for demo in DEMOS.iter().chain(&["axum_app"]) {
+        assert!(examples.contains_key(*demo), "cargo built no {demo}");
     }
     examples
 }

@@ -34,10 +34,17 @@ const WAIT: Duration = Duration::from_secs(20);
 fn example_path(name: &str) -> PathBuf {
     static EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     static AXUM_EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    let examples = if name == "axum_echo" {
-        // Needs the `axum` feature, which a plain `--examples` build leaves out.
+    let examples = if name.starts_with("axum_") {
+        // They need the `axum` feature, which a plain `--examples` build leaves out.
         AXUM_EXAMPLES.get_or_init(|| {
-            crate::example_support::build_examples(&["--features", "axum", "--example", name])
+            crate::example_support::build_examples(&[
+                "--features",
+                "axum",
+                "--example",
+                "axum_echo",
+                "--example",
+                "axum_app",
+            ])
         })
     } else {
         EXAMPLES.get_or_init(build_examples)
@@ -665,5 +672,45 @@ async fn axum_echo_echoes_through_the_axum_extractor() {
         ws.send(message).await.unwrap();
         assert_eq!(within(ws.recv()).await.unwrap(), message);
     }
+    within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
+}
+
+#[tokio::test]
+async fn axum_app_serves_the_page_the_state_and_the_websocket_from_one_state() {
+    let (_server, addr) = Example::server("axum_app", &[]).await;
+    let state = || async move {
+        let request = b"GET /api/state HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let (head, body) = crate::raw::http_exchange(addr, request).await;
+        assert_eq!(status(&head), 200, "{head}");
+        serde_json::from_slice::<Value>(&body).unwrap()
+    };
+    assert_eq!(state().await, json!({"value": 0, "users": 0}));
+    let page = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (head, body) = crate::raw::http_exchange(addr, page).await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("/ws`"));
+
+    let ws = within(wskit::connect(format!("ws://{addr}/ws")))
+        .await
+        .unwrap();
+    let event = |message: wskit::Message| {
+        serde_json::from_str::<Value>(message.as_text().unwrap()).unwrap()
+    };
+    assert_eq!(
+        event(within(ws.recv()).await.unwrap()),
+        json!({"type": "users", "count": 1})
+    );
+    assert_eq!(
+        event(within(ws.recv()).await.unwrap()),
+        json!({"type": "value", "value": 0})
+    );
+    ws.send(json!({"action": "plus"}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        event(within(ws.recv()).await.unwrap()),
+        json!({"type": "value", "value": 1})
+    );
+    assert_eq!(state().await, json!({"value": 1, "users": 1}));
     within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
 }
