@@ -20,9 +20,11 @@
 //! }));
 //! ```
 //!
-//! The extractor never rejects: a request that is not a valid handshake is answered by
-//! [`on_upgrade`](WebSocketUpgrade::on_upgrade) as [`serve`](crate::serve) answers it (405,
-//! 426, 400, 505, `process_request`'s own answer), so routes behave the same on either.
+//! The extractor never rejects: a request that reaches the route and is not a valid handshake
+//! is answered by [`on_upgrade`](WebSocketUpgrade::on_upgrade) as [`serve`](crate::serve)
+//! answers it (426, 400, 403, 505, `process_request`'s own answer; a method the route does not
+//! take is axum's to answer). WebSockets over HTTP/2 (RFC 8441) are not done yet: an HTTP/2
+//! request gets 505.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -37,12 +39,13 @@ use wskit_proto::Request;
 
 use crate::connection::{Connection, PeerAddr};
 use crate::server::{ServerOptions, Upgrade};
+use wskit_proto::{CloseCode, HandshakeError, Protocol};
 
 /// The extractor: a WebSocket handshake request, to answer with
 /// [`on_upgrade`](Self::on_upgrade). Set options with its builder methods first (the same as
 /// [`serve`](crate::serve)'s).
 pub struct WebSocketUpgrade {
-    request: Request,
+    request: Result<Request, HandshakeError>,
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     pub(crate) options: ServerOptions,
     remote_addr: Option<PeerAddr>,
@@ -79,18 +82,32 @@ impl WebSocketUpgrade {
     }
 
     /// Answer the request: a 101 (the connection then goes to `callback`, in a task of its
-    /// own, once axum has handed it over), or a refusal with its status.
+    /// own, once axum has handed it over, within `open_timeout`), or a refusal with its status.
+    /// When `callback` returns, the connection closes with 1000; if it panics, with 1011, as a
+    /// `serve` handler's.
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
     where
         F: FnOnce(Connection) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let mut upgrade = Upgrade::with_options(self.request, self.options);
+        let request = match self.request {
+            Ok(request) => request,
+            Err(error) => {
+                let protocol = Protocol::server(std::sync::Arc::clone(&self.options.protocol));
+                let response = self.options.policy.answer_unparsed(&protocol, &error);
+                return crate::hyper::to_http_or_500(&response);
+            }
+        };
+        let open_timeout = self.options.open_timeout;
+        let mut upgrade = Upgrade::with_options(request, self.options);
         if let Some(addr) = self.remote_addr {
             upgrade = upgrade.remote_addr(addr);
         }
         let upgrading = upgrade.answer();
-        let response: Response = crate::hyper::to_http::<Body>(upgrading.response());
+        let Ok(response) = crate::hyper::to_http::<Body>(upgrading.response()) else {
+            tracing::error!("a hook set a header that is not valid HTTP; refused with 500");
+            return crate::hyper::internal_error();
+        };
         if !upgrading.is_accepted() {
             return response;
         }
@@ -101,16 +118,38 @@ impl WebSocketUpgrade {
             return response;
         };
         tokio::spawn(async move {
-            let upgraded = match on_upgrade.await {
+            let upgraded = match open_timeout {
+                Some(timeout) => match tokio::time::timeout(timeout, on_upgrade).await {
+                    Ok(upgraded) => upgraded,
+                    Err(_) => {
+                        tracing::debug!("upgrade timed out");
+                        return;
+                    }
+                },
+                None => on_upgrade.await,
+            };
+            let upgraded = match upgraded {
                 Ok(upgraded) => upgraded,
                 Err(error) => {
                     tracing::debug!(%error, "upgrade failed");
                     return;
                 }
             };
-            match upgrading.open(TokioIo::new(upgraded)) {
-                Ok(connection) => callback(connection).await,
-                Err(error) => tracing::debug!(%error, "opening the connection failed"),
+            let connection = match upgrading.open(TokioIo::new(upgraded)) {
+                Ok(connection) => connection,
+                Err(error) => {
+                    tracing::debug!(%error, "opening the connection failed");
+                    return;
+                }
+            };
+            // The callback in a task of its own, to see a panic; this handle closes the
+            // connection with 1011 then (with 1000 when the callback returns, as it is dropped).
+            let kept = connection.clone();
+            if let Err(error) = tokio::spawn(callback(connection)).await
+                && error.is_panic()
+            {
+                tracing::error!(id = kept.id(), "connection handler panicked");
+                let _ = kept.close(CloseCode::INTERNAL_ERROR, "").await;
             }
         });
         response
@@ -120,7 +159,7 @@ impl WebSocketUpgrade {
 impl fmt::Debug for WebSocketUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
-            .field("path", &self.request.path)
+            .field("path", &self.request.as_ref().map(|r| r.path.as_str()))
             .finish_non_exhaustive()
     }
 }

@@ -114,10 +114,12 @@ impl Error {
         matches!(self, Self::Io(_))
     }
 
-    /// Client: the response of a server that rejected the handshake.
+    /// The response of a refused handshake: the server's, on a client
+    /// ([`InvalidStatus`](Self::InvalidStatus)), or the one sent, on a server
+    /// ([`Refused`](Self::Refused)).
     pub fn response(&self) -> Option<&Response> {
         match self {
-            Self::InvalidStatus(response) => Some(response),
+            Self::InvalidStatus(response) | Self::Refused(response) => Some(response),
             _ => None,
         }
     }

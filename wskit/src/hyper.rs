@@ -43,10 +43,12 @@ use wskit_proto::{HttpVersion, Request, Response};
 use crate::connection::{Connection, PeerAddr};
 use crate::error::{Error, Result};
 use crate::server::{ServerOptions, Upgrade, Upgrading};
+use wskit_proto::{HandshakeError, Protocol};
 
 /// Answer the WebSocket handshake `request` that hyper received; set options, then call
 /// [`answer`](HyperUpgrade::answer). A request that is not a valid handshake is answered as
-/// `serve` answers it (405, 426, 400, 505, ...).
+/// `serve` answers it (405, 426, 400, 505, ...): an HTTP/2 or HTTP/3 request gets 505 (the
+/// WebSocket handshake here is HTTP/1.1's), a header value that is not UTF-8 gets 400.
 pub fn upgrade<B>(request: &mut http::Request<B>) -> HyperUpgrade {
     HyperUpgrade {
         request: to_wskit(request),
@@ -59,7 +61,7 @@ pub fn upgrade<B>(request: &mut http::Request<B>) -> HyperUpgrade {
 /// A hyper request being answered. Made by [`upgrade`].
 #[must_use = "nothing is decided until answer() is called"]
 pub struct HyperUpgrade {
-    request: Request,
+    request: std::result::Result<Request, HandshakeError>,
     on_upgrade: hyper::upgrade::OnUpgrade,
     pub(crate) options: ServerOptions,
     remote_addr: Option<PeerAddr>,
@@ -79,15 +81,29 @@ impl HyperUpgrade {
     /// Decide the answer: the response for hyper to send, and, if it is a 101, the connection
     /// to come.
     pub fn answer<R: From<Bytes>>(self) -> (http::Response<R>, Option<Opening>) {
-        let mut upgrade = Upgrade::with_options(self.request, self.options);
+        let request = match self.request {
+            Ok(request) => request,
+            Err(error) => {
+                // As serve answers a request that does not parse.
+                let protocol = Protocol::server(std::sync::Arc::clone(&self.options.protocol));
+                let response = self.options.policy.answer_unparsed(&protocol, &error);
+                return (to_http_or_500(&response), None);
+            }
+        };
+        let open_timeout = self.options.open_timeout;
+        let mut upgrade = Upgrade::with_options(request, self.options);
         if let Some(addr) = self.remote_addr {
             upgrade = upgrade.remote_addr(addr);
         }
         let upgrading = upgrade.answer();
-        let response = to_http(upgrading.response());
+        let Ok(response) = to_http(upgrading.response()) else {
+            tracing::error!("a hook set a header that is not valid HTTP; refused with 500");
+            return (internal_error(), None);
+        };
         let opening = upgrading.is_accepted().then(|| Opening {
             upgrading,
             on_upgrade: self.on_upgrade,
+            open_timeout,
         });
         (response, opening)
     }
@@ -96,7 +112,7 @@ impl HyperUpgrade {
 impl fmt::Debug for HyperUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HyperUpgrade")
-            .field("path", &self.request.path)
+            .field("path", &self.request.as_ref().map(|r| r.path.as_str()))
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +122,7 @@ impl fmt::Debug for HyperUpgrade {
 pub struct Opening {
     upgrading: Upgrading,
     on_upgrade: hyper::upgrade::OnUpgrade,
+    open_timeout: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for Opening {
@@ -121,20 +138,24 @@ impl IntoFuture for Opening {
     /// # Errors
     ///
     /// [`Error::Io`] when hyper could not hand the connection over (the client left, or the
-    /// server's connection does not allow upgrades).
+    /// server's connection does not allow upgrades); [`Error::Timeout`] when that took longer
+    /// than `open_timeout`.
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let upgraded = self
-                .on_upgrade
-                .await
-                .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+            let upgraded = match self.open_timeout {
+                Some(timeout) => tokio::time::timeout(timeout, self.on_upgrade)
+                    .await
+                    .map_err(|_| Error::Timeout("opening handshake"))?,
+                None => self.on_upgrade.await,
+            }
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?;
             self.upgrading.open(TokioIo::new(upgraded))
         })
     }
 }
 
 /// The parts of hyper's request that the handshake reads.
-fn to_wskit<B>(request: &http::Request<B>) -> Request {
+fn to_wskit<B>(request: &http::Request<B>) -> std::result::Result<Request, HandshakeError> {
     request_from_parts(
         request.method(),
         request.uri(),
@@ -143,33 +164,34 @@ fn to_wskit<B>(request: &http::Request<B>) -> Request {
     )
 }
 
-/// The parts of an `http` request that the handshake reads, as wskit's request.
+/// The parts of an `http` request that the handshake reads, as wskit's request; the error
+/// `serve` would answer a request it cannot represent with (505, 400).
 pub(crate) fn request_from_parts(
     method: &http::Method,
     uri: &http::Uri,
     version: http::Version,
     headers: &http::HeaderMap,
-) -> Request {
+) -> std::result::Result<Request, HandshakeError> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut converted = Request::new(method.as_str(), path);
-    converted.version = if version == http::Version::HTTP_10 {
-        HttpVersion::Http10
-    } else {
-        HttpVersion::Http11
+    converted.version = match version {
+        http::Version::HTTP_10 => HttpVersion::Http10,
+        http::Version::HTTP_11 => HttpVersion::Http11,
+        // WebSockets over HTTP/2 (RFC 8441) are not done here.
+        _ => return Err(HandshakeError::UnsupportedHttpVersion),
     };
     for (name, value) in headers {
-        // Header values that are not UTF-8 are kept as Latin-1, as HTTP allows.
-        let value = match value.to_str() {
-            Ok(value) => value.to_owned(),
-            Err(_) => value.as_bytes().iter().map(|&b| char::from(b)).collect(),
-        };
+        let value = std::str::from_utf8(value.as_bytes())
+            .map_err(|_| HandshakeError::MalformedHttp("header value is not UTF-8"))?;
         converted.headers.append(name.as_str(), value);
     }
-    converted
+    Ok(converted)
 }
 
-/// wskit's response as hyper's.
-pub(crate) fn to_http<R: From<Bytes>>(response: &Response) -> http::Response<R> {
+/// wskit's response as hyper's; an error for a header a hook made that is not valid HTTP.
+pub(crate) fn to_http<R: From<Bytes>>(
+    response: &Response,
+) -> std::result::Result<http::Response<R>, http::Error> {
     let mut builder = http::Response::builder().status(response.status);
     for (name, value) in response.headers.iter() {
         // hyper sets Content-Length itself from the body.
@@ -178,12 +200,20 @@ pub(crate) fn to_http<R: From<Bytes>>(response: &Response) -> http::Response<R> 
         }
         builder = builder.header(name, value);
     }
-    builder
-        .body(R::from(response.body.clone()))
-        .unwrap_or_else(|_| {
-            // Only a header that is not valid HTTP (a hook's) gets here.
-            let mut fallback = http::Response::new(R::from(Bytes::from_static(b"Bad response\n")));
-            *fallback.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            fallback
-        })
+    builder.body(R::from(response.body.clone()))
+}
+
+/// wskit's response as hyper's, or a 500 if a hook made it invalid.
+pub(crate) fn to_http_or_500<R: From<Bytes>>(response: &Response) -> http::Response<R> {
+    to_http(response).unwrap_or_else(|_| {
+        tracing::error!("a hook set a header that is not valid HTTP; refused with 500");
+        internal_error()
+    })
+}
+
+/// A plain 500.
+pub(crate) fn internal_error<R: From<Bytes>>() -> http::Response<R> {
+    let mut response = http::Response::new(R::from(Bytes::from_static(b"Internal Server Error\n")));
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
 }

@@ -162,9 +162,9 @@ macro_rules! server_options {
         /// or `None` to go on with the WebSocket handshake. Every request that parses comes here,
         /// whatever its method and HTTP version.
         ///
-        /// The [`Handshake`]($crate::server::Handshake) gives the client's address and takes data for the handler
-        /// ([`Handshake::insert`]($crate::server::Handshake::insert), read with
-        /// [`Connection::data`]($crate::Connection::data)): the user a token belongs to,
+        /// The [`Handshake`](crate::server::Handshake) gives the client's address and takes data for the handler
+        /// ([`Handshake::insert`](crate::server::Handshake::insert), read with
+        /// [`Connection::data`](crate::Connection::data)): the user a token belongs to,
         /// say.
         pub fn process_request(
             mut self,

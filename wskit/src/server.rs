@@ -324,7 +324,7 @@ impl Upgrade {
             self.options
                 .policy
                 .answer(&mut protocol, &self.request, &self.remote_addr, || None);
-        if answer.response.status != 101 {
+        if !answer.accepted {
             tracing::info!(remote = %self.remote_addr, status = answer.response.status, "connection rejected");
         }
         Upgrading {
@@ -368,9 +368,9 @@ impl Upgrading {
         &self.answer.response
     }
 
-    /// Whether the handshake is accepted: the response is a 101.
+    /// Whether the handshake is accepted: the response is its 101.
     pub fn is_accepted(&self) -> bool {
-        self.answer.response.status == 101
+        self.answer.accepted
     }
 
     /// Open the WebSocket connection on `stream`, the transport of the request, once the 101
@@ -392,7 +392,7 @@ impl Upgrading {
             local_addr,
             remote_addr,
         } = self;
-        if answer.response.status != 101 {
+        if !answer.accepted {
             return Err(Error::Refused(Box::new(answer.response)));
         }
         // The other layer sent the response: the protocol only takes its state from it.
@@ -1340,6 +1340,7 @@ where
         Answer {
             response: options.policy.finish(&request, refusal),
             data: None,
+            accepted: false,
         }
     } else {
         // process_request answers first: a health check still gets its answer when the
@@ -1396,7 +1397,7 @@ async fn send_answer<S>(
 where
     S: AsyncWrite + Unpin,
 {
-    if answer.response.status != 101 {
+    if !answer.accepted {
         send_rejection(stream, protocol, &answer.response, remote).await?;
         return Ok(Err(Box::new(answer.response)));
     }

@@ -472,7 +472,7 @@ proptest! {
         for end in reads {
             let _ = pair.server.receive_data(&wire[start..end]);
             start = end;
-            while let Some(event) = pair.client.poll_event() {
+            while let Some(event) = pair.server.poll_event() {
                 events.push(event);
             }
         }
@@ -1470,7 +1470,7 @@ fn compression_state_is_released_between_messages_only() {
                 .unwrap();
             if release_on_server {
                 // The idle round of an I/O layer, between two frames of the message.
-                pair.client.release_buffers();
+                pair.server.release_buffers();
             }
         }
         assert_eq!(

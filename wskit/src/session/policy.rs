@@ -81,6 +81,9 @@ pub(crate) struct Answer {
     pub(crate) response: Response,
     /// What `process_request` stored for the handler.
     pub(crate) data: Option<Box<ConnectionData>>,
+    /// Whether the handshake itself accepted the request and the answer is still its 101: a
+    /// 101 from a hook opens nothing (the protocol negotiated nothing for it).
+    pub(crate) accepted: bool,
 }
 
 impl HandshakePolicy {
@@ -111,6 +114,7 @@ impl HandshakePolicy {
         remote: &PeerAddr,
         gate: impl FnOnce() -> Option<Response>,
     ) -> Answer {
+        let mut handshake_ok = false;
         let mut data = None;
         let answered = self.process_request.as_ref().and_then(|process| {
             process(
@@ -123,14 +127,32 @@ impl HandshakePolicy {
         });
         let response = match answered.or_else(gate) {
             Some(refusal) => refusal,
-            None => self.handshake(protocol, request).unwrap_or_else(|error| {
-                tracing::debug!(%remote, %error, "handshake rejected");
-                protocol.reject_error(&error)
-            }),
+            None => match self.handshake(protocol, request) {
+                Ok(response) => {
+                    handshake_ok = true;
+                    response
+                }
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "handshake rejected");
+                    protocol.reject_error(&error)
+                }
+            },
         };
+        let response = self.finish(request, response);
+        let accepted = handshake_ok && response.status == 101;
+        if response.status == 101 && !accepted {
+            // A 101 that the handshake did not make: nothing was negotiated for it.
+            tracing::error!(%remote, "a hook answered 101; refused with 500 instead");
+            return Answer {
+                response: self.finish(request, Response::new(500, "Internal Server Error\n")),
+                data: None,
+                accepted: false,
+            };
+        }
         Answer {
-            response: self.finish(request, response),
+            response,
             data,
+            accepted,
         }
     }
 

@@ -9,6 +9,11 @@ use wskit::{CloseCode, Connection};
 use crate::raw::{header, http_exchange, status};
 use crate::support::within;
 
+async fn panics(ws: Connection) {
+    let _ = ws.recv().await;
+    panic!("a handler that fails");
+}
+
 async fn echo(ws: Connection) {
     while let Ok(message) = ws.recv().await {
         if ws.send(message).await.is_err() {
@@ -28,6 +33,10 @@ async fn app() -> std::net::SocketAddr {
                     .max_size(Some(1 << 10))
                     .on_upgrade(echo)
             }),
+        )
+        .route(
+            "/panics",
+            get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(panics) }),
         )
         .route("/", get(|| async { "a page\n" }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -98,4 +107,19 @@ async fn an_axum_route_answers_bad_handshakes_as_serve_does() {
             assert!(header(&head, "Sec-WebSocket-Version").is_some(), "{head}");
         }
     }
+}
+
+#[tokio::test]
+async fn a_panicking_axum_handler_closes_with_1011_as_a_serve_handler() {
+    let addr = app().await;
+    let ws = within(wskit::connect(format!("ws://{addr}/panics")))
+        .await
+        .unwrap();
+    ws.send("boom").await.unwrap();
+    let error = within(ws.recv()).await.unwrap_err();
+    assert_eq!(
+        error.close_code(),
+        Some(CloseCode::INTERNAL_ERROR),
+        "{error:?}"
+    );
 }

@@ -540,3 +540,13 @@ async fn a_client_that_leaves_before_its_request_gets_no_answer() {
     within(stream.read_to_end(&mut answer)).await.unwrap();
     assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
 }
+
+#[tokio::test]
+async fn a_101_from_a_hook_opens_nothing() {
+    // Nothing was negotiated for it (no accept key, no extension): refused with a 500 instead.
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .process_request(|_, _| Some(Response::new(101, "")))
+        .await
+        .unwrap();
+    assert_refused(wskit::connect(uri(&server, "/")), 500).await;
+}

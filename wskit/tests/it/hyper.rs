@@ -106,6 +106,13 @@ async fn a_hyper_server_answers_bad_handshakes_as_serve_does() {
     for (request, expected) in [
         (upgrade("POST", "HTTP/1.1"), 405),
         (upgrade("GET", "HTTP/1.0"), 505),
+        (
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+             X-Latin: caf\u{e9}\r\n\r\n"
+                .to_owned(),
+            101,
+        ),
         ("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_owned(), 426),
         (
             "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -114,10 +121,35 @@ async fn a_hyper_server_answers_bad_handshakes_as_serve_does() {
             400,
         ),
     ] {
+        if expected == 101 {
+            // UTF-8 in a header value is kept (serve keeps it too); the handshake goes on.
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+                .await
+                .unwrap();
+            let mut buf = bytes::BytesMut::new();
+            let head = within(crate::raw::read_head(&mut stream, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(status(&head), 101, "{head}");
+            continue;
+        }
         let (head, _) = http_exchange(addr, request.as_bytes()).await;
         assert_eq!(status(&head), expected, "{request:?}: {head}");
         if expected == 405 {
             assert_eq!(header(&head, "Allow").as_deref(), Some("GET"));
         }
     }
+}
+
+#[tokio::test]
+async fn a_header_that_is_not_utf8_gets_400_as_on_serve() {
+    let addr = hyper_server().await;
+    let mut request = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nX-Bad: "
+        .to_vec();
+    request.extend_from_slice(&[0xff, 0xfe]);
+    request.extend_from_slice(b"\r\n\r\n");
+    let (head, _) = http_exchange(addr, &request).await;
+    assert_eq!(status(&head), 400, "{head}");
 }
