@@ -260,8 +260,11 @@ async fn assert_serves_page(addr: SocketAddr) {
     assert!(content_type.starts_with("text/html"), "{head}");
     let body = String::from_utf8(body).expect("UTF-8");
     assert!(body.contains("<html"), "{body}");
+    // To the same host: `ws://HOST/`, or (the counter's page, shared with axum_app)
+    // `ws://HOST/ws`, `wss:` when loaded over https.
     assert!(
-        body.contains("new WebSocket(`ws://${location.host}/`)"),
+        body.contains("new WebSocket(`ws://${location.host}/`)")
+            || body.contains("new WebSocket(`${scheme}://${location.host}/ws`)"),
         "{body}"
     );
     let (head, _) = http_get(addr, "/favicon.ico").await;
