@@ -34,12 +34,11 @@ use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::Response;
 use http::request::Parts;
-use hyper_util::rt::TokioIo;
 use wskit_proto::Request;
 
 use crate::connection::{Connection, PeerAddr};
-use crate::server::{ServerOptions, Upgrade};
-use wskit_proto::{CloseCode, HandshakeError, Protocol};
+use crate::server::ServerOptions;
+use wskit_proto::{CloseCode, HandshakeError};
 
 /// The extractor: a WebSocket handshake request, to answer with
 /// [`on_upgrade`](Self::on_upgrade). Set options with its builder methods first (the same as
@@ -90,68 +89,33 @@ impl WebSocketUpgrade {
         F: FnOnce(Connection) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let request = match self.request {
-            Ok(request) => request,
-            Err(error) => {
-                let protocol = Protocol::server(std::sync::Arc::clone(&self.options.protocol));
-                let response = self.options.policy.answer_unparsed(&protocol, &error);
-                return crate::hyper::to_http_or_500(&response);
-            }
-        };
-        let open_timeout = self.options.open_timeout;
-        let mut upgrade = Upgrade::with_options(request, self.options);
-        if let Some(addr) = self.remote_addr {
-            upgrade = upgrade.remote_addr(addr);
-        }
-        let upgrading = upgrade.answer();
-        let Ok(response) = crate::hyper::to_http::<Body>(upgrading.response()) else {
-            tracing::error!("a hook set a header that is not valid HTTP; refused with 500");
-            return crate::hyper::internal_error();
-        };
-        if !upgrading.is_accepted() {
-            return response;
-        }
-        let Some(on_upgrade) = self.on_upgrade else {
-            tracing::error!("the server's connection does not allow upgrades");
-            let mut response = Response::new(Body::from("The server cannot upgrade.\n"));
-            *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-            return response;
-        };
-        tokio::spawn(async move {
-            let upgraded = match open_timeout {
-                Some(timeout) => match tokio::time::timeout(timeout, on_upgrade).await {
-                    Ok(upgraded) => upgraded,
-                    Err(_) => {
-                        tracing::debug!("upgrade timed out");
+        let (response, opening) = crate::hyper::decide::<Body>(
+            self.request,
+            self.on_upgrade,
+            self.options,
+            self.remote_addr,
+        );
+        if let Some(opening) = opening {
+            tokio::spawn(async move {
+                let connection = match opening.await {
+                    Ok(connection) => connection,
+                    Err(error) => {
+                        tracing::debug!(%error, "upgrade failed");
                         return;
                     }
-                },
-                None => on_upgrade.await,
-            };
-            let upgraded = match upgraded {
-                Ok(upgraded) => upgraded,
-                Err(error) => {
-                    tracing::debug!(%error, "upgrade failed");
-                    return;
+                };
+                // The callback in a task of its own, to see a panic; this handle closes the
+                // connection with 1011 then (with 1000 when the callback returns, as it is
+                // dropped).
+                let kept = connection.clone();
+                if let Err(error) = tokio::spawn(callback(connection)).await
+                    && error.is_panic()
+                {
+                    tracing::error!(id = kept.id(), "connection handler panicked");
+                    let _ = kept.close(CloseCode::INTERNAL_ERROR, "").await;
                 }
-            };
-            let connection = match upgrading.open(TokioIo::new(upgraded)) {
-                Ok(connection) => connection,
-                Err(error) => {
-                    tracing::debug!(%error, "opening the connection failed");
-                    return;
-                }
-            };
-            // The callback in a task of its own, to see a panic; this handle closes the
-            // connection with 1011 then (with 1000 when the callback returns, as it is dropped).
-            let kept = connection.clone();
-            if let Err(error) = tokio::spawn(callback(connection)).await
-                && error.is_panic()
-            {
-                tracing::error!(id = kept.id(), "connection handler panicked");
-                let _ = kept.close(CloseCode::INTERNAL_ERROR, "").await;
-            }
-        });
+            });
+        }
         response
     }
 }

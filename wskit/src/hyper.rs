@@ -52,7 +52,7 @@ use wskit_proto::{HandshakeError, Protocol};
 pub fn upgrade<B>(request: &mut http::Request<B>) -> HyperUpgrade {
     HyperUpgrade {
         request: to_wskit(request),
-        on_upgrade: hyper::upgrade::on(request),
+        on_upgrade: Some(hyper::upgrade::on(request)),
         options: ServerOptions::default(),
         remote_addr: None,
     }
@@ -62,7 +62,7 @@ pub fn upgrade<B>(request: &mut http::Request<B>) -> HyperUpgrade {
 #[must_use = "nothing is decided until answer() is called"]
 pub struct HyperUpgrade {
     request: std::result::Result<Request, HandshakeError>,
-    on_upgrade: hyper::upgrade::OnUpgrade,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
     pub(crate) options: ServerOptions,
     remote_addr: Option<PeerAddr>,
 }
@@ -81,32 +81,56 @@ impl HyperUpgrade {
     /// Decide the answer: the response for hyper to send, and, if it is a 101, the connection
     /// to come.
     pub fn answer<R: From<Bytes>>(self) -> (http::Response<R>, Option<Opening>) {
-        let request = match self.request {
-            Ok(request) => request,
-            Err(error) => {
-                // As serve answers a request that does not parse.
-                let protocol = Protocol::server(std::sync::Arc::clone(&self.options.protocol));
-                let response = self.options.policy.answer_unparsed(&protocol, &error);
-                return (to_http_or_500(&response), None);
-            }
-        };
-        let open_timeout = self.options.open_timeout;
-        let mut upgrade = Upgrade::with_options(request, self.options);
-        if let Some(addr) = self.remote_addr {
-            upgrade = upgrade.remote_addr(addr);
-        }
-        let upgrading = upgrade.answer();
-        let Ok(response) = to_http(upgrading.response()) else {
-            tracing::error!("a hook set a header that is not valid HTTP; refused with 500");
-            return (internal_error(), None);
-        };
-        let opening = upgrading.is_accepted().then(|| Opening {
-            upgrading,
-            on_upgrade: self.on_upgrade,
-            open_timeout,
-        });
-        (response, opening)
+        decide(
+            self.request,
+            self.on_upgrade,
+            self.options,
+            self.remote_addr,
+        )
     }
+}
+
+/// The answer to an `http` request, for hyper and for axum: the response to send, and, after
+/// a 101, the connection to come. A request that could not be represented gets serve's answer
+/// to one that does not parse; an accepted one without hyper's upgrade (a server connection
+/// without `with_upgrades`) or with a hook's invalid header gets a 500.
+pub(crate) fn decide<R: From<Bytes>>(
+    request: std::result::Result<Request, HandshakeError>,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    options: ServerOptions,
+    remote_addr: Option<PeerAddr>,
+) -> (http::Response<R>, Option<Opening>) {
+    let request = match request {
+        Ok(request) => request,
+        Err(error) => {
+            let protocol = Protocol::server(std::sync::Arc::clone(&options.protocol));
+            let response = options.policy.answer_unparsed(&protocol, &error);
+            return (to_http_or_500(&response), None);
+        }
+    };
+    let open_timeout = options.open_timeout;
+    let mut upgrade = Upgrade::with_options(request, options);
+    if let Some(addr) = remote_addr {
+        upgrade = upgrade.remote_addr(addr);
+    }
+    let upgrading = upgrade.answer();
+    let Ok(response) = to_http(upgrading.response()) else {
+        tracing::error!("a hook set a header that is not valid HTTP; refused with 500");
+        return (internal_error(), None);
+    };
+    if !upgrading.is_accepted() {
+        return (response, None);
+    }
+    let Some(on_upgrade) = on_upgrade else {
+        tracing::error!("the server's connection does not allow upgrades; refused with 500");
+        return (internal_error(), None);
+    };
+    let opening = Opening {
+        upgrading,
+        on_upgrade,
+        open_timeout,
+    };
+    (response, Some(opening))
 }
 
 impl fmt::Debug for HyperUpgrade {
