@@ -241,3 +241,38 @@ pub(crate) fn internal_error<R: From<Bytes>>() -> http::Response<R> {
     *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A valid handshake request in `version`.
+    fn handshake(version: http::Version) -> http::Request<()> {
+        http::Request::builder()
+            .version(version)
+            .uri("/chat?room=1")
+            .header("Host", "example.com")
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Sec-WebSocket-Version", "13")
+            .body(())
+            .unwrap()
+    }
+
+    #[test]
+    fn http_2_and_later_get_505_and_http_1_1_its_101() {
+        for version in [http::Version::HTTP_2, http::Version::HTTP_3] {
+            let (response, opening) = upgrade(&mut handshake(version)).answer::<Bytes>();
+            assert_eq!(response.status(), 505, "{version:?}");
+            assert!(opening.is_none());
+        }
+        let (response, opening) = upgrade(&mut handshake(http::Version::HTTP_11)).answer::<Bytes>();
+        assert_eq!(response.status(), 101);
+        assert_eq!(
+            response.headers()["Sec-WebSocket-Accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert!(opening.is_some());
+    }
+}
