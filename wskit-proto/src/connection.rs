@@ -11,7 +11,8 @@ use crate::error::{Error, HandshakeError, InvalidState, ProtocolError};
 use crate::extensions::{DeflateConfig, PerMessageDeflate, parse_extensions};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, OpCode, RSV1, write_frame};
 use crate::handshake::{
-    Request, Response, accept_key, check_request, check_response, generate_key, header_tokens,
+    HttpVersion, Request, Response, accept_key, check_extended_connect, check_request,
+    check_response, generate_key, header_tokens,
 };
 use crate::limits::Limits;
 use crate::mask::apply_mask;
@@ -338,6 +339,9 @@ pub struct Protocol {
     subprotocol: Option<String>,
     /// Boxed, like `deflate`: most of a connection's life is spent without it.
     pending_deflate: Option<Box<PerMessageDeflate>>,
+    /// Server: the status that opens the connection, as the handshake accepted it: 101 for
+    /// HTTP/1.1, 200 for HTTP/2's extended CONNECT.
+    opening_status: u16,
     // Receiving.
     /// Boxed: only fragmented messages keep it between frames.
     incoming: Option<Box<Incoming>>,
@@ -413,6 +417,7 @@ impl Protocol {
             client_key: None,
             subprotocol: None,
             pending_deflate: None,
+            opening_status: 101,
             incoming: None,
             utf8: Utf8Validator::new(),
             partial_checked: 0,
@@ -810,13 +815,24 @@ impl Protocol {
         request: &Request,
         subprotocol: Option<String>,
     ) -> Result<Response, HandshakeError> {
-        let key = check_request(request)?;
-        let mut response = Response::new(101, Bytes::new());
-        response.headers.append("Upgrade", "websocket");
-        response.headers.append("Connection", "Upgrade");
-        response
-            .headers
-            .append("Sec-WebSocket-Accept", accept_key(key));
+        let mut response = if request.version == HttpVersion::Http2 {
+            // RFC 8441 section 5: a 200 on the stream, without the HTTP/1.1 upgrade's fields.
+            check_extended_connect(request)?;
+            let mut response = Response::new(200, Bytes::new());
+            // Not the fields of a rejection that closes: the stream stays open.
+            response.headers = crate::handshake::Headers::new();
+            response
+        } else {
+            let key = check_request(request)?;
+            let mut response = Response::new(101, Bytes::new());
+            response.headers.append("Upgrade", "websocket");
+            response.headers.append("Connection", "Upgrade");
+            response
+                .headers
+                .append("Sec-WebSocket-Accept", accept_key(key));
+            response
+        };
+        self.opening_status = response.status;
         self.pending_deflate = None;
         if let Some(config) = &self.config.compression {
             let offers = parse_extensions(request.headers.get_all("Sec-WebSocket-Extensions"))?;
@@ -863,6 +879,14 @@ impl Protocol {
     /// the headers the status calls for (`Upgrade` and `Sec-WebSocket-Version: 13` with 426,
     /// `Allow: GET` with 405).
     pub fn reject_error(&self, error: &HandshakeError) -> Response {
+        self.reject_error_in(HttpVersion::Http11, error)
+    }
+
+    /// Server: as [`reject_error`](Self::reject_error), for a request in `version`: in
+    /// HTTP/2, a 426 carries no `Upgrade` (a connection-specific field) and a 405 allows
+    /// `CONNECT`.
+    pub fn reject_error_in(&self, version: HttpVersion, error: &HandshakeError) -> Response {
+        let http2 = version == HttpVersion::Http2;
         let status = error.status();
         let mut response = Response::new(
             status,
@@ -870,17 +894,23 @@ impl Protocol {
         );
         match status {
             426 => {
-                response.headers.append("Upgrade", "websocket");
+                if !http2 {
+                    response.headers.append("Upgrade", "websocket");
+                }
                 response.headers.append("Sec-WebSocket-Version", "13");
             }
-            405 => response.headers.append("Allow", "GET"),
+            405 => response
+                .headers
+                .append("Allow", if http2 { "CONNECT" } else { "GET" }),
             _ => {}
         }
         response
     }
 
     /// Server: send the handshake response. A 101 opens the connection (with what
-    /// [`accept`](Self::accept) negotiated); any other status closes it.
+    /// [`accept`](Self::accept) negotiated), or a 200 after `accept` took an HTTP/2 extended
+    /// CONNECT (whose response another HTTP layer sends: discard this output then); any other
+    /// status closes it.
     ///
     /// # Errors
     ///
@@ -892,12 +922,13 @@ impl Protocol {
         if self.state != State::Connecting {
             return Err(InvalidState::WrongState(self.state).into());
         }
-        if response.status == 101 && self.error.is_some() {
+        let opens = response.status == self.opening_status;
+        if opens && self.error.is_some() {
             // The request did not parse: only a rejection can answer it.
             return Err(InvalidState::HandshakeFailed.into());
         }
         response.write(self.output.buf_mut());
-        if response.status == 101 {
+        if opens {
             self.state = State::Open;
             self.deflate = self.pending_deflate.take();
             // Frames that arrived right behind the request.

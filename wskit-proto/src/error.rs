@@ -214,9 +214,9 @@ pub enum HandshakeError {
         /// The configured limit, in bytes.
         limit: usize,
     },
-    /// The request method was not GET (4.1).
+    /// The request method was not GET (4.1), or not CONNECT in HTTP/2 (RFC 8441 section 4).
     InvalidMethod(String),
-    /// The HTTP version was not 1.1 (or later) (4.1).
+    /// The HTTP version was not 1.1 (4.1), or not 2 where only an HTTP/2 handshake can be.
     UnsupportedHttpVersion,
     /// `Upgrade: websocket` or `Connection: Upgrade` is missing or wrong (4.2.1).
     InvalidUpgrade {
@@ -279,7 +279,9 @@ impl fmt::Display for HandshakeError {
             Self::LineTooLong { limit } => write!(f, "line longer than {limit} bytes"),
             Self::TooManyHeaders { limit } => write!(f, "more than {limit} headers"),
             Self::MessageTooLarge { limit } => write!(f, "HTTP message larger than {limit} bytes"),
-            Self::InvalidMethod(m) => write!(f, "method {m:?} is not GET"),
+            Self::InvalidMethod(m) => {
+                write!(f, "method {m:?} is not GET (HTTP/1.1) or CONNECT (HTTP/2)")
+            }
             Self::UnsupportedHttpVersion => f.write_str("WebSocket needs HTTP/1.1"),
             Self::InvalidUpgrade {
                 header,

@@ -23,8 +23,12 @@
 //! The extractor never rejects: a request that reaches the route and is not a valid handshake
 //! is answered by [`on_upgrade`](WebSocketUpgrade::on_upgrade) as [`serve`](crate::serve)
 //! answers it (426, 400, 403, 505, `process_request`'s own answer; a method the route does not
-//! take is axum's to answer). WebSockets over HTTP/2 (RFC 8441) are not done yet: an HTTP/2
-//! request gets 505.
+//! take is axum's to answer).
+//!
+//! WebSockets over HTTP/2 (RFC 8441) work too, as with [`crate::hyper`]: route them with
+//! `any(..)` (or `on(MethodFilter::GET.or(MethodFilter::CONNECT), ..)`), since HTTP/2's
+//! handshake is a CONNECT, not a GET; `axum::serve` enables extended CONNECT on its HTTP/2
+//! connections.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -60,6 +64,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
                 &parts.uri,
                 parts.version,
                 &parts.headers,
+                &parts.extensions,
             ),
             on_upgrade: parts.extensions.remove::<hyper::upgrade::OnUpgrade>(),
             options: ServerOptions::default(),
@@ -80,8 +85,9 @@ impl WebSocketUpgrade {
         self
     }
 
-    /// Answer the request: a 101 (the connection then goes to `callback`, in a task of its
-    /// own, once axum has handed it over, within `open_timeout`), or a refusal with its status.
+    /// Answer the request: a 101, or a 200 in HTTP/2 (the connection then goes to `callback`,
+    /// in a task of its own, once axum has handed it over, within `open_timeout`), or a
+    /// refusal with its status.
     /// When `callback` returns, the connection closes with 1000; if it panics, with 1011, as a
     /// `serve` handler's.
     pub fn on_upgrade<F, Fut>(self, callback: F) -> Response

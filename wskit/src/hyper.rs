@@ -31,6 +31,21 @@
 //!
 //! The server's connection must allow upgrades (`http1::Builder::serve_connection(..)
 //! .with_upgrades()`).
+//!
+//! # HTTP/2
+//!
+//! The same code serves WebSockets over HTTP/2 (RFC 8441) when hyper's HTTP/2 server allows
+//! extended CONNECT (`http2::Builder::enable_connect_protocol()`; axum's `serve` does): the
+//! request is a CONNECT with `:protocol = websocket`, the answer a 200 on its stream, and the
+//! WebSocket runs on that stream, permessage-deflate included, beside the connection's other
+//! streams. HTTP/2's own limits are hyper's settings: `max_concurrent_streams` bounds the
+//! WebSockets (and requests) open at once on a connection, the flow-control windows
+//! (`initial_stream_window_size`, `initial_connection_window_size`) hold a sender back until
+//! the peer reads. A stream reset (RST_STREAM) or a lost connection ends its WebSocket with
+//! 1006. For a graceful shutdown, call hyper's `graceful_shutdown()` on the connection (it
+//! sends GOAWAY, so no new stream opens) and close its WebSockets with 1001 while the
+//! connection is still polled: their streams would hold it open. The guide has the whole
+//! server.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
@@ -45,10 +60,11 @@ use crate::error::{Error, Result};
 use crate::server::{ServerOptions, Upgrade, Upgrading};
 use wskit_proto::{HandshakeError, Protocol};
 
-/// Answer the WebSocket handshake `request` that hyper received; set options, then call
+/// Answer the WebSocket handshake `request` that hyper received, in HTTP/1.1 (a GET with
+/// `Upgrade: websocket`) or HTTP/2 (an extended CONNECT); set options, then call
 /// [`answer`](HyperUpgrade::answer). A request that is not a valid handshake is answered as
-/// `serve` answers it (405, 426, 400, 505, ...): an HTTP/2 or HTTP/3 request gets 505 (the
-/// WebSocket handshake here is HTTP/1.1's), a header value that is not UTF-8 gets 400.
+/// `serve` answers it (405, 426, 400, 505, ...): an HTTP/3 request gets 505, a header value
+/// that is not UTF-8 gets 400.
 pub fn upgrade<B>(request: &mut http::Request<B>) -> HyperUpgrade {
     HyperUpgrade {
         request: to_wskit(request),
@@ -78,8 +94,8 @@ impl HyperUpgrade {
         self
     }
 
-    /// Decide the answer: the response for hyper to send, and, if it is a 101, the connection
-    /// to come.
+    /// Decide the answer: the response for hyper to send, and, if it opens a WebSocket (a 101,
+    /// or a 200 to an HTTP/2 CONNECT), the connection to come.
     pub fn answer<R: From<Bytes>>(self) -> (http::Response<R>, Option<Opening>) {
         decide(
             self.request,
@@ -141,7 +157,8 @@ impl fmt::Debug for HyperUpgrade {
     }
 }
 
-/// The connection of an accepted upgrade: `.await` it after returning the 101 to hyper.
+/// The connection of an accepted upgrade: `.await` it after returning the response (101, or
+/// 200 in HTTP/2) to hyper.
 #[must_use = "the connection opens only when awaited"]
 pub struct Opening {
     upgrading: Upgrading,
@@ -185,6 +202,7 @@ fn to_wskit<B>(request: &http::Request<B>) -> std::result::Result<Request, Hands
         request.uri(),
         request.version(),
         request.headers(),
+        request.extensions(),
     )
 }
 
@@ -195,19 +213,32 @@ pub(crate) fn request_from_parts(
     uri: &http::Uri,
     version: http::Version,
     headers: &http::HeaderMap,
+    extensions: &http::Extensions,
 ) -> std::result::Result<Request, HandshakeError> {
     let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut converted = Request::new(method.as_str(), path);
     converted.version = match version {
         http::Version::HTTP_10 => HttpVersion::Http10,
         http::Version::HTTP_11 => HttpVersion::Http11,
-        // WebSockets over HTTP/2 (RFC 8441) are not done here.
+        // RFC 8441: the `:protocol` pseudo-header reaches the service as an extension.
+        http::Version::HTTP_2 => {
+            converted.protocol = extensions
+                .get::<hyper::ext::Protocol>()
+                .map(|p| p.as_str().to_owned());
+            HttpVersion::Http2
+        }
         _ => return Err(HandshakeError::UnsupportedHttpVersion),
     };
     for (name, value) in headers {
         let value = std::str::from_utf8(value.as_bytes())
             .map_err(|_| HandshakeError::MalformedHttp("header value is not UTF-8"))?;
         converted.headers.append(name.as_str(), value);
+    }
+    // HTTP/2 carries the host in `:authority`: the hooks find it where HTTP/1.1 has it.
+    if let Some(authority) = uri.authority()
+        && !converted.headers.contains("Host")
+    {
+        converted.headers.append("Host", authority.as_str());
     }
     Ok(converted)
 }
@@ -261,12 +292,16 @@ mod tests {
     }
 
     #[test]
-    fn http_2_and_later_get_505_and_http_1_1_its_101() {
-        for version in [http::Version::HTTP_2, http::Version::HTTP_3] {
-            let (response, opening) = upgrade(&mut handshake(version)).answer::<Bytes>();
-            assert_eq!(response.status(), 505, "{version:?}");
-            assert!(opening.is_none());
-        }
+    fn http_1_1_gets_its_101_http_2_its_200_and_http_3_505() {
+        let (response, opening) = upgrade(&mut handshake(http::Version::HTTP_3)).answer::<Bytes>();
+        assert_eq!(response.status(), 505);
+        assert!(opening.is_none());
+        // An HTTP/1.1 handshake sent as HTTP/2 is not RFC 8441's CONNECT.
+        let (response, opening) = upgrade(&mut handshake(http::Version::HTTP_2)).answer::<Bytes>();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()["Allow"], "CONNECT");
+        assert!(opening.is_none());
+
         let (response, opening) = upgrade(&mut handshake(http::Version::HTTP_11)).answer::<Bytes>();
         assert_eq!(response.status(), 101);
         assert_eq!(
@@ -274,5 +309,23 @@ mod tests {
             "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
         assert!(opening.is_some());
+
+        let mut connect = http::Request::builder()
+            .version(http::Version::HTTP_2)
+            .method(http::Method::CONNECT)
+            .uri("https://example.com/chat?room=1")
+            .extension(hyper::ext::Protocol::from_static("websocket"))
+            .header("Sec-WebSocket-Version", "13")
+            .body(())
+            .unwrap();
+        let (response, opening) = upgrade(&mut connect).answer::<Bytes>();
+        assert_eq!(response.status(), 200);
+        assert!(!response.headers().contains_key("Sec-WebSocket-Accept"));
+        assert!(opening.is_some());
+        let request = to_wskit(&connect).unwrap();
+        assert_eq!(request.version, HttpVersion::Http2);
+        assert_eq!(request.protocol.as_deref(), Some("websocket"));
+        assert_eq!(request.path, "/chat?room=1");
+        assert_eq!(request.headers.get("Host"), Some("example.com"));
     }
 }

@@ -61,6 +61,40 @@ pub fn check_request(request: &Request) -> Result<&str, HandshakeError> {
     }
 }
 
+/// Validate a client's WebSocket handshake over HTTP/2 (RFC 8441 section 4): an extended
+/// CONNECT with `:protocol = websocket` and exactly one `Sec-WebSocket-Version: 13`. It has no
+/// `Sec-WebSocket-Key`, `Upgrade` or `Connection` (HTTP/2 forbids connection-specific fields).
+///
+/// Checks, in this order: HTTP/2 (505 otherwise: an HTTP/1.1 request goes to
+/// [`check_request`]), method CONNECT (405), the `:protocol` (400), the version (426).
+///
+/// # Errors
+///
+/// The first check that fails, as a [`HandshakeError`] whose `status()` is the HTTP status.
+pub fn check_extended_connect(request: &Request) -> Result<(), HandshakeError> {
+    if request.version != HttpVersion::Http2 {
+        return Err(HandshakeError::UnsupportedHttpVersion);
+    }
+    if request.method != "CONNECT" {
+        return Err(HandshakeError::InvalidMethod(request.method.clone()));
+    }
+    match request.protocol.as_deref() {
+        Some(protocol) if protocol.eq_ignore_ascii_case("websocket") => {}
+        Some(protocol) => {
+            return Err(HandshakeError::InvalidHeader {
+                header: ":protocol",
+                value: protocol.to_owned(),
+            });
+        }
+        None => return Err(HandshakeError::MissingHeader(":protocol")),
+    }
+    match single_value(&request.headers, "Sec-WebSocket-Version") {
+        Ok("13") => Ok(()),
+        Ok(other) => Err(HandshakeError::UnsupportedVersion(Some(other.to_owned()))),
+        Err(value) => Err(HandshakeError::UnsupportedVersion(value)),
+    }
+}
+
 /// Validate a server's response to a request sent with `key` (RFC 6455 section 4.2.2 and
 /// 4.1): status 101, `Upgrade: websocket`, `Connection: upgrade`, and the matching
 /// `Sec-WebSocket-Accept`.

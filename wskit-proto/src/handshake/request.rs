@@ -18,6 +18,9 @@ pub struct Request {
     pub path: String,
     /// The header fields.
     pub headers: Headers,
+    /// HTTP/2's `:protocol` pseudo-header, which makes a CONNECT an extended CONNECT (RFC 8441
+    /// section 4): `websocket` for a WebSocket handshake over HTTP/2. `None` in HTTP/1.x.
+    pub protocol: Option<String>,
 }
 
 /// The HTTP version of a [`Request`].
@@ -29,6 +32,9 @@ pub enum HttpVersion {
     Http10,
     /// HTTP/1.1.
     Http11,
+    /// HTTP/2: a request another HTTP layer (hyper) received and handed over; its WebSocket
+    /// handshake is an extended CONNECT (RFC 8441). [`Request::parse`] never makes it.
+    Http2,
 }
 
 impl HttpVersion {
@@ -37,6 +43,7 @@ impl HttpVersion {
         match self {
             Self::Http10 => "HTTP/1.0",
             Self::Http11 => "HTTP/1.1",
+            Self::Http2 => "HTTP/2",
         }
     }
 }
@@ -60,13 +67,32 @@ impl Request {
             version: HttpVersion::Http11,
             path: path.into(),
             headers: Headers::new(),
+            protocol: None,
         }
     }
 
-    /// Whether this asks for a WebSocket upgrade (`Upgrade: websocket`), as opposed to a plain
-    /// HTTP request that a server may answer itself (a page, a health check).
+    /// Whether this asks for a WebSocket (`Upgrade: websocket` in HTTP/1.1, an extended CONNECT
+    /// with `:protocol = websocket` in HTTP/2), as opposed to a plain HTTP request that a server
+    /// may answer itself (a page, a health check).
     pub fn is_websocket_upgrade(&self) -> bool {
+        if self.version == HttpVersion::Http2 {
+            return self.method == "CONNECT"
+                && self
+                    .protocol
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("websocket"));
+        }
         super::header_tokens(&self.headers, "Upgrade").any(|t| t.eq_ignore_ascii_case("websocket"))
+    }
+
+    /// The status of the answer that opens a WebSocket for this request: 101 (Switching
+    /// Protocols) in HTTP/1.1, 200 in HTTP/2 (RFC 8441 section 5: a 2xx to the CONNECT).
+    pub fn opening_status(&self) -> u16 {
+        if self.version == HttpVersion::Http2 {
+            200
+        } else {
+            101
+        }
     }
 
     /// Parse a request head from the start of `buf`.
@@ -108,6 +134,7 @@ impl Request {
             version,
             path: path.to_owned(),
             headers: super::collect_headers(parsed.headers)?,
+            protocol: None,
         };
         Ok(Some((request, head_len)))
     }

@@ -11,7 +11,7 @@ use crate::close::{CloseCode, CloseFrame};
 use crate::connection::{Config, Event, Fragment, Protocol, State};
 use crate::error::{Error, HandshakeError, InvalidState, ProtocolError};
 use crate::frame::{OpCode, RSV1, RSV2};
-use crate::handshake::{Request, Response};
+use crate::handshake::{HttpVersion, Request, Response};
 use crate::limits::Limits;
 use crate::message::Message;
 use crate::output::OUT_OF_LINE_MIN;
@@ -269,6 +269,122 @@ fn server_rejects_a_bad_request_with_the_right_status() {
     assert!(server.should_close_transport());
     let sent = String::from_utf8(server.take_data_to_send()).unwrap();
     assert!(sent.starts_with("HTTP/1.1 426 "), "{sent}");
+}
+
+// ===== WebSockets over HTTP/2 (RFC 8441) =====
+
+/// An HTTP/1.1 handshake request as an HTTP/2 layer hands it over: an extended CONNECT with
+/// `:protocol = websocket`, without the fields HTTP/2 forbids or RFC 8441 drops.
+fn as_extended_connect(request: &Request) -> Request {
+    let mut h2 = Request::new("CONNECT", request.path.clone());
+    h2.version = HttpVersion::Http2;
+    h2.protocol = Some("websocket".into());
+    for (name, value) in request.headers.iter() {
+        if !["Upgrade", "Connection", "Sec-WebSocket-Key", "Host"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
+        {
+            h2.headers.append(name, value);
+        }
+    }
+    h2
+}
+
+#[test]
+fn http2_extended_connect_opens_with_200_and_negotiates_compression() {
+    let mut pair = Pair::new(Config::default(), Config::default());
+    let request = pair.client.connect_request("example.com", "/chat");
+    pair.client.send_request(&request).unwrap();
+    pair.client.take_data_to_send();
+
+    let h2 = as_extended_connect(&request);
+    assert!(h2.is_websocket_upgrade());
+    assert_eq!(h2.opening_status(), 200);
+    let response = pair.server.accept(&h2).unwrap();
+    assert_eq!(response.status, 200);
+    for field in ["Upgrade", "Connection", "Sec-WebSocket-Accept"] {
+        assert!(!response.headers.contains(field), "{field} in {response:?}");
+    }
+    let extension = response.headers.get("Sec-WebSocket-Extensions").unwrap();
+    assert!(extension.starts_with("permessage-deflate"), "{extension}");
+    pair.server.send_response(&response).unwrap();
+    assert_eq!(pair.server.state(), State::Open);
+    assert!(pair.server.is_compressed());
+    // The HTTP layer sent the 200; the client learns the same negotiation from it (here, as
+    // the HTTP/1.1 answer it would have had).
+    pair.server.take_data_to_send();
+    let mut answer = response.clone();
+    answer.status = 101;
+    answer.headers.append("Upgrade", "websocket");
+    answer.headers.append("Connection", "Upgrade");
+    let key = request.headers.get("Sec-WebSocket-Key").unwrap();
+    answer
+        .headers
+        .append("Sec-WebSocket-Accept", crate::handshake::accept_key(key));
+    let mut bytes = Vec::new();
+    answer.write(&mut bytes);
+    pair.client.receive_data(&bytes).unwrap();
+    pair.client_events.clear();
+    assert!(pair.client.is_compressed());
+
+    let text = "{\"a\": 1}".repeat(100);
+    pair.client
+        .send_message(&Message::from(text.clone()))
+        .unwrap();
+    pair.drive();
+    assert_eq!(messages(&pair.server_events), [Message::from(text.clone())]);
+    pair.server
+        .send_message(&Message::from(text.clone()))
+        .unwrap();
+    pair.drive();
+    assert_eq!(messages(&pair.client_events), [Message::from(text)]);
+}
+
+#[test]
+fn http2_handshakes_that_are_not_websocket_get_their_status() {
+    let valid = || {
+        let mut request = Request::new("CONNECT", "/chat");
+        request.version = HttpVersion::Http2;
+        request.protocol = Some("websocket".into());
+        request.headers.append("Sec-WebSocket-Version", "13");
+        request
+    };
+    type Edit = fn(&mut Request);
+    let cases: [(Edit, u16); 5] = [
+        (|r| r.method = "GET".into(), 405),
+        (|r| r.protocol = None, 400),
+        (|r| r.protocol = Some("webtransport".into()), 400),
+        (|r| r.headers = crate::handshake::Headers::new(), 426),
+        (|r| r.headers.insert("Sec-WebSocket-Version", "8"), 426),
+    ];
+    let server = Protocol::server(plain());
+    for (edit, status) in cases {
+        let mut request = valid();
+        edit(&mut request);
+        let error = Protocol::server(plain()).accept(&request).unwrap_err();
+        assert_eq!(error.status(), status, "{request:?}: {error}");
+        let response = server.reject_error_in(HttpVersion::Http2, &error);
+        assert_eq!(response.status, status);
+        assert!(!response.headers.contains("Upgrade"), "{response:?}");
+        if status == 405 {
+            assert_eq!(response.headers.get("Allow"), Some("CONNECT"));
+        }
+    }
+    // An HTTP/1.1 request is not an extended CONNECT, and a CONNECT is not HTTP/1.1's.
+    let mut h1 = valid();
+    h1.version = HttpVersion::Http11;
+    assert_eq!(
+        crate::handshake::check_extended_connect(&h1),
+        Err(HandshakeError::UnsupportedHttpVersion)
+    );
+    assert_eq!(
+        Protocol::server(plain()).accept(&h1).unwrap_err().status(),
+        405
+    );
+    // A 200 opens only after the handshake accepted an extended CONNECT.
+    let mut server = Protocol::server(plain());
+    server.send_response(&Response::new(200, "ok")).unwrap();
+    assert_eq!(server.state(), State::Closed);
 }
 
 #[test]

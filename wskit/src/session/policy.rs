@@ -134,12 +134,13 @@ impl HandshakePolicy {
                 }
                 Err(error) => {
                     tracing::debug!(%remote, %error, "handshake rejected");
-                    protocol.reject_error(&error)
+                    protocol.reject_error_in(request.version, &error)
                 }
             },
         };
         let response = self.finish(request, response);
-        let accepted = handshake_ok && response.status == 101;
+        // 101 in HTTP/1.1, 200 for HTTP/2's extended CONNECT.
+        let accepted = handshake_ok && response.status == request.opening_status();
         if response.status == 101 && !accepted {
             // A 101 that the handshake did not make: nothing was negotiated for it.
             tracing::error!(%remote, "a hook answered 101; refused with 500 instead");

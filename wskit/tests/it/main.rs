@@ -16,6 +16,8 @@ mod connection;
 mod examples;
 mod handshake;
 #[cfg(feature = "hyper")]
+mod http2;
+#[cfg(feature = "hyper")]
 mod hyper;
 mod keepalive;
 mod limits;
