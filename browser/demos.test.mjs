@@ -8,6 +8,8 @@
 // Environment:
 //   WSKIT_SHOW_TIME_URL, WSKIT_COUNTER_URL, WSKIT_CHAT_URL   the pages (http://127.0.0.1:PORT/)
 //   WSKIT_AXUM_APP_URL   the counter page of examples/axum_app.rs, whose /api/state is checked too
+//   WSKIT_AXUM_APP_TLS_URL  the same app with --tls (https, h2): the page and its wss: WebSocket
+//                        must go over one HTTP/2 connection, the WebSocket as an extended CONNECT
 //   WSKIT_BROWSER_OUTPUT   where the screenshots go (default: a directory under the system's temp)
 //   WSKIT_BROWSER_TIMEOUT_MS   the whole run's bound (default 90000)
 //   CHROMIUM               the browser (default /usr/bin/chromium: Debian's package; playwright's
@@ -35,6 +37,8 @@ const ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
+  // axum_app --tls makes its own certificate for localhost.
+  '--ignore-certificate-errors',
   '--disable-quic',
   '--no-first-run',
   '--disable-background-networking',
@@ -187,15 +191,23 @@ async function click(name, button) {
   await page.click(`.${button}`);
 }
 
+/** A JSON resource of the app (through playwright, which takes the app's own certificate). */
+async function getJson(address, path) {
+  const response = await context.request.get(new URL(path, address).href);
+  assert.equal(response.status(), 200, `GET ${path}`);
+  return response.json();
+}
+
 /** The `counter` demo, or (`api`: true) the same page served by `axum_app`, whose
- * `GET /api/state` must say what the pages show. */
-async function counter(variable = 'WSKIT_COUNTER_URL', label = 'counter', api = false) {
+ * `GET /api/state` must say what the pages show; with `h2`, the pages must be served over
+ * HTTP/2 and their WebSockets opened on it with RFC 8441's extended CONNECT. */
+async function counter(variable = 'WSKIT_COUNTER_URL', label = 'counter', api = false, h2 = false) {
   step = label;
   const address = url(variable);
   const expectState = async (value, users) => {
     if (!api) return;
     await until(`${label}: /api/state to say value ${value}, ${users} users`, async () => {
-      const seen = await (await fetch(new URL('api/state', address))).json();
+      const seen = await getJson(address, 'api/state');
       return { ok: seen.value === value && seen.users === users, seen };
     });
   };
@@ -205,6 +217,26 @@ async function counter(variable = 'WSKIT_COUNTER_URL', label = 'counter', api = 
   await openPage('B', address);
   await expectCounter(['A', 'B'], 0, 2);
   await expectState(0, 2);
+  if (h2) {
+    step = `${label}: the pages and their WebSockets over HTTP/2`;
+    for (const name of ['A', 'B']) {
+      const protocol = await pages
+        .get(name)
+        .evaluate(() => performance.getEntriesByType('navigation')[0].nextHopProtocol);
+      assert.equal(protocol, 'h2', `page ${name} loaded over ${protocol}`);
+    }
+    const connections = await getJson(address, 'api/connections');
+    assert.equal(connections.length, 2, JSON.stringify(connections));
+    for (const seen of connections) {
+      assert.deepEqual(
+        [seen.http, seen.method, seen.protocol],
+        ['HTTP/2', 'CONNECT', 'websocket'],
+        `the server saw ${JSON.stringify(seen)}`,
+      );
+    }
+    // One browser, one HTTP/2 connection to the origin: both WebSockets are streams of it.
+    assert.equal(new Set(connections.map((c) => c.peer)).size, 1, JSON.stringify(connections));
+  }
 
   // One click at a time: both pages follow each one.
   let value = 0;
@@ -339,7 +371,13 @@ async function chatHistory() {
 async function main() {
   if (!MODES.includes(mode)) throw new Error(`unknown mode ${mode}: one of ${MODES.join(', ')}`);
   if (mode === 'demos') {
-    ['WSKIT_SHOW_TIME_URL', 'WSKIT_COUNTER_URL', 'WSKIT_CHAT_URL', 'WSKIT_AXUM_APP_URL'].forEach(url);
+    [
+      'WSKIT_SHOW_TIME_URL',
+      'WSKIT_COUNTER_URL',
+      'WSKIT_CHAT_URL',
+      'WSKIT_AXUM_APP_URL',
+      'WSKIT_AXUM_APP_TLS_URL',
+    ].forEach(url);
   }
   else url('WSKIT_CHAT_URL');
   step = 'launch chromium';
@@ -348,6 +386,7 @@ async function main() {
   context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
+    ignoreHTTPSErrors: true,
     args: ARGS,
     timeout: 30_000,
   });
@@ -356,6 +395,7 @@ async function main() {
     await showTime();
     await counter();
     await counter('WSKIT_AXUM_APP_URL', 'axum-app', true);
+    await counter('WSKIT_AXUM_APP_TLS_URL', 'axum-app-h2', true, true);
     await chat();
   } else {
     await chatHistory();

@@ -1,7 +1,9 @@
 //! The browser demos (`show_time`, `counter`, `axum_app`, `chat` in `wskit/examples/`) in a real
 //! headless Chromium: Debian's `chromium` driven by `playwright-core` from npm (`browser/`), as a
 //! person would use them: pages opened, buttons clicked, messages typed (and, for `axum_app`,
-//! its `/api/state` read between the clicks).
+//! its `/api/state` read between the clicks). `axum_app` runs twice: over plain HTTP, and with
+//! `--tls`, where the pages load over HTTPS with HTTP/2 and the server must see their
+//! WebSockets arrive as extended CONNECTs (RFC 8441) on that connection.
 //!
 //! This test builds the four examples (`cargo build --example ...` in this test binary's
 //! profile, as `tests/it/examples.rs` does), starts each on a free loopback port, runs
@@ -81,12 +83,17 @@ fn browser_demos_work_in_headless_chromium() {
     let show_time = Server::start(&examples["show_time"], &[], deadline);
     let counter = Server::start(&examples["counter"], &[], deadline);
     let axum_app = Server::start(&examples["axum_app"], &[], deadline);
+    let axum_app_tls = Server::start(&examples["axum_app"], &[Path::new("--tls")], deadline);
     let mut chat = Server::start(&examples["chat"], &[&chat_log], deadline);
     let url = |server: &Server| format!("http://{}/", server.addr);
     let env = vec![
         ("WSKIT_SHOW_TIME_URL", url(&show_time)),
         ("WSKIT_COUNTER_URL", url(&counter)),
         ("WSKIT_AXUM_APP_URL", url(&axum_app)),
+        (
+            "WSKIT_AXUM_APP_TLS_URL",
+            format!("https://localhost:{}/", axum_app_tls.addr.port()),
+        ),
         ("WSKIT_CHAT_URL", url(&chat)),
         ("WSKIT_BROWSER_OUTPUT", output.display().to_string()),
         ("CHROMIUM", chromium.display().to_string()),
@@ -96,9 +103,9 @@ fn browser_demos_work_in_headless_chromium() {
         "demos",
         &env,
         deadline,
-        &[&show_time, &counter, &axum_app, &chat],
+        &[&show_time, &counter, &axum_app, &axum_app_tls, &chat],
     );
-    drop((show_time, counter, axum_app));
+    drop((show_time, counter, axum_app, axum_app_tls));
 
     // Everyone left: the log ends with the last notice (the server writes it when it sees the
     // page's WebSocket close, a moment after the browser is gone).

@@ -717,3 +717,37 @@ async fn axum_app_serves_the_page_the_state_and_the_websocket_from_one_state() {
     assert_eq!(state().await, json!({"value": 1, "users": 1}));
     within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
 }
+
+#[tokio::test]
+async fn axum_app_serves_wss_with_tls_and_closes_websockets_with_1001_on_sigterm() {
+    for args in [&[][..], &["--tls"][..]] {
+        let (mut server, addr) = Example::server("axum_app", args).await;
+        let tls = args.contains(&"--tls");
+        server
+            .wait_stdout(if tls { "https://" } else { "http://" })
+            .await;
+        let scheme = if tls { "wss" } else { "ws" };
+        // Over TLS, wskit's client offers ALPN http/1.1: the same port serves it beside h2
+        // (the browser test covers h2).
+        let ws =
+            within(wskit::connect(format!("{scheme}://{addr}/ws")).danger_accept_invalid_certs())
+                .await
+                .unwrap();
+        let users = within(ws.recv()).await.unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(users.as_text().unwrap()).unwrap(),
+            json!({"type": "users", "count": 1})
+        );
+        server.terminate();
+        let error = loop {
+            match within(ws.recv()).await {
+                Ok(_) => continue,
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
+        assert_eq!(ws.close_reason().as_deref(), Some("server shutting down"));
+        let status = server.wait_exit().await;
+        assert!(status.success(), "{args:?}: {status}\n{}", server.outputs());
+    }
+}
