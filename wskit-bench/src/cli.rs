@@ -14,7 +14,7 @@ usage:
   wskit-bench serve LIB ADDR [--deflate]
       Run LIB's echo server on ADDR (e.g. 127.0.0.1:9000, or :0 for any port) on a
       current-thread runtime; prints `listening on ADDR`.
-      LIB: wskit | tungstenite | fastwebsockets | tokio-websockets
+      LIB: wskit | tungstenite | fastwebsockets | tokio-websockets | axum-wskit | axum-ws
 
   wskit-bench load SCENARIO ADDR [--secs N] [--warmup N] [--conns N] [--server-pid PID]
                   [--echo-first BYTES]

@@ -21,12 +21,14 @@ pub const WAIT_BUSY: f64 = 0.1;
 const LOCK: &str = include_str!("../../Cargo.lock");
 
 /// Crates whose versions the report gives.
-const CRATES: [&str; 6] = [
+const CRATES: [&str; 8] = [
     "wskit",
     "tokio-tungstenite",
     "tungstenite",
     "fastwebsockets",
     "tokio-websockets",
+    "axum",
+    "hyper",
     "tokio",
 ];
 
@@ -421,6 +423,8 @@ fn colour(outcome: &Outcome) -> &'static str {
         (Lib::Tungstenite, _) => "#dd6b20",
         (Lib::Fastwebsockets, _) => "#38a169",
         (Lib::TokioWebsockets, _) => "#805ad5",
+        (Lib::AxumWskit, _) => "#63b3ed",
+        (Lib::AxumWs, _) => "#d69e2e",
     }
 }
 

@@ -95,7 +95,7 @@ pub fn groups() -> Vec<Group> {
         Lib::ALL
             .into_iter()
             .map(|lib| Target {
-                label: lib.crate_name().to_owned(),
+                label: lib.label().to_owned(),
                 lib,
                 deflate: false,
                 scenario,

@@ -1,5 +1,6 @@
 //! The echo servers: one per library, each with the library's default configuration except
-//! for the message limit (64 MiB everywhere) and compression (off unless asked for).
+//! for the message limit (64 MiB everywhere) and compression (off unless asked for); and an
+//! axum app twice, upgrading with wskit's extractor and with axum's own `extract::ws`.
 //!
 //! Every server runs on a current-thread tokio runtime, one task per connection, and echoes each
 //! text or binary message back as it is, with the library's plain receive-then-send loop.
@@ -31,15 +32,21 @@ pub enum Lib {
     Fastwebsockets,
     /// tokio-websockets.
     TokioWebsockets,
+    /// An axum 0.8 app whose route upgrades with wskit's extractor (`wskit::axum`).
+    AxumWskit,
+    /// The same axum app with axum's own `extract::ws`.
+    AxumWs,
 }
 
 impl Lib {
     /// Every library, in the order of the tables.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::Wskit,
         Self::Tungstenite,
         Self::Fastwebsockets,
         Self::TokioWebsockets,
+        Self::AxumWskit,
+        Self::AxumWs,
     ];
 
     /// The command-line name.
@@ -49,6 +56,17 @@ impl Lib {
             Self::Tungstenite => "tungstenite",
             Self::Fastwebsockets => "fastwebsockets",
             Self::TokioWebsockets => "tokio-websockets",
+            Self::AxumWskit => "axum-wskit",
+            Self::AxumWs => "axum-ws",
+        }
+    }
+
+    /// The row label in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AxumWskit => "axum + wskit",
+            Self::AxumWs => "axum + extract::ws",
+            other => other.crate_name(),
         }
     }
 
@@ -59,6 +77,7 @@ impl Lib {
             Self::Tungstenite => "tokio-tungstenite",
             Self::Fastwebsockets => "fastwebsockets",
             Self::TokioWebsockets => "tokio-websockets",
+            Self::AxumWskit | Self::AxumWs => "axum",
         }
     }
 
@@ -66,12 +85,12 @@ impl Lib {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
-            .find(|lib| lib.name() == name || lib.crate_name() == name)
+            .find(|lib| lib.name() == name || lib.label() == name)
     }
 
     /// Whether its server can negotiate permessage-deflate.
     pub fn has_deflate(self) -> bool {
-        self == Self::Wskit
+        matches!(self, Self::Wskit | Self::AxumWskit)
     }
 }
 
@@ -115,7 +134,54 @@ pub async fn start(lib: Lib, addr: SocketAddr, deflate: bool) -> Result<(SocketA
     }
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    if matches!(lib, Lib::AxumWskit | Lib::AxumWs) {
+        return Ok((local, Box::pin(axum_app(listener, lib, deflate))));
+    }
     Ok((local, Box::pin(accept_loop(listener, lib))))
+}
+
+/// An axum app whose every path upgrades to an echo, with wskit's extractor or axum's own,
+/// served by `axum::serve` (hyper) with TCP_NODELAY like the other servers.
+async fn axum_app(listener: TcpListener, lib: Lib, deflate: bool) -> Result<()> {
+    use axum::serve::ListenerExt as _;
+    use axum::routing::any;
+    let route = if lib == Lib::AxumWskit {
+        any(move |ws: wskit::axum::WebSocketUpgrade| async move {
+            let ws = ws.max_size(Some(MAX_MESSAGE)).ping_interval(None);
+            let ws = if deflate {
+                ws.compression(Some(wskit::DeflateConfig::default()))
+            } else {
+                ws.no_compression()
+            };
+            ws.on_upgrade(|ws| async move {
+                let _ = wskit_echo(ws).await;
+            })
+        })
+    } else {
+        any(|ws: axum::extract::ws::WebSocketUpgrade| async move {
+            ws.max_message_size(MAX_MESSAGE)
+                .max_frame_size(MAX_MESSAGE)
+                .on_upgrade(axum_ws_echo)
+        })
+    };
+    let app = axum::Router::new().fallback(route);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+/// axum's `extract::ws` echo: recv/send, as in axum's own example.
+async fn axum_ws_echo(mut socket: axum::extract::ws::WebSocket) {
+    use axum::extract::ws::Message;
+    while let Some(Ok(message)) = socket.recv().await {
+        if matches!(message, Message::Text(_) | Message::Binary(_))
+            && socket.send(message).await.is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// Run `lib`'s echo server on `addr` in this process, on a current-thread runtime, printing
@@ -164,7 +230,9 @@ async fn accept_loop(listener: TcpListener, lib: Lib) -> Result<()> {
             Lib::Tungstenite => drop(tokio::spawn(tungstenite_echo(stream))),
             Lib::Fastwebsockets => drop(tokio::spawn(fastwebsockets_echo(stream))),
             Lib::TokioWebsockets => drop(tokio::spawn(tokio_websockets_echo(stream))),
-            Lib::Wskit => unreachable!("wskit accepts its own connections"),
+            Lib::Wskit | Lib::AxumWskit | Lib::AxumWs => {
+                unreachable!("wskit and axum accept their own connections")
+            }
         }
     }
 }
