@@ -143,8 +143,8 @@ pub async fn start(lib: Lib, addr: SocketAddr, deflate: bool) -> Result<(SocketA
 /// An axum app whose every path upgrades to an echo, with wskit's extractor or axum's own,
 /// served by `axum::serve` (hyper) with TCP_NODELAY like the other servers.
 async fn axum_app(listener: TcpListener, lib: Lib, deflate: bool) -> Result<()> {
-    use axum::serve::ListenerExt as _;
     use axum::routing::any;
+    use axum::serve::ListenerExt as _;
     let route = if lib == Lib::AxumWskit {
         any(move |ws: wskit::axum::WebSocketUpgrade| async move {
             let ws = ws.max_size(Some(MAX_MESSAGE)).ping_interval(None);

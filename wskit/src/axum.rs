@@ -42,7 +42,7 @@ use wskit_proto::Request;
 
 use crate::connection::{Connection, PeerAddr};
 use crate::server::ServerOptions;
-use wskit_proto::{CloseCode, HandshakeError};
+use wskit_proto::HandshakeError;
 
 /// The extractor: a WebSocket handshake request, to answer with
 /// [`on_upgrade`](Self::on_upgrade). Set options with its builder methods first (the same as
@@ -102,25 +102,8 @@ impl WebSocketUpgrade {
             self.remote_addr,
         );
         if let Some(opening) = opening {
-            tokio::spawn(async move {
-                let connection = match opening.await {
-                    Ok(connection) => connection,
-                    Err(error) => {
-                        tracing::debug!(%error, "upgrade failed");
-                        return;
-                    }
-                };
-                // The callback in a task of its own, to see a panic; this handle closes the
-                // connection with 1011 then (with 1000 when the callback returns, as it is
-                // dropped).
-                let kept = connection.clone();
-                if let Err(error) = tokio::spawn(callback(connection)).await
-                    && error.is_panic()
-                {
-                    tracing::error!(id = kept.id(), "connection handler panicked");
-                    let _ = kept.close(CloseCode::INTERNAL_ERROR, "").await;
-                }
-            });
+            // The callback and the connection's I/O in one task, as `serve` runs handlers.
+            tokio::spawn(opening.run(callback));
         }
         response
     }

@@ -3,8 +3,9 @@
 //!
 //! [`upgrade`] takes the request, validates it with the same policy and options as
 //! [`serve`](crate::serve), and gives the response for hyper to send (a 101 with the negotiated
-//! extension and subprotocol, or a refusal with its status) and, after a 101, a future that
-//! resolves to the connection once hyper has handed the connection over.
+//! extension and subprotocol, or a refusal with its status) and, after a 101, an [`Opening`]:
+//! [`run`](Opening::run) a handler on it (the connection's I/O and the handler in one task, as
+//! `serve` does), or await it for the connection.
 //!
 //! ```no_run
 //! use std::convert::Infallible;
@@ -13,17 +14,17 @@
 //! use http_body_util::Full;
 //! use hyper::body::Incoming;
 //!
+//! async fn echo(ws: wskit::Connection) -> wskit::Result<()> {
+//!     while let Some(message) = ws.clone().next().await {
+//!         ws.send(message?).await?;
+//!     }
+//!     Ok(())
+//! }
+//!
 //! async fn handle(mut request: hyper::Request<Incoming>) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
 //!     let (response, opening) = wskit::hyper::upgrade(&mut request).subprotocols(["chat"]).answer();
 //!     if let Some(opening) = opening {
-//!         tokio::spawn(async move {
-//!             let Ok(ws) = opening.await else { return };
-//!             while let Ok(message) = ws.recv().await {
-//!                 if ws.send(message).await.is_err() {
-//!                     break;
-//!                 }
-//!             }
-//!         });
+//!         tokio::spawn(opening.run(echo));
 //!     }
 //!     Ok(response)
 //! }
@@ -169,6 +170,45 @@ pub struct Opening {
 impl fmt::Debug for Opening {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Opening").finish_non_exhaustive()
+    }
+}
+
+impl Opening {
+    /// Run `handler` on the connection once hyper hands it over, polled in one task with the
+    /// connection's I/O, as `serve` runs its handlers: spawn the returned future. Per message,
+    /// this saves the wake-ups between a connection's task and a handler's task of its own
+    /// (awaiting the `Opening` and spawning a handler); and the task, once open, holds only
+    /// the connection and the handler (the hand-over is boxed, and freed then). `wskit::axum`
+    /// runs its callbacks this way. The connection closes with 1000 when the handler returns
+    /// `()` or `Ok`, with 1011 when it fails or panics. When the hand-over fails or times out,
+    /// the handler is not called (the reason is logged at debug level).
+    pub fn run<H, F>(self, handler: H) -> impl Future<Output = ()> + Send + 'static
+    where
+        H: FnOnce(Connection) -> F + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: crate::server::HandlerResult,
+    {
+        let opening: crate::server::Opening<TokioIo<hyper::upgrade::Upgraded>, F> =
+            Box::pin(async move {
+                let upgraded = match self.open_timeout {
+                    Some(timeout) => match tokio::time::timeout(timeout, self.on_upgrade).await {
+                        Ok(upgraded) => upgraded,
+                        Err(_) => {
+                            tracing::debug!("upgrade timed out");
+                            return None;
+                        }
+                    },
+                    None => self.on_upgrade.await,
+                };
+                let upgraded = upgraded
+                    .map_err(|error| tracing::debug!(%error, "upgrade failed"))
+                    .ok()?;
+                self.upgrading
+                    .run(TokioIo::new(upgraded), handler)
+                    .map_err(|error| tracing::debug!(%error, "upgrade failed"))
+                    .ok()
+            });
+        crate::server::ServeTask::Opening(opening)
     }
 }
 

@@ -384,6 +384,37 @@ impl Upgrading {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let (connection, driver) = self.open_parts(stream)?;
+        tokio::spawn(driver);
+        Ok(connection)
+    }
+
+    /// [`open`](Self::open), with `handler` called on the connection and polled in one task
+    /// with its driver, as `serve` runs its handlers: the connection closes with 1000 when the
+    /// handler returns `()` or `Ok`, with 1011 when it fails or panics. Await the returned
+    /// future in the connection's task.
+    pub(crate) fn run<S, H, F>(self, stream: S, handler: H) -> Result<ConnectionTask<S, F>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: FnOnce(Connection) -> F,
+        F: Future,
+        F::Output: HandlerResult,
+    {
+        let (connection, driver) = self.open_parts(stream)?;
+        driver.hold_handle();
+        Ok(ConnectionTask {
+            driver,
+            handler: Some(Box::pin(handler(connection))),
+            _slot: None,
+            guard: None,
+        })
+    }
+
+    /// The connection and its driver, not spawned yet.
+    fn open_parts<S>(self, stream: S) -> Result<(Connection, Driver<S>)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let Self {
             mut protocol,
             answer,
@@ -405,9 +436,7 @@ impl Upgrading {
             local_addr,
             remote_addr: Some(remote_addr),
         };
-        let (connection, driver) = Connection::open(protocol, stream, connection, info);
-        tokio::spawn(driver);
-        Ok(connection)
+        Ok(Connection::open(protocol, stream, connection, info))
     }
 }
 
@@ -1069,7 +1098,7 @@ fn spawn_connection<S, H, F>(
 /// The task of a plain connection: the opening handshake, boxed, then the connection itself.
 /// Once the handshake is over, the task holds nothing but [`ConnectionTask`] (idle memory per
 /// connection).
-enum ServeTask<S, F: Future> {
+pub(crate) enum ServeTask<S, F: Future> {
     Opening(Opening<S, F>),
     Running(ConnectionTask<S, F>),
 }
@@ -1144,12 +1173,12 @@ where
         driver,
         handler: Some(handler),
         _slot: slot,
-        guard,
+        guard: Some(guard),
     })
 }
 
 /// The opening handshake of a [`ServeTask`].
-type Opening<S, F> = Pin<Box<dyn Future<Output = Option<ConnectionTask<S, F>>> + Send>>;
+pub(crate) type Opening<S, F> = Pin<Box<dyn Future<Output = Option<ConnectionTask<S, F>>> + Send>>;
 
 /// An open connection: its driver and its handler, polled together in one task. The driver
 /// is polled again right after the handler, so that what the handler just sent is written
@@ -1159,7 +1188,7 @@ type Opening<S, F> = Pin<Box<dyn Future<Output = Option<ConnectionTask<S, F>>> +
 ///
 /// Kept small (152 bytes for a TCP connection), because tokio's task allocation grows in
 /// steps of 128 bytes: this is most of an idle connection's memory.
-struct ConnectionTask<S, F: Future> {
+pub(crate) struct ConnectionTask<S, F: Future> {
     /// The driver holds a handle for the handler (see [`Driver::hold_handle`]), released
     /// when the handler returns: the connection then closes with 1000 if the handler
     /// succeeded, 1011 if it failed or panicked.
@@ -1168,7 +1197,8 @@ struct ConnectionTask<S, F: Future> {
     handler: Option<Pin<Box<F>>>,
     /// A place among `max_connections`, if limited.
     _slot: Option<Slot>,
-    guard: TaskGuard,
+    /// The server's, for a connection of `serve`; none for one another HTTP layer upgraded.
+    guard: Option<TaskGuard>,
 }
 
 impl<S, F> ConnectionTask<S, F>
@@ -1262,7 +1292,9 @@ where
 
 impl<S, F: Future> Drop for ConnectionTask<S, F> {
     fn drop(&mut self) {
-        if let Ok(mut connections) = self.guard.shared.connections.lock() {
+        if let Some(guard) = &self.guard
+            && let Ok(mut connections) = guard.shared.connections.lock()
+        {
             connections.remove(&self.driver.id());
         }
         let id = self.driver.id();

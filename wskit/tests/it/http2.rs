@@ -680,3 +680,34 @@ async fn graceful_shutdown_closes_websockets_with_1001_then_sends_goaway() {
     };
     assert!(refused.is_some(), "a stream opened after GOAWAY");
 }
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_serve_takes_websockets_over_http2_on_an_any_route() {
+    use axum::routing::any;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().route(
+        "/ws",
+        any(|ws: wskit::axum::WebSocketUpgrade| async move {
+            ws.subprotocols(["chat"]).on_upgrade(|ws| async move {
+                let request = ws.request().unwrap();
+                let how = format!("{} {}", request.version, request.method);
+                while let Ok(message) = ws.recv().await {
+                    let reply = format!("{how}: {}", message.as_text().unwrap_or_default());
+                    if ws.send(reply).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    // axum::serve speaks HTTP/2 with prior knowledge and allows extended CONNECT.
+    let (mut client, _driver) = client(addr).await;
+    let ws = websocket(&mut client, addr, "/ws").await;
+    assert!(ws.is_compressed());
+    ws.send("hello").await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap(), "HTTP/2 CONNECT: hello");
+    within(ws.close(CloseCode::NORMAL, "")).await.unwrap();
+}

@@ -42,6 +42,20 @@ async fn handle(
     if request.uri().path() == "/healthz" {
         return Ok(hyper::Response::new(Full::new(Bytes::from_static(b"OK\n"))));
     }
+    if request.uri().path() == "/fails" {
+        // A handler run with the connection's I/O: an error closes with 1011.
+        let (response, opening) = wskit::hyper::upgrade(&mut request).answer();
+        if let Some(opening) = opening {
+            tokio::spawn(opening.run(|ws: Connection| async move {
+                let message = ws.recv().await.map_err(|e| e.to_string())?;
+                if message == "fail" {
+                    return Err("the handler failed".to_owned());
+                }
+                ws.send(message).await.map_err(|e| e.to_string())
+            }));
+        }
+        return Ok(response);
+    }
     let (response, opening) = wskit::hyper::upgrade(&mut request)
         .subprotocols(["chat"])
         .remote_addr(PeerAddr::Tcp(remote))
@@ -152,4 +166,23 @@ async fn a_header_that_is_not_utf8_gets_400_as_on_serve() {
     request.extend_from_slice(b"\r\n\r\n");
     let (head, _) = http_exchange(addr, &request).await;
     assert_eq!(status(&head), 400, "{head}");
+}
+
+#[tokio::test]
+async fn a_handler_run_on_the_opening_closes_with_1000_or_1011() {
+    let addr = hyper_server().await;
+    for (message, code) in [
+        ("echo", wskit::CloseCode::NORMAL),
+        ("fail", wskit::CloseCode::INTERNAL_ERROR),
+    ] {
+        let ws = within(wskit::connect(format!("ws://{addr}/fails")))
+            .await
+            .unwrap();
+        ws.send(message).await.unwrap();
+        if code == wskit::CloseCode::NORMAL {
+            assert_eq!(within(ws.recv()).await.unwrap(), message);
+        }
+        let error = within(ws.recv()).await.unwrap_err();
+        assert_eq!(error.close_code(), Some(code), "{message}: {error:?}");
+    }
 }
