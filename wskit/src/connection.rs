@@ -790,6 +790,19 @@ impl Connection {
         self.shared.info.data.as_ref()?.get::<T>()
     }
 
+    /// The parameters of the route this connection matched (a [`Router`](crate::Router)'s):
+    /// empty without a router.
+    pub fn params(&self) -> &crate::Params {
+        static NONE: crate::Params = crate::Params::EMPTY;
+        self.data::<crate::Params>().unwrap_or(&NONE)
+    }
+
+    /// The username this connection authenticated with (a server's
+    /// [`basic_auth`](crate::server::Serve::basic_auth)), if any.
+    pub fn username(&self) -> Option<&str> {
+        self.data::<crate::Username>().map(|user| user.0.as_str())
+    }
+
     /// The opening handshake request: received by a server, sent by a client.
     pub fn request(&self) -> Option<&Request> {
         self.shared.info.request.as_deref()

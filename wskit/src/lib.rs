@@ -57,6 +57,7 @@ mod handshake;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 mod options;
+mod router;
 pub mod server;
 mod session;
 #[cfg(feature = "rustls")]
@@ -70,8 +71,13 @@ pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
 pub use connection_set::ConnectionSet;
 pub use error::{Closed, Error, Result};
 #[cfg(unix)]
+pub use router::unix_route;
+pub use router::{Routed, Router, route};
+#[cfg(unix)]
 pub use server::unix_serve;
 pub use server::{Server, accept, serve, serve_listener, shutdown_signal};
+pub use session::auth::{BasicAuth, Username};
+pub use session::route::Params;
 #[cfg(feature = "rustls")]
 pub use tls::ServerTls;
 pub use wskit_proto as proto;

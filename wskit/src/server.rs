@@ -167,6 +167,19 @@ impl<S> Accept<S> {
         self.local_addr = Some(addr);
         self
     }
+
+    /// Require HTTP Basic authentication, as [`Serve::basic_auth`].
+    pub fn basic_auth(mut self, auth: crate::BasicAuth) -> Self {
+        self.options.policy.basic_auth = Some(Arc::new(auth));
+        self
+    }
+
+    /// Match the request against `router`'s routes (404 and 400 as [`route`](crate::route)
+    /// answers them); run the route's handler with [`Router::handle`](crate::Router::handle).
+    pub fn router(mut self, router: &crate::Router) -> Self {
+        self.options.policy.routes = Some(router.table());
+        self
+    }
 }
 
 impl<S> fmt::Debug for Accept<S> {
@@ -209,9 +222,14 @@ where
                     Ok(request) => request,
                     Err(response) => return Err(Error::Refused(response)),
                 };
-            let answer = options
-                .policy
-                .answer(&mut protocol, &request, &remote_addr, || None);
+            let answer = match authenticate(&options.policy, &request).await {
+                Ok(user) => {
+                    options
+                        .policy
+                        .answer(&mut protocol, &request, &remote_addr, user, || None)
+                }
+                Err(refusal) => refusal,
+            };
             match send_answer(&mut stream, &mut protocol, request, answer, &remote_addr).await? {
                 Ok(opened) => Ok(opened),
                 Err(response) => Err(Error::Refused(response)),
@@ -320,10 +338,13 @@ impl Upgrade {
     /// extensions), then `process_response`, as `serve` does.
     pub fn answer(self) -> Upgrading {
         let mut protocol = Protocol::server(Arc::clone(&self.options.protocol));
-        let answer =
-            self.options
-                .policy
-                .answer(&mut protocol, &self.request, &self.remote_addr, || None);
+        let answer = self.options.policy.answer(
+            &mut protocol,
+            &self.request,
+            &self.remote_addr,
+            None,
+            || None,
+        );
         if !answer.accepted {
             tracing::info!(remote = %self.remote_addr, status = answer.response.status, "connection rejected");
         }
@@ -393,6 +414,7 @@ impl Upgrading {
     /// with its driver, as `serve` runs its handlers: the connection closes with 1000 when the
     /// handler returns `()` or `Ok`, with 1011 when it fails or panics. Await the returned
     /// future in the connection's task.
+    #[cfg(feature = "hyper")]
     pub(crate) fn run<S, H, F>(self, stream: S, handler: H) -> Result<ConnectionTask<S, F>>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -613,6 +635,15 @@ impl<H> Serve<H> {
     /// every 5 s.
     pub fn release_idle_buffers(mut self, every: Option<Duration>) -> Self {
         self.options.release_idle_buffers = every.filter(|every| !every.is_zero());
+        self
+    }
+
+    /// Require HTTP Basic authentication for everything the server answers: the handshakes,
+    /// and the pages or health checks `process_request` serves (it runs after, and finds the
+    /// [`Username`](crate::Username) in the handshake's data). Python websockets'
+    /// `basic_auth`. Default: none.
+    pub fn basic_auth(mut self, auth: crate::BasicAuth) -> Self {
+        self.options.policy.basic_auth = Some(Arc::new(auth));
         self
     }
 }
@@ -1375,16 +1406,40 @@ where
             accepted: false,
         }
     } else {
-        // process_request answers first: a health check still gets its answer when the
-        // server is full (the answers it gives take no place among `max_connections`).
-        options.policy.answer(protocol, &request, remote, || {
-            (!reserve_slot(shared, options, slot))
-                .then(|| Response::new(503, "Too many connections, try again later.\n"))
-        })
+        match authenticate(&options.policy, &request).await {
+            // process_request answers first: a health check still gets its answer when the
+            // server is full (the answers it gives take no place among `max_connections`).
+            Ok(user) => options.policy.answer(protocol, &request, remote, user, || {
+                (!reserve_slot(shared, options, slot))
+                    .then(|| Response::new(503, "Too many connections, try again later.\n"))
+            }),
+            Err(refusal) => refusal,
+        }
     };
     Ok(send_answer(stream, protocol, request, answer, remote)
         .await?
         .ok())
+}
+
+/// HTTP Basic authentication, if the server asks for it: the username, or the 401 answer.
+/// An async check is awaited here (within the handshake's `open_timeout`).
+async fn authenticate(
+    policy: &HandshakePolicy,
+    request: &Request,
+) -> std::result::Result<Option<crate::Username>, Answer> {
+    use crate::session::auth::AuthStep;
+    let Some(auth) = &policy.basic_auth else {
+        return Ok(None);
+    };
+    let step = match auth.step(request) {
+        AuthStep::Pending(check, user) => auth.decide(check.await, user),
+        step => step,
+    };
+    match step {
+        AuthStep::Accepted(user) => Ok(Some(user)),
+        AuthStep::Refused(response) => Err(policy.refuse(request, response)),
+        AuthStep::Pending(..) => unreachable!("an async check is awaited above"),
+    }
 }
 
 /// Read the client's request. `Ok(Err(response))` when it did not parse: it was answered

@@ -62,7 +62,7 @@ fn decode_char(c: u8) -> Option<u32> {
 /// `None` unless `input` is exactly what [`base64_encode`] produces for some bytes: a length
 /// that is a multiple of 4, only alphabet characters, `=` only as the last one or two
 /// characters, and zero pad bits (RFC 4648 section 3.5). No whitespace is accepted.
-pub(crate) fn base64_decode(input: &str) -> Option<Vec<u8>> {
+pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
     let input = input.as_bytes();
     if input.len() % 4 != 0 {
         return None;

@@ -10,7 +10,7 @@ mod headers;
 mod request;
 mod response;
 
-pub use accept_key::{accept_key, base64_encode, generate_key};
+pub use accept_key::{accept_key, base64_decode, base64_encode, generate_key};
 pub use headers::Headers;
 pub use request::{HttpVersion, Request};
 pub use response::Response;
@@ -47,7 +47,7 @@ pub fn check_request(request: &Request) -> Result<&str, HandshakeError> {
             value,
         },
     })?;
-    if accept_key::base64_decode(key).is_none_or(|nonce| nonce.len() != 16) {
+    if base64_decode(key).is_none_or(|nonce| nonce.len() != 16) {
         return Err(HandshakeError::InvalidHeader {
             header: "Sec-WebSocket-Key",
             value: key.to_owned(),

@@ -4,4 +4,9 @@
 //!   `process_response`, the `Server` header), one piece for `serve` and for a server
 //!   handshake on any stream.
 
+//! - [`route`]: a router's patterns, matched during the handshake.
+//! - [`auth`]: HTTP Basic authentication.
+
+pub(crate) mod auth;
 pub(crate) mod policy;
+pub(crate) mod route;

@@ -11,6 +11,8 @@ use wskit_proto::{HandshakeError, Protocol, Request, Response};
 
 use crate::connection::PeerAddr;
 use crate::data::ConnectionData;
+use crate::session::auth::{BasicAuth, Username};
+use crate::session::route::{RouteIndex, RouteTable};
 
 pub(crate) type ProcessRequest =
     dyn Fn(&mut Handshake<'_>, &Request) -> Option<Response> + Send + Sync;
@@ -59,6 +61,11 @@ pub(crate) struct HandshakePolicy {
     pub(crate) process_response: Option<Arc<ProcessResponse>>,
     pub(crate) select_subprotocol: Option<Arc<SelectSubprotocol>>,
     pub(crate) server_header: Option<String>,
+    /// HTTP Basic authentication, checked before everything else (the I/O layer runs it:
+    /// its check may be a future).
+    pub(crate) basic_auth: Option<Arc<BasicAuth>>,
+    /// A router's patterns: a request they do not match is refused (404, 400).
+    pub(crate) routes: Option<Arc<RouteTable>>,
 }
 
 impl Default for HandshakePolicy {
@@ -69,6 +76,8 @@ impl Default for HandshakePolicy {
             process_response: None,
             select_subprotocol: None,
             server_header: Some(concat!("wskit/", env!("CARGO_PKG_VERSION")).to_owned()),
+            basic_auth: None,
+            routes: None,
         }
     }
 }
@@ -112,10 +121,14 @@ impl HandshakePolicy {
         protocol: &mut Protocol,
         request: &Request,
         remote: &PeerAddr,
+        user: Option<Username>,
         gate: impl FnOnce() -> Option<Response>,
     ) -> Answer {
         let mut handshake_ok = false;
-        let mut data = None;
+        let mut data: Option<Box<ConnectionData>> = None;
+        if let Some(user) = user {
+            data.get_or_insert_default().insert(user);
+        }
         let answered = self.process_request.as_ref().and_then(|process| {
             process(
                 &mut Handshake {
@@ -125,6 +138,8 @@ impl HandshakePolicy {
                 request,
             )
         });
+        // Then the routes: a path they do not match is answered before a place is taken.
+        let answered = answered.or_else(|| self.route(request, &mut data).err());
         let response = match answered.or_else(gate) {
             Some(refusal) => refusal,
             None => match self.handshake(protocol, request) {
@@ -155,6 +170,33 @@ impl HandshakePolicy {
             data,
             accepted,
         }
+    }
+
+    /// The answer to a request that the Basic authentication refused (the 401), as every
+    /// answer goes: with the `Server` header, through `process_response`.
+    pub(crate) fn refuse(&self, request: &Request, response: Response) -> Answer {
+        Answer {
+            response: self.finish(request, response),
+            data: None,
+            accepted: false,
+        }
+    }
+
+    /// Match the router's patterns, if any: the route and its parameters go into the
+    /// connection's data; the refusal (404, 400) otherwise.
+    fn route(
+        &self,
+        request: &Request,
+        data: &mut Option<Box<ConnectionData>>,
+    ) -> Result<(), Response> {
+        let Some(routes) = &self.routes else {
+            return Ok(());
+        };
+        let (index, params) = routes.find(&request.path)?;
+        let data = data.get_or_insert_default();
+        data.insert(RouteIndex(index));
+        data.insert(params);
+        Ok(())
     }
 
     /// The 101 for a valid handshake from an allowed origin, with the subprotocol chosen.

@@ -23,6 +23,7 @@ mod keepalive;
 mod limits;
 mod raw;
 mod reconnecting;
+mod routes;
 mod server;
 mod stream;
 mod timeouts;
