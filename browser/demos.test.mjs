@@ -8,6 +8,7 @@
 // Environment:
 //   WSKIT_SHOW_TIME_URL, WSKIT_COUNTER_URL, WSKIT_CHAT_URL   the pages (http://127.0.0.1:PORT/)
 //   WSKIT_AXUM_APP_URL   the counter page of examples/axum_app.rs, whose /api/state is checked too
+//   WSKIT_CHAT_ROOMS_URL the chat_rooms example (Basic auth: alice / wonderland)
 //   WSKIT_AXUM_APP_TLS_URL  the same app with --tls (https, h2): the page and its wss: WebSocket
 //                        must go over one HTTP/2 connection, the WebSocket as an extended CONNECT
 //   WSKIT_BROWSER_OUTPUT   where the screenshots go (default: a directory under the system's temp)
@@ -352,6 +353,61 @@ async function chat() {
   log('ok chat: a message typed in one page appeared in both');
 }
 
+/** `chat_rooms`: rooms at /rooms/{name} behind Basic auth, the page in the same realm. */
+async function chatRooms() {
+  step = 'chat-rooms';
+  const address = url('WSKIT_CHAT_ROOMS_URL');
+  // What a person types into the browser's prompt for the page: the browser then sends the
+  // same credentials with the page's WebSocket handshakes.
+  await context.setHTTPCredentials({ username: 'alice', password: 'wonderland' });
+  for (const [name, room] of [['R1', 'lobby'], ['R2', 'lobby'], ['R3', 'kitchen']]) {
+    const page = await openPage(name, address);
+    await page.fill('#room', room);
+    await page.click('#join input[type=submit]');
+    await page.locator('#message').waitFor({ state: 'visible' });
+    await expectLine(name, `*** alice joined ${room}`);
+  }
+  step = 'chat-rooms: a message in the lobby';
+  await say('R1', 'Hello lobby!');
+  await expectLine('R1', 'alice: Hello lobby!');
+  await expectLine('R2', 'alice: Hello lobby!');
+  step = 'chat-rooms: a message in the kitchen';
+  await say('R3', 'Hello kitchen!');
+  await expectLine('R3', 'alice: Hello kitchen!');
+  await expectLine('R2', '*** alice joined lobby');
+  // The kitchen's line reached the kitchen only, and the lobby's the lobby only.
+  for (const name of ['R1', 'R2']) {
+    assert.ok(!(await chatLines(name)).includes('alice: Hello kitchen!'), `page ${name}`);
+  }
+  assert.ok(!(await chatLines('R3')).includes('alice: Hello lobby!'), 'page R3');
+  await screenshot('R1', 'chat-rooms.png');
+  for (const name of ['R1', 'R2', 'R3']) await closePage(name);
+
+  await context.setHTTPCredentials(null);
+
+  // A browser of its own (this one keeps alice's good credentials in its cache).
+  step = 'chat-rooms: a wrong password';
+  const otherDir = await mkdtemp(join(tmpdir(), 'wskit-chromium-'));
+  const other = await chromium.launchPersistentContext(otherDir, {
+    executablePath,
+    headless: true,
+    args: ARGS,
+    timeout: 30_000,
+    httpCredentials: { username: 'alice', password: 'not-the-password' },
+  });
+  try {
+    const page = await other.newPage();
+    const response = await page.goto(address, { timeout: WAIT });
+    assert.equal(response?.status(), 401, 'the page with a wrong password');
+    assert.match(response.headers()['www-authenticate'] ?? '', /^Basic realm="chat rooms"/);
+  } finally {
+    await other.close();
+    await rm(otherDir, { recursive: true, force: true });
+  }
+  assertNoPageErrors();
+  log('ok chat-rooms: two pages in one room saw each other, the other room did not; 401 for a wrong password');
+}
+
 async function chatHistory() {
   step = 'chat-history';
   const address = url('WSKIT_CHAT_URL');
@@ -377,6 +433,7 @@ async function main() {
       'WSKIT_CHAT_URL',
       'WSKIT_AXUM_APP_URL',
       'WSKIT_AXUM_APP_TLS_URL',
+      'WSKIT_CHAT_ROOMS_URL',
     ].forEach(url);
   }
   else url('WSKIT_CHAT_URL');
@@ -397,6 +454,7 @@ async function main() {
     await counter('WSKIT_AXUM_APP_URL', 'axum-app', true);
     await counter('WSKIT_AXUM_APP_TLS_URL', 'axum-app-h2', true, true);
     await chat();
+    await chatRooms();
   } else {
     await chatHistory();
   }

@@ -1,4 +1,4 @@
-//! The browser demos (`show_time`, `counter`, `axum_app`, `chat` in `wskit/examples/`) in a real
+//! The browser demos (`show_time`, `counter`, `axum_app`, `chat`, `chat_rooms` in `wskit/examples/`) in a real
 //! headless Chromium: Debian's `chromium` driven by `playwright-core` from npm (`browser/`), as a
 //! person would use them: pages opened, buttons clicked, messages typed (and, for `axum_app`,
 //! its `/api/state` read between the clicks). `axum_app` runs twice: over plain HTTP, and with
@@ -39,16 +39,19 @@ const BUDGET: Duration = Duration::from_secs(120);
 const NPM_CI: Duration = Duration::from_secs(300);
 
 /// The demos this test runs.
-const DEMOS: [&str; 3] = ["show_time", "counter", "chat"];
+const DEMOS: [&str; 4] = ["show_time", "counter", "chat", "chat_rooms"];
 
 /// The screenshots that the node script must have written.
-const SCREENSHOTS: [&str; 7] = [
+const SCREENSHOTS: [&str; 10] = [
     "show_time.png",
     "counter-a.png",
     "counter-b.png",
     "axum-app-a.png",
     "axum-app-b.png",
+    "axum-app-h2-a.png",
+    "axum-app-h2-b.png",
     "chat.png",
+    "chat-rooms.png",
     "chat-after-restart.png",
 ];
 
@@ -84,6 +87,7 @@ fn browser_demos_work_in_headless_chromium() {
     let counter = Server::start(&examples["counter"], &[], deadline);
     let axum_app = Server::start(&examples["axum_app"], &[], deadline);
     let axum_app_tls = Server::start(&examples["axum_app"], &[Path::new("--tls")], deadline);
+    let chat_rooms = Server::start(&examples["chat_rooms"], &[], deadline);
     let mut chat = Server::start(&examples["chat"], &[&chat_log], deadline);
     let url = |server: &Server| format!("http://{}/", server.addr);
     let env = vec![
@@ -95,6 +99,7 @@ fn browser_demos_work_in_headless_chromium() {
             format!("https://localhost:{}/", axum_app_tls.addr.port()),
         ),
         ("WSKIT_CHAT_URL", url(&chat)),
+        ("WSKIT_CHAT_ROOMS_URL", url(&chat_rooms)),
         ("WSKIT_BROWSER_OUTPUT", output.display().to_string()),
         ("CHROMIUM", chromium.display().to_string()),
     ];
@@ -103,9 +108,16 @@ fn browser_demos_work_in_headless_chromium() {
         "demos",
         &env,
         deadline,
-        &[&show_time, &counter, &axum_app, &axum_app_tls, &chat],
+        &[
+            &show_time,
+            &counter,
+            &axum_app,
+            &axum_app_tls,
+            &chat,
+            &chat_rooms,
+        ],
     );
-    drop((show_time, counter, axum_app, axum_app_tls));
+    drop((show_time, counter, axum_app, axum_app_tls, chat_rooms));
 
     // Everyone left: the log ends with the last notice (the server writes it when it sees the
     // page's WebSocket close, a moment after the browser is gone).

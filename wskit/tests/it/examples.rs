@@ -751,3 +751,63 @@ async fn axum_app_serves_wss_with_tls_and_closes_websockets_with_1001_on_sigterm
         assert!(status.success(), "{args:?}: {status}\n{}", server.outputs());
     }
 }
+
+#[tokio::test]
+async fn chat_rooms_routes_rooms_behind_basic_auth() {
+    let (server, addr) = Example::server("chat_rooms", &[]).await;
+    server
+        .wait_stdout("demo credentials: alice:wonderland, bob:builder")
+        .await;
+    let join = |user: &'static str, room: &'static str| async move {
+        within(wskit::connect(format!("ws://{user}@{addr}/rooms/{room}")))
+            .await
+            .unwrap()
+    };
+    let alice = join("alice:wonderland", "lobby").await;
+    assert_eq!(recv_text(&alice).await, "*** alice joined lobby");
+    let bob = join("bob:builder", "lobby").await;
+    assert_eq!(recv_text(&bob).await, "*** bob joined lobby");
+    assert_eq!(recv_text(&alice).await, "*** bob joined lobby");
+    // Another room (its name percent-encoded) hears nothing of the lobby.
+    let elsewhere = join("bob:builder", "caf%C3%A9").await;
+    assert_eq!(recv_text(&elsewhere).await, "*** bob joined café");
+    alice.send("hello\nlobby").await.unwrap();
+    for ws in [&alice, &bob] {
+        assert_eq!(recv_text(ws).await, "alice: hello lobby");
+    }
+    elsewhere.send("anyone?").await.unwrap();
+    assert_eq!(recv_text(&elsewhere).await, "bob: anyone?");
+    within(bob.close(CloseCode::NORMAL, "")).await.unwrap();
+    assert_eq!(recv_text(&alice).await, "*** bob left lobby");
+
+    // A wrong password: 401 on the handshake and on the page; the page with the right one.
+    let error = within(wskit::connect(format!(
+        "ws://alice:guess@{addr}/rooms/lobby"
+    )))
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, wskit::Error::InvalidStatus(ref r) if r.status == 401),
+        "{error:?}"
+    );
+    let page = |authorization: &str| {
+        format!("GET / HTTP/1.1\r\nHost: localhost\r\n{authorization}Connection: close\r\n\r\n")
+    };
+    let (head, _) = crate::raw::http_exchange(
+        addr,
+        page("Authorization: Basic YWxpY2U6Z3Vlc3M=\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&head), 401, "{head}");
+    assert!(
+        head.contains("WWW-Authenticate: Basic realm=\"chat rooms\""),
+        "{head}"
+    );
+    let (head, body) = crate::raw::http_exchange(
+        addr,
+        page("Authorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert!(String::from_utf8_lossy(&body).contains("/rooms/"));
+}
