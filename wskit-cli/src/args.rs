@@ -74,6 +74,10 @@ pub(crate) struct ConnectArgs {
     pub(crate) ca_files: Vec<String>,
     /// `--insecure-no-verify`.
     pub(crate) insecure_no_verify: bool,
+    /// `--proxy`.
+    pub(crate) proxy: Option<String>,
+    /// `--no-proxy`.
+    pub(crate) no_proxy: bool,
     /// `--max-size`.
     pub(crate) max_size: Option<String>,
     /// `--linger`.
@@ -239,6 +243,8 @@ fn parse_connect(lexer: &mut Lexer, verbose: &mut u8) -> Result<Mode, UsageError
             _ if arg.is("linger") => args.linger = Some(lexer.value(&arg, TOPIC)?),
             _ if arg.is("no-compression") => args.no_compression = true,
             _ if arg.is("insecure-no-verify") => args.insecure_no_verify = true,
+            _ if arg.is("proxy") => args.proxy = Some(lexer.value(&arg, TOPIC)?),
+            _ if arg.is("no-proxy") => args.no_proxy = true,
             _ => {
                 if let Some(mode) = common_option(lexer, &arg, TOPIC, verbose)? {
                     return Ok(mode);

@@ -59,6 +59,10 @@ pub(crate) struct ConnectConfig {
     pub(crate) ca_files: Vec<PathBuf>,
     /// Skip certificate verification (dangerous).
     pub(crate) insecure_no_verify: bool,
+    /// The proxy to go through, as a URL (else the environment's).
+    pub(crate) proxy: Option<String>,
+    /// Go straight to the server, whatever the environment says.
+    pub(crate) no_proxy: bool,
     /// The largest message received; `None`: no limit.
     pub(crate) max_size: Option<usize>,
     /// After standard input ends, how long to keep printing messages before closing: until
@@ -169,6 +173,8 @@ impl ConnectConfig {
             compression: !args.no_compression,
             ca_files: args.ca_files.into_iter().map(PathBuf::from).collect(),
             insecure_no_verify: args.insecure_no_verify,
+            proxy: args.proxy,
+            no_proxy: args.no_proxy,
             max_size,
             linger: linger.unwrap_or(if stdin_is_terminal {
                 Duration::ZERO

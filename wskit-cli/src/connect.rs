@@ -178,6 +178,12 @@ fn builder(config: &ConnectConfig) -> wskit::Connect {
     if config.insecure_no_verify {
         connect = connect.danger_accept_invalid_certs();
     }
+    if let Some(proxy) = &config.proxy {
+        connect = connect.proxy(proxy);
+    }
+    if config.no_proxy {
+        connect = connect.no_proxy();
+    }
     connect
 }
 

@@ -226,6 +226,11 @@ Options:
       --insecure-no-verify    wss://: DANGEROUS: do not verify the server's
                               certificate; anyone on the network path can
                               then read and change the connection
+      --proxy URL             Go through this proxy: http://[USER:PASS@]HOST:PORT
+                              (HTTP CONNECT), socks5://... or socks5h://...
+                              (the proxy resolves names) [default: from
+                              http_proxy, https_proxy, all_proxy, no_proxy]
+      --no-proxy              Connect straight, whatever the environment says
   -v, --verbose               Debug logs on standard error (-vv: more)
   -h, --help                  Print this help
 

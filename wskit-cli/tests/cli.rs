@@ -93,7 +93,20 @@ struct Wskit {
 impl Wskit {
     /// Start `wskit ARGS` with piped standard streams.
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wskit"))
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Start `wskit ARGS` with these environment variables, and no proxy variable of the
+    /// test's own environment.
+    fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wskit"));
+        for name in ["http_proxy", "https_proxy", "all_proxy", "no_proxy"] {
+            command
+                .env_remove(name)
+                .env_remove(name.to_ascii_uppercase());
+        }
+        command.envs(env.iter().copied());
+        let mut child = command
             .args(args)
             .env_remove("RUST_LOG")
             .stdin(Stdio::piped())
@@ -687,4 +700,87 @@ fn wss_serve_and_connect() {
 
     server.sigterm();
     assert_eq!(server.wait(), 0);
+}
+
+/// An HTTP CONNECT proxy on a thread of its own that counts the tunnels it opens.
+fn counting_proxy() -> (SocketAddr, std::sync::Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let tunnels = std::sync::Arc::clone(&count);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let tunnels = std::sync::Arc::clone(&tunnels);
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read_exact(&mut byte).is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap();
+                let target = head.split(' ').nth(1).unwrap().to_owned();
+                let mut server = std::net::TcpStream::connect(target).unwrap();
+                tunnels.fetch_add(1, Ordering::SeqCst);
+                client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut from_client, mut to_server) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from_client, &mut to_server);
+                    let _ = to_server.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut server, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn connect_goes_through_the_proxy_the_environment_or_the_option_names() {
+    let server = TestServer::start(echo);
+    let uri = server.uri("/");
+    let (proxy, tunnels) = counting_proxy();
+    let proxy_url = format!("http://{proxy}");
+    let exchange = |args: &[&str], env: &[(&str, &str)]| {
+        let mut wskit = Wskit::spawn_with_env(args, env);
+        wskit.write("hello\n");
+        wskit.stdout.wait_for("'< hello'", |l| l == "< hello");
+        wskit.close_stdin();
+        assert_eq!(wskit.wait(), 0, "{args:?} {env:?}");
+        tunnels.load(Ordering::SeqCst)
+    };
+    assert_eq!(
+        exchange(&["connect", &uri], &[("http_proxy", &proxy_url)]),
+        1
+    );
+    assert_eq!(
+        exchange(&["connect", &uri], &[("ALL_PROXY", &proxy_url)]),
+        2
+    );
+    // no_proxy exempts the host; --no-proxy ignores the environment; --proxy names one.
+    let env = [
+        ("http_proxy", proxy_url.as_str()),
+        ("no_proxy", "localhost,127.0.0.0/8"),
+    ];
+    assert_eq!(exchange(&["connect", &uri], &env), 2);
+    assert_eq!(
+        exchange(
+            &["connect", &uri, "--no-proxy"],
+            &[("http_proxy", &proxy_url)]
+        ),
+        2
+    );
+    assert_eq!(exchange(&["connect", &uri, "--proxy", &proxy_url], &[]), 3);
+    // https_proxy is for wss:// only.
+    assert_eq!(
+        exchange(&["connect", &uri], &[("https_proxy", &proxy_url)]),
+        3
+    );
 }

@@ -23,8 +23,9 @@ use wskit_proto::handshake::base64_encode;
 use wskit_proto::{Config as ProtocolConfig, Event, Protocol};
 
 use crate::connection::{Connection, ConnectionConfig, ConnectionInfo, PeerAddr};
-use crate::error::{Error, Result};
+use crate::error::{Error, ProxyError, Result};
 use crate::handshake::{flush, read_handshake_event};
+use crate::session::proxy::{self, Proxy, ProxySetting};
 
 // ===== URI =====
 
@@ -209,6 +210,7 @@ pub(crate) struct ClientOptions {
     pub(crate) open_timeout: Option<Duration>,
     pub(crate) max_redirects: usize,
     pub(crate) backoff: Backoff,
+    pub(crate) proxy: ProxySetting,
     #[cfg(feature = "rustls")]
     pub(crate) tls: crate::tls::ClientTls,
 }
@@ -225,6 +227,7 @@ impl Default for ClientOptions {
             open_timeout: Some(Duration::from_secs(10)),
             max_redirects: 10,
             backoff: Backoff::default(),
+            proxy: ProxySetting::FromEnv,
             #[cfg(feature = "rustls")]
             tls: crate::tls::ClientTls::default(),
         }
@@ -306,6 +309,26 @@ impl Connect {
                 .unwrap_or(Err(Error::Timeout("opening handshake"))),
             None => attempt.await,
         }
+    }
+
+    /// Connect through this proxy: `http://[user:password@]host[:port]` (HTTP CONNECT, with
+    /// Basic credentials), `socks5://` (the client resolves the server's name) or
+    /// `socks5h://` (the proxy does), with `user:password@` for SOCKS5's username and password
+    /// method. A `wss://` connection through a proxy is TLS end to end with the server; the
+    /// redirects and the reconnecting client's attempts go through the proxy too, and
+    /// `open_timeout` bounds the whole way. Default: the proxy the environment names, as curl
+    /// and Python websockets read it (`http_proxy` for `ws://`, `https_proxy` for `wss://`,
+    /// else `all_proxy`; upper-case names too; `no_proxy` exempts hosts, domains and their
+    /// subdomains, IP ranges like `10.0.0.0/8`, or `*`).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.options.proxy = ProxySetting::Url(url.into());
+        self
+    }
+
+    /// Connect straight to the server, whatever proxy the environment names.
+    pub fn no_proxy(mut self) -> Self {
+        self.options.proxy = ProxySetting::Direct;
+        self
     }
 
     /// The most redirects followed. Default: 10.
@@ -400,7 +423,20 @@ impl Connect {
             let remote = PeerAddr::Unix(Some(path.clone()));
             return handshake(stream, uri, options, local, remote).await;
         }
-        let stream = TcpStream::connect((uri.host.as_str(), uri.port)).await?;
+        let proxy = match &options.proxy {
+            ProxySetting::Direct => None,
+            ProxySetting::Url(url) => Some(Proxy::parse(url)?),
+            ProxySetting::FromEnv => proxy::from_env(uri.secure, &uri.host, uri.port, |name| {
+                std::env::var(name).ok()
+            })?,
+        };
+        let stream = match &proxy {
+            None => TcpStream::connect((uri.host.as_str(), uri.port)).await?,
+            Some(proxy) => {
+                tracing::debug!(?proxy, target = %uri, "connecting through a proxy");
+                tunnel(proxy, &uri.host, uri.port).await?
+            }
+        };
         let _ = stream.set_nodelay(true);
         let local = PeerAddr::Tcp(stream.local_addr()?);
         let remote = PeerAddr::Tcp(stream.peer_addr()?);
@@ -432,6 +468,107 @@ impl IntoFuture for Connect {
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.run())
     }
+}
+
+/// A TCP connection to `host:port` through `proxy`: the tunnel, once the proxy opened it.
+async fn tunnel(proxy: &Proxy, host: &str, port: u16) -> Result<TcpStream> {
+    let stream = TcpStream::connect((proxy.host.as_str(), proxy.port)).await?;
+    let _ = stream.set_nodelay(true);
+    // The proxy closing or resetting the connection during the exchange is its own error.
+    tunnel_exchange(stream, proxy, host, port)
+        .await
+        .map_err(|error| match error {
+            Error::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Error::Proxy(ProxyError::Closed)
+            }
+            other => other,
+        })
+}
+
+/// The proxy's exchange on `stream`, connected to it.
+async fn tunnel_exchange(
+    mut stream: TcpStream,
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    async fn read_exact(stream: &mut TcpStream, buf: &mut [u8]) -> Result<()> {
+        stream.read_exact(buf).await?;
+        Ok(())
+    }
+    match proxy.kind {
+        proxy::Kind::Http => {
+            stream
+                .write_all(&proxy::http_connect_request(proxy, host, port))
+                .await?;
+            let mut answer = Vec::new();
+            let mut chunk = [0u8; 1024];
+            loop {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(Error::Proxy(ProxyError::Closed));
+                }
+                answer.extend_from_slice(&chunk[..n]);
+                match proxy::http_connect_response(&answer).map_err(Error::Proxy)? {
+                    // The server does not speak before the client (WebSocket, TLS alike).
+                    Some(len) if len != answer.len() => {
+                        return Err(Error::Proxy(ProxyError::Invalid(
+                            "it sent data after its answer to CONNECT",
+                        )));
+                    }
+                    Some(_) => break,
+                    None => {}
+                }
+            }
+        }
+        proxy::Kind::Socks5 | proxy::Kind::Socks5h => {
+            stream.write_all(&proxy::socks5_greeting(proxy)).await?;
+            let mut reply = [0u8; 2];
+            read_exact(&mut stream, &mut reply).await?;
+            if proxy::socks5_method(reply, proxy).map_err(Error::Proxy)? {
+                stream.write_all(&proxy::socks5_auth(proxy)?).await?;
+                read_exact(&mut stream, &mut reply).await?;
+                proxy::socks5_auth_reply(reply).map_err(Error::Proxy)?;
+            }
+            let ip = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => Some(ip),
+                // socks5:// resolves here, socks5h:// lets the proxy resolve.
+                Err(_) if proxy.kind == proxy::Kind::Socks5 => {
+                    let mut addrs = tokio::net::lookup_host((host, port)).await?;
+                    let addr = addrs.next().ok_or_else(|| {
+                        Error::Io(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("{host} has no address"),
+                        ))
+                    })?;
+                    Some(addr.ip())
+                }
+                Err(_) => None,
+            };
+            let target = match ip {
+                Some(ip) => proxy::Target::Ip(ip),
+                None => proxy::Target::Name(host),
+            };
+            stream
+                .write_all(&proxy::socks5_connect(&target, port)?)
+                .await?;
+            let mut head = [0u8; 5];
+            read_exact(&mut stream, &mut head).await?;
+            let rest = proxy::socks5_reply(head).map_err(Error::Proxy)?;
+            let mut bound = vec![0u8; rest];
+            read_exact(&mut stream, &mut bound).await?;
+        }
+    }
+    Ok(stream)
 }
 
 /// Send the request, check the response, and start the connection's driver.

@@ -59,7 +59,60 @@ pub enum Error {
     Concurrency(&'static str),
     /// A text message was expected and a binary one arrived.
     NotText,
+    /// Client: the proxy did not open a tunnel to the server.
+    Proxy(ProxyError),
 }
+
+/// Why a proxy did not open a tunnel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The HTTP proxy answered CONNECT with this status: 407 (credentials missing or refused),
+    /// 403 (the target not allowed), 502 (the target unreachable), ...
+    Status(u16),
+    /// The SOCKS5 proxy refused the CONNECT with this reply code (RFC 1928 section 6): 1
+    /// general failure, 2 not allowed by its rules, 3 network unreachable, 4 host unreachable,
+    /// 5 connection refused, 6 TTL expired, 7 command not supported, 8 address type not
+    /// supported.
+    Socks(u8),
+    /// The SOCKS5 proxy refused the credentials, or asks for a method the client has not.
+    Auth(&'static str),
+    /// The proxy's answer is not what its protocol says.
+    Invalid(&'static str),
+    /// The proxy closed the connection before the tunnel was open.
+    Closed,
+}
+
+impl fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(status) => write!(
+                f,
+                "the proxy answered CONNECT with HTTP {status} {}",
+                Response::new(*status, "").reason
+            ),
+            Self::Socks(code) => {
+                let meaning = match code {
+                    1 => "general failure",
+                    2 => "connection not allowed by ruleset",
+                    3 => "network unreachable",
+                    4 => "host unreachable",
+                    5 => "connection refused",
+                    6 => "TTL expired",
+                    7 => "command not supported",
+                    8 => "address type not supported",
+                    _ => "unknown reply code",
+                };
+                write!(f, "the SOCKS5 proxy refused: reply {code} ({meaning})")
+            }
+            Self::Auth(why) => f.write_str(why),
+            Self::Invalid(why) => write!(f, "the proxy misbehaved: {why}"),
+            Self::Closed => f.write_str("the proxy closed the connection before the tunnel opened"),
+        }
+    }
+}
+
+impl std::error::Error for ProxyError {}
 
 impl Error {
     /// Whether the connection is closed (normally or not).
@@ -158,6 +211,7 @@ impl fmt::Display for Error {
             Self::InvalidState(e) => write!(f, "invalid state: {e}"),
             Self::Concurrency(what) => write!(f, "concurrent use: {what}"),
             Self::NotText => f.write_str("expected a text message, got binary"),
+            Self::Proxy(e) => write!(f, "proxy: {e}"),
         }
     }
 }
@@ -177,6 +231,7 @@ impl fmt::Debug for Error {
             Self::InvalidState(_) => "InvalidState",
             Self::Concurrency(_) => "Concurrency",
             Self::NotText => "NotText",
+            Self::Proxy(_) => "Proxy",
         };
         if f.alternate() {
             let mut tuple = f.debug_tuple(variant);
@@ -192,6 +247,7 @@ impl fmt::Debug for Error {
                 Self::InvalidState(e) => tuple.field(e),
                 Self::Concurrency(what) => tuple.field(what),
                 Self::NotText => &mut tuple,
+                Self::Proxy(e) => tuple.field(e),
             };
             return tuple.finish();
         }
@@ -221,6 +277,7 @@ impl std::error::Error for Error {
             Self::Tls(e) => Some(e.as_ref()),
             Self::Io(e) => Some(e),
             Self::InvalidState(e) => Some(e),
+            Self::Proxy(e) => Some(e),
             _ => None,
         }
     }

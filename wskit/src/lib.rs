@@ -69,7 +69,7 @@ pub use client::unix_connect;
 pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};
 pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
 pub use connection_set::ConnectionSet;
-pub use error::{Closed, Error, Result};
+pub use error::{Closed, Error, ProxyError, Result};
 #[cfg(unix)]
 pub use router::unix_route;
 pub use router::{Routed, Router, route};

@@ -6,7 +6,9 @@
 
 //! - [`route`]: a router's patterns, matched during the handshake.
 //! - [`auth`]: HTTP Basic authentication.
+//! - [`proxy`]: a client's proxies: the environment, HTTP CONNECT and SOCKS5.
 
 pub(crate) mod auth;
 pub(crate) mod policy;
+pub(crate) mod proxy;
 pub(crate) mod route;

@@ -21,6 +21,7 @@ mod http2;
 mod hyper;
 mod keepalive;
 mod limits;
+mod proxy;
 mod raw;
 mod reconnecting;
 mod routes;
