@@ -48,6 +48,12 @@ struct StreamsGuide;
 #[doc = include_str!("../../docs/guide/deployment.md")]
 struct DeploymentGuide;
 
+#[doc = include_str!("../../docs/guide/routing.md")]
+struct RoutingGuide;
+
+#[doc = include_str!("../../docs/guide/proxies.md")]
+struct ProxiesGuide;
+
 /// Settings and records can grow without breaking users: none of them can be built with a
 /// struct expression outside wskit (build them from `default()` or a constructor, then set
 /// fields or chain `with_*` methods), and no match on an error enum can be exhaustive.
