@@ -2,13 +2,15 @@
 //! are not interpreted beyond which option takes a value. [`crate::config`] resolves them into
 //! settings (numbers, headers, URIs, defaults), so that each step stays small and testable.
 //!
-//! The parser is written by hand to keep the dependency tree small. It accepts the usual forms:
-//! `--name value`, `--name=value`, `-H value`, `-Hvalue`, grouped short flags (`-vv`), options
-//! before or after the positional arguments, and `--` to end the options.
+//! The parser is clap's (derive): the usual forms (`--name value`, `--name=value`, `-H value`,
+//! `-Hvalue`, `-vv`, options before or after the positional arguments, `--` to end the
+//! options), `wskit help COMMAND`, and shell completions from the same definition. The help
+//! pages are wskit's own (in `main.rs`), with their exit codes and examples.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
+
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 /// The arguments as given on the command line.
 #[derive(Debug, Default)]
@@ -30,6 +32,8 @@ pub(crate) enum Mode {
     Connect(ConnectArgs),
     /// `wskit serve`.
     Serve(ServeArgs),
+    /// `wskit completions SHELL`: the shell's completion script.
+    Completions(clap_complete::Shell),
     /// No command: an error, reported by [`crate::config`].
     #[default]
     Missing,
@@ -44,6 +48,8 @@ pub(crate) enum Topic {
     Connect,
     /// `wskit serve`.
     Serve,
+    /// `wskit completions`.
+    Completions,
 }
 
 impl Topic {
@@ -53,6 +59,7 @@ impl Topic {
             Self::Main => "wskit",
             Self::Connect => "wskit connect",
             Self::Serve => "wskit serve",
+            Self::Completions => "wskit completions",
         }
     }
 }
@@ -128,286 +135,206 @@ impl fmt::Display for UsageError {
     }
 }
 
+/// The command line, as clap parses it.
+#[derive(Debug, Parser)]
+#[command(name = "wskit", version, override_help = crate::MAIN_HELP)]
+struct Cli {
+    /// Debug logs on standard error (-vv: more).
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// An interactive client, like `python -m websockets URI`.
+    #[command(override_help = crate::CONNECT_HELP)]
+    Connect(ConnectCli),
+    /// An echo or broadcast server.
+    #[command(override_help = crate::SERVE_HELP)]
+    Serve(ServeCli),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    #[command(override_help = crate::COMPLETIONS_HELP)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ConnectCli {
+    /// `-v` after the command, counted with the ones before it.
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    /// ws://HOST[:PORT][/PATH][?QUERY] or wss://...
+    #[arg(value_name = "URI")]
+    uri: Option<String>,
+    /// Add a header to the handshake (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
+    /// Offer a subprotocol (repeatable, best first).
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    subprotocols: Vec<String>,
+    /// Send this Origin header.
+    #[arg(long, value_name = "URL")]
+    origin: Option<String>,
+    /// Do not offer permessage-deflate compression.
+    #[arg(long)]
+    no_compression: bool,
+    /// The largest message accepted.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<String>,
+    /// At the end of standard input, keep printing messages for SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    linger: Option<String>,
+    /// wss://: also trust the CA certificates in this PEM file (repeatable).
+    #[arg(long = "ca-file", value_name = "PATH")]
+    ca_files: Vec<String>,
+    /// wss://: DANGEROUS: do not verify the server's certificate.
+    #[arg(long)]
+    insecure_no_verify: bool,
+    /// Go through this proxy (http://, socks5://, socks5h://).
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Connect straight, whatever the environment says.
+    #[arg(long)]
+    no_proxy: bool,
+}
+
+#[derive(Debug, Args)]
+struct ServeCli {
+    /// `-v` after the command, counted with the ones before it.
+    #[arg(short, long, action = ArgAction::Count)]
+    verbose: u8,
+    /// echo or broadcast.
+    #[arg(value_name = "SERVER")]
+    server: Option<String>,
+    /// HOST:PORT to listen on.
+    #[arg(value_name = "ADDR")]
+    addr: Option<String>,
+    /// Serve wss:// with this certificate chain (PEM).
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<String>,
+    /// The private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<String>,
+    /// The largest message accepted.
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<String>,
+    /// Do not accept permessage-deflate compression.
+    #[arg(long)]
+    no_compression: bool,
+    /// Ping each client every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    ping_interval: Option<String>,
+    /// Close a client whose pong takes longer than SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    ping_timeout: Option<String>,
+}
+
 /// Parse the arguments that follow the program name.
 ///
 /// # Errors
 ///
-/// A [`UsageError`] for an unknown option or command, a missing option value, or an argument
-/// that is not valid UTF-8.
+/// A [`UsageError`] for an unknown option or command, a missing option value, an argument
+/// that is not valid UTF-8, or one too many.
 pub(crate) fn parse<I>(args: I) -> Result<LowArgs, UsageError>
 where
     I: IntoIterator<Item = OsString>,
 {
-    let args = args
-        .into_iter()
-        .map(|arg| {
-            arg.into_string().map_err(|arg| {
-                UsageError::new(Topic::Main, format!("argument is not valid UTF-8: {arg:?}"))
-            })
+    let args: Vec<OsString> = args.into_iter().collect();
+    // The command an error is about: the first of them on the line.
+    let topic = args
+        .iter()
+        .find_map(|arg| match arg.to_str() {
+            Some("connect") => Some(Topic::Connect),
+            Some("serve") => Some(Topic::Serve),
+            Some("completions") => Some(Topic::Completions),
+            _ => None,
         })
-        .collect::<Result<VecDeque<String>, _>>()?;
-    let mut lexer = Lexer::new(args);
-    let mut low = LowArgs::default();
-    // Global options, up to the command.
-    while let Some(arg) = lexer.next(Topic::Main)? {
-        match arg {
-            Arg::Value(command) => {
-                low.mode = match command.as_str() {
-                    "connect" => parse_connect(&mut lexer, &mut low.verbose)?,
-                    "serve" => parse_serve(&mut lexer, &mut low.verbose)?,
-                    "help" => parse_help(&mut lexer)?,
-                    other => {
-                        return Err(UsageError::new(
-                            Topic::Main,
-                            format!("unknown command '{other}' (commands: connect, serve, help)"),
-                        ));
-                    }
-                };
-                return Ok(low);
-            }
-            arg => {
-                if let Some(mode) = common_option(&mut lexer, &arg, Topic::Main, &mut low.verbose)?
-                {
-                    return Ok(LowArgs { mode, ..low });
+        .unwrap_or(Topic::Main);
+    let argv = std::iter::once(OsString::from("wskit")).chain(args);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            let mode = match error.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    // The page clap shows is one of wskit's own: which one says the topic.
+                    let page = error.render().to_string();
+                    Mode::Help(
+                        [Topic::Connect, Topic::Serve, Topic::Completions]
+                            .into_iter()
+                            .find(|topic| page.starts_with(&format!("{}:", topic.command())))
+                            .unwrap_or(Topic::Main),
+                    )
                 }
-            }
+                ErrorKind::DisplayVersion => Mode::Version,
+                _ => return Err(usage_error(&error, topic)),
+            };
+            return Ok(LowArgs { verbose: 0, mode });
         }
-    }
-    Ok(low)
-}
-
-/// The options every command accepts: `-v` (counted, `None`), and `-h` or `-V`, which end
-/// parsing with the mode they ask for (help of `topic`, or the version).
-fn common_option(
-    lexer: &mut Lexer,
-    arg: &Arg,
-    topic: Topic,
-    verbose: &mut u8,
-) -> Result<Option<Mode>, UsageError> {
-    let mode = match arg {
-        _ if arg.is_verbose() => {
-            *verbose = verbose.saturating_add(1);
-            None
-        }
-        Arg::Short('h') => Some(Mode::Help(topic)),
-        Arg::Short('V') => Some(Mode::Version),
-        _ if arg.is("help") => Some(Mode::Help(topic)),
-        _ if arg.is("version") => Some(Mode::Version),
-        _ => return Err(lexer.unexpected(arg, topic)),
     };
-    lexer.check_no_value(topic)?;
-    Ok(mode)
+    let mut verbose = cli.verbose;
+    let mode = match cli.command {
+        None => Mode::Missing,
+        Some(Cmd::Connect(c)) => {
+            verbose = verbose.saturating_add(c.verbose);
+            Mode::Connect(ConnectArgs {
+                positional: c.uri.into_iter().collect(),
+                headers: c.headers,
+                subprotocols: c.subprotocols,
+                origin: c.origin,
+                no_compression: c.no_compression,
+                ca_files: c.ca_files,
+                insecure_no_verify: c.insecure_no_verify,
+                proxy: c.proxy,
+                no_proxy: c.no_proxy,
+                max_size: c.max_size,
+                linger: c.linger,
+            })
+        }
+        Some(Cmd::Serve(s)) => {
+            verbose = verbose.saturating_add(s.verbose);
+            Mode::Serve(ServeArgs {
+                positional: s.server.into_iter().chain(s.addr).collect(),
+                tls_cert: s.tls_cert,
+                tls_key: s.tls_key,
+                max_size: s.max_size,
+                no_compression: s.no_compression,
+                ping_interval: s.ping_interval,
+                ping_timeout: s.ping_timeout,
+            })
+        }
+        Some(Cmd::Completions { shell }) => Mode::Completions(shell),
+    };
+    Ok(LowArgs { verbose, mode })
 }
 
-/// `wskit help [COMMAND]`.
-fn parse_help(lexer: &mut Lexer) -> Result<Mode, UsageError> {
-    let mut topic = None;
-    while let Some(arg) = lexer.next(Topic::Main)? {
-        let Arg::Value(name) = arg else {
-            return Err(lexer.unexpected(&arg, Topic::Main));
-        };
-        if topic.is_some() {
-            return Err(UsageError::new(
-                Topic::Main,
-                format!("unexpected argument '{name}'"),
-            ));
-        }
-        topic = Some(match name.as_str() {
-            "connect" => Topic::Connect,
-            "serve" => Topic::Serve,
-            "help" => Topic::Main,
-            other => {
-                return Err(UsageError::new(
-                    Topic::Main,
-                    format!("no help for '{other}' (commands: connect, serve)"),
-                ));
+/// clap's error as wskit reports usage errors, about `topic`.
+fn usage_error(error: &clap::Error, topic: Topic) -> UsageError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let message = match error.kind() {
+        ErrorKind::InvalidSubcommand => match error.get(ContextKind::InvalidSubcommand) {
+            Some(ContextValue::String(name)) => {
+                format!("unknown command '{name}' (commands: connect, serve, completions, help)")
             }
-        });
-    }
-    Ok(Mode::Help(topic.unwrap_or(Topic::Main)))
+            _ => "unknown command".to_owned(),
+        },
+        _ => {
+            // clap's own sentence, without its "error: " and the usage it appends.
+            let text = error.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            first.trim_start_matches("error: ").to_owned()
+        }
+    };
+    UsageError::new(topic, message)
 }
 
-/// The arguments after `connect`.
-fn parse_connect(lexer: &mut Lexer, verbose: &mut u8) -> Result<Mode, UsageError> {
-    const TOPIC: Topic = Topic::Connect;
-    let mut args = ConnectArgs::default();
-    while let Some(arg) = lexer.next(TOPIC)? {
-        match &arg {
-            Arg::Value(value) => args.positional.push(value.clone()),
-            Arg::Short('H') => args.headers.push(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("header") => args.headers.push(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("subprotocol") => args.subprotocols.push(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("origin") => args.origin = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("ca-file") => args.ca_files.push(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("max-size") => args.max_size = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("linger") => args.linger = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("no-compression") => args.no_compression = true,
-            _ if arg.is("insecure-no-verify") => args.insecure_no_verify = true,
-            _ if arg.is("proxy") => args.proxy = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("no-proxy") => args.no_proxy = true,
-            _ => {
-                if let Some(mode) = common_option(lexer, &arg, TOPIC, verbose)? {
-                    return Ok(mode);
-                }
-            }
-        }
-        lexer.check_no_value(TOPIC)?;
-    }
-    Ok(Mode::Connect(args))
-}
-
-/// The arguments after `serve`.
-fn parse_serve(lexer: &mut Lexer, verbose: &mut u8) -> Result<Mode, UsageError> {
-    const TOPIC: Topic = Topic::Serve;
-    let mut args = ServeArgs::default();
-    while let Some(arg) = lexer.next(TOPIC)? {
-        match &arg {
-            Arg::Value(value) => args.positional.push(value.clone()),
-            _ if arg.is("tls-cert") => args.tls_cert = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("tls-key") => args.tls_key = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("max-size") => args.max_size = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("ping-interval") => args.ping_interval = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("ping-timeout") => args.ping_timeout = Some(lexer.value(&arg, TOPIC)?),
-            _ if arg.is("no-compression") => args.no_compression = true,
-            _ => {
-                if let Some(mode) = common_option(lexer, &arg, TOPIC, verbose)? {
-                    return Ok(mode);
-                }
-            }
-        }
-        lexer.check_no_value(TOPIC)?;
-    }
-    Ok(Mode::Serve(args))
-}
-
-// ===== Lexer =====
-
-/// One token of the command line.
-#[derive(Debug, PartialEq, Eq)]
-enum Arg {
-    /// `-x`, alone or in a group (`-vv`).
-    Short(char),
-    /// `--name`, or `--name=value` (the value is kept by the lexer).
-    Long(String),
-    /// A positional argument, or anything after `--`.
-    Value(String),
-}
-
-impl Arg {
-    /// Whether this is the long option `--name`.
-    fn is(&self, name: &str) -> bool {
-        matches!(self, Self::Long(long) if long == name)
-    }
-
-    /// Whether this is `-v` or `--verbose`.
-    fn is_verbose(&self) -> bool {
-        self == &Self::Short('v') || self.is("verbose")
-    }
-}
-
-impl fmt::Display for Arg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Short(c) => write!(f, "-{c}"),
-            Self::Long(name) => write!(f, "--{name}"),
-            Self::Value(value) => f.write_str(value),
-        }
-    }
-}
-
-/// Splits the arguments into [`Arg`]s; options take their values with [`Lexer::value`].
-struct Lexer {
-    args: VecDeque<String>,
-    /// A group of short flags being read (`-vv`), and the byte offset of the next one.
-    shorts: Option<(String, usize)>,
-    /// The value of the last long option, from `--name=value`, not yet taken.
-    long_value: Option<(String, String)>,
-    /// After `--`: everything is positional.
-    positional_only: bool,
-}
-
-impl Lexer {
-    fn new(args: VecDeque<String>) -> Self {
-        Self {
-            args,
-            shorts: None,
-            long_value: None,
-            positional_only: false,
-        }
-    }
-
-    /// The next token, or `None` at the end.
-    fn next(&mut self, topic: Topic) -> Result<Option<Arg>, UsageError> {
-        self.check_no_value(topic)?;
-        if let Some((group, at)) = self.shorts.take() {
-            if let Some(c) = group[at..].chars().next() {
-                let next = at + c.len_utf8();
-                if next < group.len() {
-                    self.shorts = Some((group, next));
-                }
-                return Ok(Some(Arg::Short(c)));
-            }
-        }
-        let Some(arg) = self.args.pop_front() else {
-            return Ok(None);
-        };
-        if self.positional_only {
-            return Ok(Some(Arg::Value(arg)));
-        }
-        if arg == "--" {
-            self.positional_only = true;
-            return self.next(topic);
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            return Ok(Some(match long.split_once('=') {
-                Some((name, value)) => {
-                    self.long_value = Some((name.to_owned(), value.to_owned()));
-                    Arg::Long(name.to_owned())
-                }
-                None => Arg::Long(long.to_owned()),
-            }));
-        }
-        if arg.len() > 1 && arg.starts_with('-') {
-            self.shorts = Some((arg, 1));
-            return self.next(topic);
-        }
-        Ok(Some(Arg::Value(arg)))
-    }
-
-    /// The value of the option `arg` just returned: after `=`, the rest of a short group
-    /// (`-Hvalue`), or the next argument.
-    fn value(&mut self, arg: &Arg, topic: Topic) -> Result<String, UsageError> {
-        if let Some((_, value)) = self.long_value.take() {
-            return Ok(value);
-        }
-        if let Some((group, at)) = self.shorts.take() {
-            return Ok(group[at..].to_owned());
-        }
-        self.args
-            .pop_front()
-            .ok_or_else(|| UsageError::new(topic, format!("option '{arg}' needs a value")))
-    }
-
-    /// Fail if a flag that takes no value was given one (`--no-compression=yes`).
-    fn check_no_value(&mut self, topic: Topic) -> Result<(), UsageError> {
-        match self.long_value.take() {
-            Some((name, _)) => Err(UsageError::new(
-                topic,
-                format!("option '--{name}' does not take a value"),
-            )),
-            None => Ok(()),
-        }
-    }
-
-    /// The error for an argument the command does not accept.
-    fn unexpected(&mut self, arg: &Arg, topic: Topic) -> UsageError {
-        self.long_value = None;
-        let message = match arg {
-            Arg::Value(value) => format!("unexpected argument '{value}'"),
-            option => format!("unknown option '{option}' for '{}'", topic.command()),
-        };
-        UsageError::new(topic, message)
-    }
+/// Write the completion script for `shell` to `out`.
+pub(crate) fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "wskit", out);
 }
 
 #[cfg(test)]
@@ -416,6 +343,11 @@ mod tests {
 
     fn parse_strs(args: &[&str]) -> Result<LowArgs, UsageError> {
         parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 
     #[test]
@@ -428,63 +360,55 @@ mod tests {
             "X-B: 2",
             "--subprotocol=chat",
             "ws://h/",
-            "-vv",
             "--no-compression",
             "--max-size",
             "1KiB",
-            "--",
-            "--literal",
+            "--proxy",
+            "socks5h://p:1080",
+            "-v",
         ])
         .unwrap();
-        assert_eq!(low.verbose, 3);
+        assert_eq!(low.verbose, 2);
         let Mode::Connect(args) = low.mode else {
             panic!("{:?}", low.mode)
         };
+        assert_eq!(args.positional, ["ws://h/"]);
         assert_eq!(args.headers, ["X-A: 1", "X-B: 2"]);
         assert_eq!(args.subprotocols, ["chat"]);
-        assert_eq!(args.positional, ["ws://h/", "--literal"]);
         assert!(args.no_compression);
         assert_eq!(args.max_size.as_deref(), Some("1KiB"));
+        assert_eq!(args.proxy.as_deref(), Some("socks5h://p:1080"));
     }
 
     #[test]
-    fn help_and_version_anywhere() {
-        let topic = |args: &[&str]| match parse_strs(args).unwrap().mode {
-            Mode::Help(topic) => Some(topic),
-            _ => None,
-        };
-        assert_eq!(topic(&["--help"]), Some(Topic::Main));
-        assert_eq!(topic(&["-h"]), Some(Topic::Main));
-        assert_eq!(topic(&["connect", "ws://x", "-h"]), Some(Topic::Connect));
-        assert_eq!(topic(&["serve", "--help"]), Some(Topic::Serve));
-        assert_eq!(topic(&["help", "serve"]), Some(Topic::Serve));
-        assert_eq!(topic(&["help"]), Some(Topic::Main));
+    fn help_version_and_errors() {
+        for (args, topic) in [
+            (&["--help"][..], Topic::Main),
+            (&["-h"], Topic::Main),
+            (&["help"], Topic::Main),
+            (&["connect", "--help"], Topic::Connect),
+            (&["help", "connect"], Topic::Connect),
+            (&["serve", "echo", "-h"], Topic::Serve),
+            (&["help", "completions"], Topic::Completions),
+        ] {
+            let mode = parse_strs(args).unwrap().mode;
+            assert!(
+                matches!(mode, Mode::Help(t) if t == topic),
+                "{args:?}: {mode:?}"
+            );
+        }
         assert!(matches!(parse_strs(&["-V"]).unwrap().mode, Mode::Version));
-        assert!(matches!(
-            parse_strs(&["serve", "--version"]).unwrap().mode,
-            Mode::Version
-        ));
-    }
-
-    #[test]
-    fn usage_errors() {
-        let error = |args: &[&str]| parse_strs(args).unwrap_err();
-        assert_eq!(
-            error(&["--bogus"]).message,
-            "unknown option '--bogus' for 'wskit'"
-        );
-        assert_eq!(error(&["frobnicate"]).topic, Topic::Main);
-        let e = error(&["connect", "ws://x", "--max-size"]);
-        assert_eq!(e.message, "option '--max-size' needs a value");
-        assert_eq!(e.topic, Topic::Connect);
-        assert_eq!(
-            error(&["serve", "echo", "--no-compression=1"]).message,
-            "option '--no-compression' does not take a value"
-        );
-        assert_eq!(
-            error(&["serve", "-x"]).message,
-            "unknown option '-x' for 'wskit serve'"
-        );
-        assert!(matches!(parse_strs(&[]).unwrap().mode, Mode::Missing));
+        let error = parse_strs(&["--bogus"]).unwrap_err();
+        assert!(error.message.contains("'--bogus'"), "{}", error.message);
+        let error = parse_strs(&["connect", "ws://x", "--max-size"]).unwrap_err();
+        assert_eq!(error.topic, Topic::Connect);
+        assert!(error.message.contains("--max-size"), "{}", error.message);
+        let error = parse_strs(&["frobnicate"]).unwrap_err();
+        assert!(error.message.starts_with("unknown command 'frobnicate'"));
+        let low = parse_strs(&["connect", "--", "--literal"]).unwrap();
+        let Mode::Connect(args) = low.mode else {
+            panic!()
+        };
+        assert_eq!(args.positional, ["--literal"]);
     }
 }

@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Connect(ConnectConfig),
     /// Run a server.
     Serve(ServeConfig),
+    /// Print a shell's completion script.
+    Completions(clap_complete::Shell),
 }
 
 /// Settings of `wskit connect`.
@@ -115,6 +117,7 @@ impl Config {
             Mode::Version => Command::Version,
             Mode::Connect(args) => Command::Connect(ConnectConfig::resolve(args)?),
             Mode::Serve(args) => Command::Serve(ServeConfig::resolve(args)?),
+            Mode::Completions(shell) => Command::Completions(shell),
             Mode::Missing => {
                 return Err(UsageError::new(
                     Topic::Main,

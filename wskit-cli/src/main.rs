@@ -85,6 +85,11 @@ fn main() -> ExitCode {
             init_logging(config.verbose);
             block_on(serve::run(serve))
         }
+        Command::Completions(shell) => {
+            let mut script = Vec::new();
+            args::completions(*shell, &mut script);
+            print(&String::from_utf8_lossy(&script))
+        }
     };
     exit.into()
 }
@@ -143,10 +148,11 @@ fn init_logging(verbose: u8) {
 fn usage(topic: Topic) -> &'static str {
     match topic {
         Topic::Main => {
-            "Usage: wskit [-v] <COMMAND> [OPTIONS] [ARGS]\n\nCommands: connect, serve, help"
+            "Usage: wskit [-v] <COMMAND> [OPTIONS] [ARGS]\n\nCommands: connect, serve, completions, help"
         }
         Topic::Connect => "Usage: wskit connect [OPTIONS] URI",
         Topic::Serve => "Usage: wskit serve [OPTIONS] echo|broadcast [ADDR]",
+        Topic::Completions => "Usage: wskit completions SHELL",
     }
 }
 
@@ -156,10 +162,11 @@ fn help(topic: Topic) -> &'static str {
         Topic::Main => MAIN_HELP,
         Topic::Connect => CONNECT_HELP,
         Topic::Serve => SERVE_HELP,
+        Topic::Completions => COMPLETIONS_HELP,
     }
 }
 
-const MAIN_HELP: &str = r#"wskit: WebSocket from the command line.
+pub(crate) const MAIN_HELP: &str = r#"wskit: WebSocket from the command line.
 
 Usage: wskit [-v] <COMMAND> [OPTIONS] [ARGS]
 
@@ -169,6 +176,8 @@ Commands:
   serve echo [ADDR]      A server that sends each message back
   serve broadcast [ADDR] A server that sends each message to every client
                          (ADDR: default 127.0.0.1:8765)
+  completions SHELL      Print a completion script for bash, zsh, fish, elvish
+                         or powershell
   help [COMMAND]         Print this help, or the help of a command
 
 Options:
@@ -192,7 +201,7 @@ Examples:
   wskit serve broadcast 0.0.0.0:9000 --tls-cert cert.pem --tls-key key.pem
 "#;
 
-const CONNECT_HELP: &str = r#"wskit connect: an interactive client, like `python -m websockets URI`.
+pub(crate) const CONNECT_HELP: &str = r#"wskit connect: an interactive client, like `python -m websockets URI`.
 
 Usage: wskit connect [OPTIONS] URI
 
@@ -226,10 +235,11 @@ Options:
       --insecure-no-verify    wss://: DANGEROUS: do not verify the server's
                               certificate; anyone on the network path can
                               then read and change the connection
-      --proxy URL             Go through this proxy: http://[USER:PASS@]HOST:PORT
-                              (HTTP CONNECT), socks5://... or socks5h://...
-                              (the proxy resolves names) [default: from
-                              http_proxy, https_proxy, all_proxy, no_proxy]
+      --proxy URL             Go through this proxy:
+                              http://[USER:PASS@]HOST[:PORT] (HTTP CONNECT),
+                              socks5://... or socks5h://... (the proxy
+                              resolves names) [default: from http_proxy,
+                              https_proxy, all_proxy, no_proxy]
       --no-proxy              Connect straight, whatever the environment says
   -v, --verbose               Debug logs on standard error (-vv: more)
   -h, --help                  Print this help
@@ -247,7 +257,7 @@ Examples:
   wskit connect wss://localhost:8443 --ca-file cert.pem
 "#;
 
-const SERVE_HELP: &str = r#"wskit serve: an echo server, or a chat-style broadcast server.
+pub(crate) const SERVE_HELP: &str = r#"wskit serve: an echo server, or a chat-style broadcast server.
 
 Usage: wskit serve [OPTIONS] echo|broadcast [ADDR]
 
@@ -289,13 +299,30 @@ Examples:
   wskit serve echo localhost:8443 --tls-cert cert.pem --tls-key key.pem
 "#;
 
+pub(crate) const COMPLETIONS_HELP: &str = r#"wskit completions: a shell completion script for wskit.
+
+Usage: wskit completions SHELL
+
+Arguments:
+  SHELL  bash, zsh, fish, elvish or powershell
+
+Exit codes:
+  0  the script was printed
+  2  usage error: an unknown shell
+
+Examples:
+  wskit completions bash > ~/.local/share/bash-completion/completions/wskit
+  wskit completions zsh > ~/.zfunc/_wskit
+  wskit completions fish > ~/.config/fish/completions/wskit.fish
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn help_pages_fit_in_80_columns() {
-        for page in [MAIN_HELP, CONNECT_HELP, SERVE_HELP] {
+        for page in [MAIN_HELP, CONNECT_HELP, SERVE_HELP, COMPLETIONS_HELP] {
             for line in page.lines() {
                 assert!(line.chars().count() <= 80, "{line}");
             }

@@ -321,6 +321,33 @@ fn help_lists_commands_and_exit_codes() {
 }
 
 #[test]
+fn completions_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_wskit()"),
+        ("zsh", "#compdef wskit"),
+        ("fish", "complete -c wskit"),
+        ("elvish", "edit:completion:arg-completer[wskit]"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let mut wskit = Wskit::run(&["completions", shell]);
+        assert_eq!(wskit.wait(), 0, "{shell}");
+        let script = wskit.stdout.text();
+        assert!(script.contains(marker), "{shell}: {script}");
+        // The commands and their options are in it.
+        for word in ["connect", "serve", "proxy", "tls-cert", "no-compression"] {
+            assert!(script.contains(word), "{shell}: no {word}");
+        }
+    }
+    let mut help = Wskit::run(&["help", "completions"]);
+    assert_eq!(help.wait(), 0);
+    assert!(
+        help.stdout
+            .text()
+            .contains("Usage: wskit completions SHELL")
+    );
+}
+
+#[test]
 fn version() {
     for flag in ["--version", "-V"] {
         let mut wskit = Wskit::run(&[flag]);
@@ -336,7 +363,7 @@ fn version() {
 fn bad_arguments_exit_2_with_a_message() {
     let cases: &[(&[&str], &str)] = &[
         (&[], "a command is required"),
-        (&["--bogus"], "unknown option '--bogus'"),
+        (&["--bogus"], "unexpected argument '--bogus'"),
         (&["frobnicate"], "unknown command 'frobnicate'"),
         (&["connect"], "the URI is required"),
         (&["connect", "http://example.com"], "invalid URI"),
@@ -345,12 +372,16 @@ fn bad_arguments_exit_2_with_a_message() {
             "unexpected argument 'ws://b'",
         ),
         (&["connect", "ws://a", "-H", "no colon"], "invalid header"),
-        (&["connect", "ws://a", "--max-size"], "needs a value"),
+        (
+            &["connect", "ws://a", "--max-size"],
+            "a value is required for '--max-size",
+        ),
         (&["connect", "ws://a", "--max-size", "lots"], "--max-size"),
         (
             &["connect", "ws://a", "--no-compression=yes"],
-            "does not take a value",
+            "unexpected value 'yes' for '--no-compression'",
         ),
+        (&["completions", "tcsh"], "invalid value 'tcsh'"),
         (&["serve"], "echo or broadcast"),
         (&["serve", "chat"], "unknown server 'chat'"),
         (&["serve", "echo", "localhost"], "invalid address"),
