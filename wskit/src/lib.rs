@@ -59,6 +59,63 @@ pub mod hyper;
 mod options;
 mod router;
 pub mod server;
+
+/// The runtime-free parsers of the session layer, for the fuzz targets in `fuzz/`. Not part
+/// of the API: no stability, no documentation.
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::ProxyError;
+
+    /// The longest head a proxy's answer to CONNECT may have.
+    pub const MAX_CONNECT_RESPONSE: usize = crate::session::proxy::MAX_CONNECT_RESPONSE;
+
+    /// A proxy's answer to CONNECT so far.
+    pub fn http_connect_response(buf: &[u8]) -> Result<Option<usize>, ProxyError> {
+        crate::session::proxy::http_connect_response(buf)
+    }
+
+    /// The first 5 bytes of a SOCKS5 proxy's answer to CONNECT.
+    pub fn socks5_reply(head: [u8; 5]) -> Result<usize, ProxyError> {
+        crate::session::proxy::socks5_reply(head)
+    }
+
+    /// A SOCKS5 proxy's answer to the credentials.
+    pub fn socks5_auth_reply(reply: [u8; 2]) -> Result<(), ProxyError> {
+        crate::session::proxy::socks5_auth_reply(reply)
+    }
+
+    /// A route parameter, percent-decoded.
+    pub fn percent_decode(raw: &str) -> Option<String> {
+        crate::session::route::percent_decode(raw)
+    }
+
+    /// The route table of `patterns` matched against `target`: the route's number and
+    /// parameters, or the refusal's status.
+    pub fn route(patterns: &[&str], target: &str) -> Result<(usize, Vec<(String, String)>), u16> {
+        let mut table = crate::session::route::RouteTable::default();
+        for pattern in patterns {
+            table.insert(pattern);
+        }
+        table
+            .find(target)
+            .map(|(index, params)| {
+                let params = params
+                    .iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                (index, params)
+            })
+            .map_err(|response| response.status)
+    }
+
+    /// The username and password of a request whose `Authorization` header is `value`, as
+    /// Basic authentication reads it (`None` when it is not well-formed).
+    pub fn basic_credentials(value: &str) -> Option<(String, String)> {
+        let mut request = wskit_proto::Request::get("/");
+        request.headers.append("Authorization", value);
+        crate::session::auth::credentials(&request)
+    }
+}
 mod session;
 #[cfg(feature = "rustls")]
 pub mod tls;

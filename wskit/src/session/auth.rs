@@ -173,7 +173,7 @@ pub(crate) enum AuthStep {
 
 /// The username and password of an `Authorization: Basic` header, if there is exactly one and
 /// it is well-formed (base64 of `user:password` in UTF-8).
-fn credentials(request: &Request) -> Option<(String, String)> {
+pub(crate) fn credentials(request: &Request) -> Option<(String, String)> {
     let mut values = request.headers.get_all("Authorization");
     let value = values.next()?;
     if values.next().is_some() {
