@@ -61,6 +61,9 @@ pub enum Error {
     NotText,
     /// Client: the proxy did not open a tunnel to the server.
     Proxy(ProxyError),
+    /// The message broker behind [`Channels`](crate::Channels) (Redis) failed: unreachable,
+    /// or it refused the command.
+    Broker(String),
 }
 
 /// Why a proxy did not open a tunnel.
@@ -212,6 +215,7 @@ impl fmt::Display for Error {
             Self::Concurrency(what) => write!(f, "concurrent use: {what}"),
             Self::NotText => f.write_str("expected a text message, got binary"),
             Self::Proxy(e) => write!(f, "proxy: {e}"),
+            Self::Broker(e) => write!(f, "broker: {e}"),
         }
     }
 }
@@ -232,6 +236,7 @@ impl fmt::Debug for Error {
             Self::Concurrency(_) => "Concurrency",
             Self::NotText => "NotText",
             Self::Proxy(_) => "Proxy",
+            Self::Broker(_) => "Broker",
         };
         if f.alternate() {
             let mut tuple = f.debug_tuple(variant);
@@ -248,6 +253,7 @@ impl fmt::Debug for Error {
                 Self::Concurrency(what) => tuple.field(what),
                 Self::NotText => &mut tuple,
                 Self::Proxy(e) => tuple.field(e),
+                Self::Broker(e) => tuple.field(e),
             };
             return tuple.finish();
         }

@@ -47,6 +47,7 @@
 #[cfg(feature = "axum")]
 pub mod axum;
 mod broadcast;
+mod channels;
 pub mod client;
 pub mod connection;
 mod connection_set;
@@ -121,6 +122,7 @@ mod session;
 pub mod tls;
 
 pub use broadcast::{Broadcast, broadcast};
+pub use channels::Channels;
 #[cfg(unix)]
 pub use client::unix_connect;
 pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};

@@ -9,6 +9,7 @@ mod example_support;
 mod axum;
 mod basics;
 mod broadcast;
+mod channels;
 mod client;
 mod closing;
 mod conformance;
