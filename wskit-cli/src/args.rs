@@ -137,7 +137,14 @@ impl fmt::Display for UsageError {
 
 /// The command line, as clap parses it.
 #[derive(Debug, Parser)]
-#[command(name = "wskit", version, override_help = crate::MAIN_HELP)]
+#[command(
+    name = "wskit",
+    version,
+    override_help = crate::MAIN_HELP,
+    // `wskit connect -V` prints the version, as before; a repeated option's last value wins.
+    propagate_version = true,
+    args_override_self = true
+)]
 struct Cli {
     /// Debug logs on standard error (-vv: more).
     #[arg(short, long, action = ArgAction::Count)]
@@ -198,7 +205,7 @@ struct ConnectCli {
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// Connect straight, whatever the environment says.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "proxy")]
     no_proxy: bool,
 }
 
@@ -397,7 +404,19 @@ mod tests {
                 "{args:?}: {mode:?}"
             );
         }
-        assert!(matches!(parse_strs(&["-V"]).unwrap().mode, Mode::Version));
+        for args in [&["-V"][..], &["connect", "--version"], &["serve", "-V"]] {
+            assert!(
+                matches!(parse_strs(args).unwrap().mode, Mode::Version),
+                "{args:?}"
+            );
+        }
+        // The last value of a repeated option wins, as before clap.
+        let low = parse_strs(&["connect", "ws://x", "--max-size", "1", "--max-size", "2"]).unwrap();
+        let Mode::Connect(args) = low.mode else {
+            panic!()
+        };
+        assert_eq!(args.max_size.as_deref(), Some("2"));
+        assert!(parse_strs(&["connect", "ws://x", "--proxy", "http://p", "--no-proxy"]).is_err());
         let error = parse_strs(&["--bogus"]).unwrap_err();
         assert!(error.message.contains("'--bogus'"), "{}", error.message);
         let error = parse_strs(&["connect", "ws://x", "--max-size"]).unwrap_err();

@@ -48,6 +48,9 @@ struct Inner {
     delivered: AtomicU64,
     #[cfg(feature = "redis")]
     broker: Option<redis_broker::Broker>,
+    /// Dropped with the channels: the broker's listener then stops.
+    #[cfg(feature = "redis")]
+    _stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Channels {
@@ -189,8 +192,9 @@ mod redis_broker {
             let result = match command.query_async::<i64>(&mut publisher).await {
                 // A connection that Redis's restart broke is found broken by the first
                 // command after it; the manager then reconnects, and the same command, sent
-                // again, waits for that.
-                Err(error) if error.is_io_error() || error.is_connection_dropped() => {
+                // again, waits for that. Only then: after a timeout the command may have run,
+                // and sending it again would deliver it twice.
+                Err(error) if error.is_connection_dropped() => {
                     tracing::debug!(%error, "publishing again on a new connection to Redis");
                     command.query_async::<i64>(&mut publisher).await
                 }
@@ -242,14 +246,18 @@ mod redis_broker {
         ///
         /// [`Error::Broker`] when the URL is invalid or Redis cannot be reached now.
         pub async fn redis(url: &str) -> Result<Self> {
-            let client = redis::Client::open(url).map_err(|e| Error::Broker(e.to_string()))?;
+            let broker = |e: redis::RedisError| Error::Broker(e.to_string());
+            let client = redis::Client::open(url).map_err(broker)?;
             let publisher = redis::aio::ConnectionManager::new(client.clone())
                 .await
-                .map_err(|e| Error::Broker(e.to_string()))?;
+                .map_err(broker)?;
+            // The first subscription here: its failure (a refused ACL, say) is the caller's.
+            let pubsub = subscribe(&client).await.map_err(broker)?;
             let mut node = [0u8; 16];
             getrandom::fill(&mut node).map_err(|e| Error::Broker(e.to_string()))?;
-            let subscriptions = Arc::new(AtomicU64::new(0));
+            let subscriptions = Arc::new(AtomicU64::new(1));
             let subscribed = Arc::new(tokio::sync::Notify::new());
+            let (stop, stopped) = tokio::sync::oneshot::channel();
             let inner = Arc::new(Inner {
                 broker: Some(Broker {
                     node,
@@ -257,12 +265,24 @@ mod redis_broker {
                     subscriptions: Arc::clone(&subscriptions),
                     subscribed: Arc::clone(&subscribed),
                 }),
+                _stop: Some(stop),
                 ..Inner::default()
             });
             let channels = Self { inner };
-            let weak = Arc::downgrade(&channels.inner);
-            tokio::spawn(listen(client, node, weak, subscriptions, subscribed));
-            channels.wait_subscribed(1).await;
+            let listener = Listener {
+                client,
+                node,
+                channels: Arc::downgrade(&channels.inner),
+                subscriptions,
+                subscribed,
+            };
+            tracing::info!("subscribed to Redis");
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = listener.run(pubsub) => {}
+                    _ = stopped => {}
+                }
+            });
             Ok(channels)
         }
 
@@ -293,62 +313,67 @@ mod redis_broker {
         }
     }
 
-    /// The listener: subscribe, deliver the other nodes' messages, and on a lost connection
-    /// reconnect with backoff and subscribe again. Ends when the channels are dropped.
-    async fn listen(
+    /// `PSUBSCRIBE wskit:*` on a new connection.
+    async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.psubscribe(format!("{PREFIX}*")).await?;
+        Ok(pubsub)
+    }
+
+    /// What the listener task holds.
+    struct Listener {
         client: redis::Client,
         node: [u8; 16],
         channels: std::sync::Weak<Inner>,
         subscriptions: Arc<AtomicU64>,
         subscribed: Arc<tokio::sync::Notify>,
-    ) {
-        let mut delay = Duration::from_millis(100);
-        loop {
-            if channels.strong_count() == 0 {
-                return;
-            }
-            let attempt = async {
-                let mut pubsub = client.get_async_pubsub().await?;
-                pubsub.psubscribe(format!("{PREFIX}*")).await?;
-                redis::RedisResult::Ok(pubsub)
-            };
-            let pubsub = match attempt.await {
-                Ok(pubsub) => pubsub,
-                Err(error) => {
-                    tracing::warn!(%error, retry_in = ?delay, "cannot subscribe to Redis");
+    }
+
+    impl Listener {
+        /// Deliver the other nodes' messages; on a lost connection, reconnect with backoff
+        /// (0.1 s doubling to 5 s; reset once a subscription held for 10 s) and subscribe
+        /// again. Runs until the channels are dropped (the task is then cancelled).
+        async fn run(self, mut pubsub: redis::aio::PubSub) {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                let since = tokio::time::Instant::now();
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) =
+                    std::future::poll_fn(|cx| std::pin::Pin::new(&mut messages).poll_next(cx)).await
+                {
+                    let Some(inner) = self.channels.upgrade() else {
+                        return;
+                    };
+                    let Some(channel) = message.get_channel_name().strip_prefix(PREFIX) else {
+                        continue;
+                    };
+                    match decode(message.get_payload_bytes()) {
+                        // This node delivered its own message when it published it.
+                        Some((from, _)) if from == self.node => {}
+                        Some((_, payload)) => Channels { inner }.deliver(channel, payload),
+                        None => tracing::debug!(channel, "ignored a message that is not wskit's"),
+                    }
+                }
+                if since.elapsed() >= Duration::from_secs(10) {
+                    delay = Duration::from_millis(100);
+                }
+                tracing::warn!(retry_in = ?delay, "lost the connection to Redis; reconnecting");
+                pubsub = loop {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            delay = Duration::from_millis(100);
-            let count = subscriptions.fetch_add(1, Ordering::SeqCst) + 1;
-            if count > 1 {
+                    match subscribe(&self.client).await {
+                        Ok(pubsub) => break pubsub,
+                        Err(error) => {
+                            tracing::warn!(%error, retry_in = ?delay, "cannot subscribe to Redis");
+                        }
+                    }
+                };
+                self.subscriptions.fetch_add(1, Ordering::SeqCst);
                 tracing::warn!(
                     "subscribed to Redis again; messages published while disconnected were lost"
                 );
-            } else {
-                tracing::info!("subscribed to Redis");
+                self.subscribed.notify_waiters();
             }
-            subscribed.notify_waiters();
-            let mut messages = pubsub.into_on_message();
-            while let Some(message) =
-                std::future::poll_fn(|cx| std::pin::Pin::new(&mut messages).poll_next(cx)).await
-            {
-                let Some(inner) = channels.upgrade() else {
-                    return;
-                };
-                let Some(channel) = message.get_channel_name().strip_prefix(PREFIX) else {
-                    continue;
-                };
-                match decode(message.get_payload_bytes()) {
-                    // This node delivered its own message when it published it.
-                    Some((from, _)) if from == node => {}
-                    Some((_, payload)) => Channels { inner }.deliver(channel, payload),
-                    None => tracing::debug!(channel, "ignored a message that is not wskit's"),
-                }
-            }
-            tracing::warn!("lost the connection to Redis; reconnecting");
         }
     }
 

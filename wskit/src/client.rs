@@ -317,9 +317,11 @@ impl Connect {
     /// method. A `wss://` connection through a proxy is TLS end to end with the server; the
     /// redirects and the reconnecting client's attempts go through the proxy too, and
     /// `open_timeout` bounds the whole way. Default: the proxy the environment names, as curl
-    /// and Python websockets read it (`http_proxy` for `ws://`, `https_proxy` for `wss://`,
-    /// else `all_proxy`; upper-case names too; `no_proxy` exempts hosts, domains and their
-    /// subdomains, IP ranges like `10.0.0.0/8`, or `*`).
+    /// reads it (`http_proxy` for `ws://`, `https_proxy` for `wss://`, else `all_proxy`;
+    /// upper-case names too, except `HTTP_PROXY`, which CGI programs get from a request's
+    /// `Proxy:` header; `no_proxy` exempts hosts, domains and their subdomains, IP ranges like
+    /// `10.0.0.0/8`, or `*`). A proxy's failures that may pass (it closed, a 5xx, a SOCKS5
+    /// unreachable or refused) are transient for the reconnecting client.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.options.proxy = ProxySetting::Url(url.into());
         self

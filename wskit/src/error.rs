@@ -181,13 +181,21 @@ impl Error {
     }
 
     /// Whether retrying may succeed: I/O errors, timeouts, a connection closed by the server
-    /// during the opening handshake, and 5xx statuses (500, 502, 503, 504). Reconnecting
-    /// clients retry only these, as Python websockets does.
+    /// during the opening handshake, and 5xx statuses (500, 502, 503, 504); through a proxy,
+    /// the proxy closing, its 5xx answers to CONNECT, and the SOCKS5 replies that say the way
+    /// failed (1 general failure, 3 network and 4 host unreachable, 5 connection refused,
+    /// 6 TTL expired). Reconnecting clients retry only these, as Python websockets does.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Io(_) | Self::Timeout(_) => true,
             Self::Handshake(error) => matches!(**error, HandshakeError::UnexpectedEof),
             Self::InvalidStatus(response) => matches!(response.status, 500 | 502 | 503 | 504),
+            Self::Proxy(error) => matches!(
+                error,
+                ProxyError::Closed
+                    | ProxyError::Status(500 | 502 | 503 | 504)
+                    | ProxyError::Socks(1 | 3 | 4 | 5 | 6)
+            ),
             _ => false,
         }
     }
@@ -444,5 +452,21 @@ mod tests {
         assert!(!Error::InvalidUri("x".into()).is_transient());
         assert!(Error::from(HandshakeError::UnexpectedEof).is_transient());
         assert!(!Error::from(HandshakeError::InvalidAccept).is_transient());
+        // Through a proxy: its way failing is transient, its refusals are not.
+        for transient in [
+            ProxyError::Closed,
+            ProxyError::Status(502),
+            ProxyError::Socks(5),
+        ] {
+            assert!(Error::Proxy(transient).is_transient());
+        }
+        for lasting in [
+            ProxyError::Status(407),
+            ProxyError::Socks(2),
+            ProxyError::Auth("refused"),
+            ProxyError::Invalid("garbage"),
+        ] {
+            assert!(!Error::Proxy(lasting).is_transient());
+        }
     }
 }

@@ -156,9 +156,13 @@ impl HandshakePolicy {
         let response = self.finish(request, response);
         // 101 in HTTP/1.1, 200 for HTTP/2's extended CONNECT.
         let accepted = handshake_ok && response.status == request.opening_status();
-        if response.status == 101 && !accepted {
-            // A 101 that the handshake did not make: nothing was negotiated for it.
-            tracing::error!(%remote, "a hook answered 101; refused with 500 instead");
+        // A 101 that the handshake did not make: nothing was negotiated for it. Nor for a 2xx
+        // to an HTTP/2 CONNECT, which opens a tunnel (RFC 9113 section 8.5) nobody serves.
+        let opens_a_tunnel = request.version == wskit_proto::HttpVersion::Http2
+            && request.method == "CONNECT"
+            && (200..300).contains(&response.status);
+        if (response.status == 101 || opens_a_tunnel) && !accepted {
+            tracing::error!(%remote, status = response.status, "a hook answered a handshake as if it opened; refused with 500 instead");
             return Answer {
                 response: self.finish(request, Response::new(500, "Internal Server Error\n")),
                 data: None,

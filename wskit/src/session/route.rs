@@ -151,6 +151,10 @@ pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Two hex digits: `from_str_radix` alone would take `+A`.
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -219,5 +223,7 @@ mod tests {
         assert_eq!(percent_decode("%e2%82%ac").as_deref(), Some("€"));
         assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
         assert_eq!(percent_decode("100%"), None);
+        assert_eq!(percent_decode("%+A"), None);
+        assert_eq!(percent_decode("%-1"), None);
     }
 }
