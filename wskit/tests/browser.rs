@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 #[path = "shared/examples.rs"]
 mod examples;
 
-use examples::{TempDir, collect};
+use examples::{TempDir, collect, on_ci};
 
 use serde_json::Value;
 
@@ -165,10 +165,6 @@ fn browser_demos_work_in_headless_chromium() {
 // ===== Tools =====
 
 /// Whether this runs under CI, where a missing browser is a failure rather than a skip.
-fn on_ci() -> bool {
-    std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0")
-}
-
 /// What this test needs and does not find, each with how to get it.
 fn missing_tools(chromium: &Path) -> Vec<String> {
     let mut missing = Vec::new();

@@ -70,11 +70,7 @@ mod redis {
     use std::net::SocketAddr;
     use std::process::{Child, Command, Stdio};
 
-    use crate::example_support::TempDir;
-
-    fn on_ci() -> bool {
-        std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0")
-    }
+    use crate::example_support::{TempDir, on_ci};
 
     /// A redis-server on `port`, with its files in `dir`; killed when dropped.
     struct Redis {

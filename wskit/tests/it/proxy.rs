@@ -16,12 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wskit::{Error, PeerAddr, ProxyError, Response, ServerTls};
 
-use crate::example_support::TempDir;
+use crate::example_support::{TempDir, on_ci};
 use crate::support::{echo, within};
-
-fn on_ci() -> bool {
-    std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0")
-}
 
 /// A proxy process, killed when dropped.
 struct ProxyProcess {

@@ -90,6 +90,13 @@ pub(crate) fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>
 /// A directory of its own under the system's temporary directory, removed on drop.
 pub(crate) struct TempDir(pub(crate) PathBuf);
 
+/// Whether this runs under CI (`CI` set, and not to `false` or `0`): a test whose real
+/// component is missing then fails instead of saying "skipped".
+#[allow(dead_code)]
+pub(crate) fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|ci| !ci.is_empty() && ci != "false" && ci != "0")
+}
+
 impl TempDir {
     pub(crate) fn new() -> Self {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
