@@ -64,7 +64,7 @@ async fn in_process_channels_deliver_once_and_end_with_the_connection() {
 }
 
 #[cfg(feature = "redis")]
-mod redis {
+pub(crate) mod redis {
     use super::*;
     use std::io::Write as _;
     use std::net::SocketAddr;
@@ -73,13 +73,13 @@ mod redis {
     use crate::example_support::{TempDir, on_ci};
 
     /// A redis-server on `port`, with its files in `dir`; killed when dropped.
-    struct Redis {
+    pub(crate) struct Redis {
         child: Child,
     }
 
     impl Redis {
         /// Start it; `None` (and "skipped") outside CI when redis-server is not installed.
-        async fn start(port: u16, dir: &TempDir) -> Option<Self> {
+        pub(crate) async fn start(port: u16, dir: &TempDir) -> Option<Self> {
             let program = std::path::Path::new("/usr/bin/redis-server");
             if !program.exists() {
                 let message =
@@ -118,7 +118,7 @@ mod redis {
         }
     }
 
-    fn free_port() -> u16 {
+    pub(crate) fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

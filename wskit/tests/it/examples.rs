@@ -811,3 +811,53 @@ async fn chat_rooms_routes_rooms_behind_basic_auth() {
     assert_eq!(status(&head), 200, "{head}");
     assert!(String::from_utf8_lossy(&body).contains("/rooms/"));
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn counter_nodes_share_the_counter_through_redis() {
+    use crate::channels::redis::{Redis, free_port};
+    let dir = TempDir::new();
+    let port = free_port();
+    let Some(_redis) = Redis::start(port, &dir).await else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}/");
+    let (node_a, a) = Example::server("counter", &["--redis", &url]).await;
+    let (mut node_b, b) = Example::server("counter", &["--redis", &url]).await;
+    let event = |message: wskit::Message| {
+        serde_json::from_str::<Value>(message.as_text().unwrap()).unwrap()
+    };
+    // Events until one of `kind` says `value` in `field` (older ones may come first).
+    let until = |ws: Connection, kind: &'static str, field: &'static str, value: i64| async move {
+        loop {
+            let seen = event(within(ws.recv()).await.unwrap());
+            if seen["type"] == kind && seen[field] == value {
+                return;
+            }
+        }
+    };
+    let on_a = within(wskit::connect(format!("ws://{a}/"))).await.unwrap();
+    until(on_a.clone(), "users", "count", 1).await;
+    let on_b = within(wskit::connect(format!("ws://{b}/"))).await.unwrap();
+    // Users on both nodes count together.
+    until(on_a.clone(), "users", "count", 2).await;
+    until(on_b.clone(), "users", "count", 2).await;
+    // A click on one node changes the value on the other.
+    on_a.send(json!({"action": "plus"}).to_string())
+        .await
+        .unwrap();
+    until(on_b.clone(), "value", "value", 1).await;
+    until(on_a.clone(), "value", "value", 1).await;
+    for _ in 0..3 {
+        on_b.send(json!({"action": "minus"}).to_string())
+            .await
+            .unwrap();
+    }
+    until(on_a.clone(), "value", "value", -2).await;
+    until(on_b.clone(), "value", "value", -2).await;
+    // A node that stops takes its users with it.
+    node_b.terminate();
+    assert!(node_b.wait_exit().await.success(), "{}", node_b.outputs());
+    until(on_a.clone(), "users", "count", 1).await;
+    drop(node_a);
+}
