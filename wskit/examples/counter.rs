@@ -17,6 +17,9 @@
 //! changes atomically in Redis (with a sequence number, so that pages can drop events that
 //! arrive late), each node keeps its number of users in a key that expires 10 s after the node
 //! stops refreshing it, and the events reach every node's pages through `wskit::Channels`.
+//! `--name NAME` names the node in an `X-Wskit-Node` header on every answer; `GET /healthz`
+//! answers 200 (for a load balancer or a Kubernetes probe). `examples/cluster/run.sh` runs
+//! several nodes behind nginx.
 
 mod common;
 
@@ -80,17 +83,31 @@ async fn counter(mut ws: Connection) {
 
 #[tokio::main]
 async fn main() -> wskit::Result<()> {
-    let (mut addr, mut redis_url) = ("localhost:6789".to_owned(), None);
+    let (mut addr, mut redis_url, mut name) = ("localhost:6789".to_owned(), None, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--redis" => redis_url = args.next(),
+            "--name" => name = args.next(),
             _ => addr = arg,
         }
     }
+    // `/healthz` for load balancers and probes; every answer names the node that gave it.
+    let page = common::serve_page(INDEX_HTML);
+    let requests = move |handshake: &mut wskit::server::Handshake<'_>, request: &wskit::Request| {
+        if request.path == "/healthz" {
+            return Some(wskit::Response::new(200, "OK\n"));
+        }
+        page(handshake, request)
+    };
+    let node = name.unwrap_or_else(|| "counter".to_owned());
+    let responses = move |_: &wskit::Request, response: &mut wskit::Response| {
+        response.headers.insert("X-Wskit-Node", node.as_str());
+    };
     let Some(url) = redis_url else {
         let server = wskit::serve(counter, addr)
-            .process_request(common::serve_page(INDEX_HTML))
+            .process_request(requests)
+            .process_response(responses)
             .await?;
         return server.run_until(wskit::shutdown_signal()).await;
     };
@@ -101,7 +118,8 @@ async fn main() -> wskit::Result<()> {
         move |ws| shared::counter(ws, Arc::clone(&handler_state)),
         addr,
     )
-    .process_request(common::serve_page(INDEX_HTML))
+    .process_request(requests)
+    .process_response(responses)
     .await?;
     let result = server.run_until(wskit::shutdown_signal()).await;
     shared.leave().await;

@@ -861,3 +861,134 @@ async fn counter_nodes_share_the_counter_through_redis() {
     until(on_a.clone(), "users", "count", 1).await;
     drop(node_a);
 }
+
+/// `examples/cluster/run.sh`: Redis, two counter nodes and nginx in front, on free ports.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
+    use crate::channels::redis::free_port;
+    for program in ["/usr/sbin/nginx", "/usr/bin/redis-server"] {
+        if !std::path::Path::new(program).exists() {
+            let message = format!("{program} is not installed (Debian: nginx, redis-server)");
+            assert!(!crate::example_support::on_ci(), "{message}");
+            eprintln!("skipped: {message}");
+            return;
+        }
+    }
+    let counter = example_path("counter");
+    let (port, node_ports, redis_port) = (free_port(), [free_port(), free_port()], free_port());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut script = Command::new("bash")
+        .arg("wskit/examples/cluster/run.sh")
+        .current_dir(&root)
+        .env("PORT", port.to_string())
+        .env("NODE_PORTS", format!("{} {}", node_ports[0], node_ports[1]))
+        .env("REDIS_PORT", redis_port.to_string())
+        .env("COUNTER", &counter)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    /// SIGTERM to the script when the test ends, passed or failed: it stops what it started.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _stop = Stop(script.id());
+    let stdout = collect(script.stdout.take().unwrap());
+    let _stderr = collect(script.stderr.take().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !stdout.lock().unwrap().contains("cluster ready") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}",
+            stdout.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = |node: &str| -> u32 {
+        let out = stdout.lock().unwrap().clone();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{node}: pid ")))
+            .unwrap()
+            .to_owned();
+        line.split(' ').nth(2).unwrap().parse().unwrap()
+    };
+    let nginx = format!("ws://127.0.0.1:{port}/");
+    let node_of = |ws: &Connection| {
+        ws.response()
+            .unwrap()
+            .headers
+            .get("X-Wskit-Node")
+            .unwrap()
+            .to_owned()
+    };
+    let event = |message: wskit::Message| {
+        serde_json::from_str::<Value>(message.as_text().unwrap()).unwrap()
+    };
+    let until = |ws: Connection, kind: &'static str, field: &'static str, value: i64| async move {
+        loop {
+            let seen = event(within(ws.recv()).await.unwrap());
+            if seen["type"] == kind && seen[field] == value {
+                return;
+            }
+        }
+    };
+    // Round robin: two pages land on the two nodes, and see the same counter.
+    let first = within(wskit::connect(&nginx)).await.unwrap();
+    let mut connections = wskit::connect(&nginx).reconnecting();
+    let second = within(connections.next()).await.unwrap();
+    let (first_node, second_node) = (node_of(&first), node_of(&second));
+    assert_ne!(first_node, second_node);
+    until(first.clone(), "users", "count", 2).await;
+    first
+        .send(json!({"action": "plus"}).to_string())
+        .await
+        .unwrap();
+    until(second.clone(), "value", "value", 1).await;
+
+    // The second page's node dies (SIGKILL: no goodbye); its reconnecting client comes back
+    // through nginx, on the surviving node, and follows the counter from there.
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid(&second_node).to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let error = loop {
+        match within(second.recv()).await {
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    assert!(!error.is_closed_ok(), "{error:?}");
+    let again = within(connections.next()).await.unwrap();
+    assert_eq!(node_of(&again), first_node);
+    first
+        .send(json!({"action": "plus"}).to_string())
+        .await
+        .unwrap();
+    until(again.clone(), "value", "value", 2).await;
+
+    // SIGTERM stops the whole cluster.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &script.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let status = tokio::task::spawn_blocking(move || script.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}: {}", stdout.lock().unwrap());
+    assert!(stdout.lock().unwrap().contains("cluster stopped"));
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nginx still listening"
+    );
+}
