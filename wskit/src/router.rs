@@ -161,9 +161,7 @@ pub fn route(
     impl Fn(Connection) -> Pin<Box<dyn Future<Output = Routed> + Send>> + Send + Sync + 'static,
 > {
     let table = router.table();
-    let mut serve = crate::serve(handler(router), addr);
-    serve.options.policy.routes = Some(table);
-    serve
+    with_routes(crate::serve(handler(router), addr), table)
 }
 
 /// Serve `router` on a Unix socket at `path` (the file must not exist).
@@ -175,7 +173,11 @@ pub fn unix_route(
     impl Fn(Connection) -> Pin<Box<dyn Future<Output = Routed> + Send>> + Send + Sync + 'static,
 > {
     let table = router.table();
-    let mut serve = crate::unix_serve(handler(router), path);
+    with_routes(crate::unix_serve(handler(router), path), table)
+}
+
+/// `serve` with the router's patterns matched during its handshakes.
+fn with_routes<H>(mut serve: Serve<H>, table: Arc<RouteTable>) -> Serve<H> {
     serve.options.policy.routes = Some(table);
     serve
 }

@@ -119,11 +119,7 @@ pub(crate) mod redis {
     }
 
     pub(crate) fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+        crate::support::free_addr().port()
     }
 
     /// `count` clients of `channel`, spread over `nodes` in turn.

@@ -824,41 +824,29 @@ async fn counter_nodes_share_the_counter_through_redis() {
     let url = format!("redis://127.0.0.1:{port}/");
     let (node_a, a) = Example::server("counter", &["--redis", &url]).await;
     let (mut node_b, b) = Example::server("counter", &["--redis", &url]).await;
-    let event = |message: wskit::Message| {
-        serde_json::from_str::<Value>(message.as_text().unwrap()).unwrap()
-    };
-    // Events until one of `kind` says `value` in `field` (older ones may come first).
-    let until = |ws: Connection, kind: &'static str, field: &'static str, value: i64| async move {
-        loop {
-            let seen = event(within(ws.recv()).await.unwrap());
-            if seen["type"] == kind && seen[field] == value {
-                return;
-            }
-        }
-    };
     let on_a = within(wskit::connect(format!("ws://{a}/"))).await.unwrap();
-    until(on_a.clone(), "users", "count", 1).await;
+    until_event(on_a.clone(), "users", "count", 1).await;
     let on_b = within(wskit::connect(format!("ws://{b}/"))).await.unwrap();
     // Users on both nodes count together.
-    until(on_a.clone(), "users", "count", 2).await;
-    until(on_b.clone(), "users", "count", 2).await;
+    until_event(on_a.clone(), "users", "count", 2).await;
+    until_event(on_b.clone(), "users", "count", 2).await;
     // A click on one node changes the value on the other.
     on_a.send(json!({"action": "plus"}).to_string())
         .await
         .unwrap();
-    until(on_b.clone(), "value", "value", 1).await;
-    until(on_a.clone(), "value", "value", 1).await;
+    until_event(on_b.clone(), "value", "value", 1).await;
+    until_event(on_a.clone(), "value", "value", 1).await;
     for _ in 0..3 {
         on_b.send(json!({"action": "minus"}).to_string())
             .await
             .unwrap();
     }
-    until(on_a.clone(), "value", "value", -2).await;
-    until(on_b.clone(), "value", "value", -2).await;
+    until_event(on_a.clone(), "value", "value", -2).await;
+    until_event(on_b.clone(), "value", "value", -2).await;
     // A node that stops takes its users with it.
     node_b.terminate();
     assert!(node_b.wait_exit().await.success(), "{}", node_b.outputs());
-    until(on_a.clone(), "users", "count", 1).await;
+    until_event(on_a.clone(), "users", "count", 1).await;
     drop(node_a);
 }
 
@@ -929,29 +917,18 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
             .unwrap()
             .to_owned()
     };
-    let event = |message: wskit::Message| {
-        serde_json::from_str::<Value>(message.as_text().unwrap()).unwrap()
-    };
-    let until = |ws: Connection, kind: &'static str, field: &'static str, value: i64| async move {
-        loop {
-            let seen = event(within(ws.recv()).await.unwrap());
-            if seen["type"] == kind && seen[field] == value {
-                return;
-            }
-        }
-    };
     // Round robin: two pages land on the two nodes, and see the same counter.
     let first = within(wskit::connect(&nginx)).await.unwrap();
     let mut connections = wskit::connect(&nginx).reconnecting();
     let second = within(connections.next()).await.unwrap();
     let (first_node, second_node) = (node_of(&first), node_of(&second));
     assert_ne!(first_node, second_node);
-    until(first.clone(), "users", "count", 2).await;
+    until_event(first.clone(), "users", "count", 2).await;
     first
         .send(json!({"action": "plus"}).to_string())
         .await
         .unwrap();
-    until(second.clone(), "value", "value", 1).await;
+    until_event(second.clone(), "value", "value", 1).await;
 
     // The second page's node dies (SIGKILL: no goodbye); its reconnecting client comes back
     // through nginx, on the surviving node, and follows the counter from there.
@@ -973,7 +950,7 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
         .send(json!({"action": "plus"}).to_string())
         .await
         .unwrap();
-    until(again.clone(), "value", "value", 2).await;
+    until_event(again.clone(), "value", "value", 2).await;
 
     // SIGTERM stops the whole cluster.
     let terminated = Command::new("kill")
@@ -991,4 +968,17 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nginx still listening"
     );
+}
+
+/// Read the counter's events on `ws` until one of type `kind` has `value` in `field` (older
+/// ones, from other nodes, may come first).
+#[cfg(feature = "redis")]
+async fn until_event(ws: Connection, kind: &str, field: &str, value: i64) {
+    loop {
+        let message = within(ws.recv()).await.unwrap();
+        let seen: Value = serde_json::from_str(message.as_text().unwrap()).unwrap();
+        if seen["type"] == kind && seen[field] == value {
+            return;
+        }
+    }
 }

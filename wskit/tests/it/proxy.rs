@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use wskit::{Error, PeerAddr, ProxyError, Response, ServerTls};
 
 use crate::example_support::{TempDir, on_ci};
-use crate::support::{echo, within};
+use crate::support::{echo, free_addr, within};
 
 /// A proxy process, killed when dropped.
 struct ProxyProcess {
@@ -43,14 +43,6 @@ fn find(program: &str) -> Option<&'static Path> {
     assert!(!on_ci(), "{message}");
     let _ = writeln!(std::io::stderr(), "skipped: {message}");
     None
-}
-
-/// A free loopback port (bound, then released for the proxy to take).
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 /// Start `command` listening on `addr`, and wait until it accepts.
@@ -84,7 +76,7 @@ async fn start(mut command: Command, addr: SocketAddr, dir: TempDir) -> ProxyPro
 /// only), with Basic credentials if given.
 async fn tinyproxy(credentials: Option<(&str, &str)>) -> Option<ProxyProcess> {
     let program = find("tinyproxy")?;
-    let addr = free_port();
+    let addr = free_addr();
     let dir = TempDir::new();
     let mut config = format!(
         "Port {}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\nLogLevel Connect\n",
@@ -103,7 +95,7 @@ async fn tinyproxy(credentials: Option<(&str, &str)>) -> Option<ProxyProcess> {
 /// microsocks on a free port, with a username and password.
 async fn microsocks(user: &str, password: &str) -> Option<ProxyProcess> {
     let program = find("microsocks")?;
-    let addr = free_port();
+    let addr = free_addr();
     let mut command = Command::new(program);
     command
         .args(["-i", "127.0.0.1", "-p"])
@@ -228,7 +220,7 @@ async fn socks5_through_microsocks() {
         );
     }
     // A target the proxy cannot reach: its reply code.
-    let closed = free_port();
+    let closed = free_addr();
     let error = within(
         wskit::connect(format!("ws://{closed}/"))
             .proxy(format!("socks5h://sockuser:pa55@{}", proxy.addr)),

@@ -46,3 +46,11 @@ pub(crate) async fn eventually(what: &str, mut condition: impl FnMut() -> bool) 
 pub(crate) async fn idle(ws: Connection) {
     while ws.recv().await.is_ok() {}
 }
+
+/// A free loopback address: bound, then released for a process of the test to take.
+pub(crate) fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
