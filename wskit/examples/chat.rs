@@ -11,7 +11,16 @@
 //! ```sh
 //! cargo run --example chat                          # then open http://localhost:8765/
 //! cargo run --example chat -- 127.0.0.1:9000 /tmp/chat.log    # log: ./chat.log by default
+//! cargo run --example chat -- 127.0.0.1:9001 --redis redis://127.0.0.1:6379/
 //! ```
+//!
+//! With `--redis URL`, several chat processes share one room through Redis: every line goes
+//! into a Redis Stream (`wskit:chat:history`, trimmed to about 1,000 lines) instead of the log
+//! file, and each node reads the stream to pass the lines on to its own members. The stream is
+//! the history and the fan-out at once: every member of every node gets the lines in the
+//! stream's order, a newcomer gets the 100 lines before the first one sent to it live (no gap,
+//! no repeat), and a node that lost Redis for a while passes on what it missed when Redis is
+//! back (Pub/Sub would have dropped it).
 
 mod common;
 
@@ -84,18 +93,216 @@ async fn chat(mut ws: Connection, room: Arc<Room>) -> wskit::Result<()> {
 
 #[tokio::main]
 async fn main() -> wskit::Result<()> {
+    let mut positional = Vec::new();
+    let mut redis_url = None;
     let mut args = std::env::args().skip(1);
-    let addr = args.next().unwrap_or_else(|| "localhost:8765".into());
-    let log = args.next().unwrap_or_else(|| "chat.log".into());
-    let room = Arc::new(Room {
-        log: log.into(),
-        members: Mutex::new(BTreeMap::new()),
-    });
-    let server = wskit::serve(move |ws| chat(ws, Arc::clone(&room)), addr)
-        .max_size(Some(4096)) // a line of chat, not a file
-        .process_request(common::serve_page(INDEX_HTML))
-        .await?;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--redis" => redis_url = args.next(),
+            _ => positional.push(arg),
+        }
+    }
+    let mut positional = positional.into_iter();
+    let addr = positional.next().unwrap_or_else(|| "localhost:8765".into());
+    let server = if let Some(url) = redis_url {
+        let room = shared::Room::connect(&url).await?;
+        wskit::serve(move |ws| shared::chat(ws, Arc::clone(&room)), addr)
+            .max_size(Some(4096))
+            .process_request(common::serve_page(INDEX_HTML))
+            .await?
+    } else {
+        let log = positional.next().unwrap_or_else(|| "chat.log".into());
+        let room = Arc::new(Room {
+            log: log.into(),
+            members: Mutex::new(BTreeMap::new()),
+        });
+        wskit::serve(move |ws| chat(ws, Arc::clone(&room)), addr)
+            .max_size(Some(4096)) // a line of chat, not a file
+            .process_request(common::serve_page(INDEX_HTML))
+            .await?
+    };
     server.run_until(wskit::shutdown_signal()).await
+}
+
+/// The room in Redis, shared by every node: a Stream is both its history and its fan-out.
+mod shared {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use wskit::Connection;
+
+    use super::{HISTORY, one_line};
+
+    const STREAM: &str = "wskit:chat:history";
+    /// About how many lines the stream keeps (`XADD ... MAXLEN ~`: Redis trims whole nodes).
+    const KEEP: usize = 1000;
+    /// How long one `XREAD` waits for new lines before it asks again.
+    const BLOCK: Duration = Duration::from_secs(5);
+
+    type Entries = Vec<(String, Vec<String>)>;
+
+    fn broker(error: redis::RedisError) -> wskit::Error {
+        wskit::Error::Broker(error.to_string())
+    }
+
+    /// The line of a stream entry (its fields are `line`, then the text).
+    fn line(fields: &[String]) -> &str {
+        fields.get(1).map_or("", String::as_str)
+    }
+
+    struct Members {
+        /// The id of the last entry passed on to this node's members.
+        last: String,
+        connections: BTreeMap<u64, Connection>,
+    }
+
+    pub(super) struct Room {
+        redis: redis::aio::ConnectionManager,
+        /// An async lock: joining reads the history from Redis while holding it.
+        members: tokio::sync::Mutex<Members>,
+    }
+
+    impl Room {
+        /// Connect to Redis and start passing the stream's new lines on to this node's members.
+        pub(super) async fn connect(url: &str) -> wskit::Result<Arc<Self>> {
+            let client = redis::Client::open(url).map_err(broker)?;
+            let mut redis = redis::aio::ConnectionManager::new(client.clone())
+                .await
+                .map_err(broker)?;
+            // Live lines are the ones after the stream's end now.
+            let newest: Entries = redis::cmd("XREVRANGE")
+                .arg(STREAM)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut redis)
+                .await
+                .map_err(broker)?;
+            let last = newest
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |e| e.0.clone());
+            let room = Arc::new(Self {
+                redis,
+                members: tokio::sync::Mutex::new(Members {
+                    last,
+                    connections: BTreeMap::new(),
+                }),
+            });
+            tokio::spawn(read(Arc::downgrade(&room), client));
+            Ok(room)
+        }
+
+        /// The history up to the last line passed on, then `ws` is a member: both under the
+        /// lock that passing lines on takes, so that `ws` misses no line and gets none twice.
+        async fn join(&self, ws: &Connection) -> wskit::Result<()> {
+            let mut members = self.members.lock().await;
+            let entries: Entries = redis::cmd("XREVRANGE")
+                .arg(STREAM)
+                .arg(&members.last)
+                .arg("-")
+                .arg("COUNT")
+                .arg(HISTORY)
+                .query_async(&mut self.redis.clone())
+                .await
+                .map_err(broker)?;
+            let lines: Vec<&str> = entries.iter().rev().map(|(_, f)| line(f)).collect();
+            if !lines.is_empty() {
+                wskit::broadcast([ws], lines.join("\n"));
+            }
+            members.connections.insert(ws.id(), ws.clone());
+            Ok(())
+        }
+
+        /// Add `line` to the stream; every node passes it on.
+        async fn say(&self, line: &str) -> wskit::Result<()> {
+            let _id: String = redis::cmd("XADD")
+                .arg(STREAM)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(KEEP)
+                .arg("*")
+                .arg("line")
+                .arg(line)
+                .query_async(&mut self.redis.clone())
+                .await
+                .map_err(broker)?;
+            Ok(())
+        }
+    }
+
+    /// Pass the stream's new lines on to this node's members, in the stream's order, until the
+    /// room is gone. A lost connection to Redis is retried with backoff; the lines added in the
+    /// meantime are passed on when it is back (the read resumes after the last one passed on).
+    async fn read(room: std::sync::Weak<Room>, client: redis::Client) {
+        // A connection of its own: a blocked XREAD would hold up the other commands.
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(BLOCK * 2));
+        let mut backoff = Duration::from_millis(100);
+        'connect: loop {
+            let mut connection = match client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            {
+                Ok(connection) => connection,
+                Err(error) => {
+                    eprintln!("cannot read the chat's stream: {error}; again in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            loop {
+                let Some(alive) = room.upgrade() else { return };
+                let last = alive.members.lock().await.last.clone();
+                drop(alive);
+                let read: redis::RedisResult<Option<Vec<(String, Entries)>>> = redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(HISTORY)
+                    .arg("BLOCK")
+                    .arg(BLOCK.as_millis() as u64)
+                    .arg("STREAMS")
+                    .arg(STREAM)
+                    .arg(&last)
+                    .query_async(&mut connection)
+                    .await;
+                let streams = match read {
+                    Ok(streams) => streams.unwrap_or_default(),
+                    Err(error) => {
+                        eprintln!("lost the chat's stream: {error}; again in {backoff:?}");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue 'connect;
+                    }
+                };
+                backoff = Duration::from_millis(100);
+                let Some(alive) = room.upgrade() else { return };
+                let mut members = alive.members.lock().await;
+                for (id, fields) in streams.into_iter().flat_map(|(_, entries)| entries) {
+                    wskit::broadcast(members.connections.values(), line(&fields));
+                    members.last = id;
+                }
+            }
+        }
+    }
+
+    /// One member: a name, then lines, as in the one-process room.
+    pub(super) async fn chat(mut ws: Connection, room: Arc<Room>) -> wskit::Result<()> {
+        let name = one_line(ws.recv().await?.as_text()?);
+        room.join(&ws).await?;
+        room.say(&format!("*** {name} joined")).await?;
+        while let Some(Ok(message)) = ws.next().await {
+            let Ok(text) = message.as_text() else {
+                continue;
+            };
+            if let Err(error) = room.say(&format!("{name}: {}", one_line(text))).await {
+                // Told to the one who said it: nobody else got it.
+                wskit::broadcast([&ws], format!("*** not sent: {error}"));
+            }
+        }
+        room.members.lock().await.connections.remove(&ws.id());
+        room.say(&format!("*** {name} left")).await
+    }
 }
 
 const INDEX_HTML: &str = r#"<!DOCTYPE html>

@@ -850,6 +850,133 @@ async fn counter_nodes_share_the_counter_through_redis() {
     drop(node_a);
 }
 
+/// `chat --redis`: two nodes share one room through a Redis Stream, in one order for all; the
+/// history survives the nodes and a Redis restart (with its data saved), and stays bounded.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn chat_nodes_share_the_room_and_its_history_through_a_redis_stream() {
+    use crate::channels::redis::{Redis, free_port};
+    let dir = TempDir::new();
+    let port = free_port();
+    let Some(redis) = Redis::start(port, &dir).await else {
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{port}/");
+    let (node_a, a) = Example::server("chat", &["--redis", &url]).await;
+    let (node_b, b) = Example::server("chat", &["--redis", &url]).await;
+    assert_serves_page(b).await;
+    let alice = connect(a, "/").await;
+    alice.send("Alice").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "*** Alice joined");
+    let bob = connect(b, "/").await;
+    bob.send("Bob").await.unwrap();
+    // Bob, on the other node, gets the history first, then his own notice.
+    assert_eq!(recv_text(&bob).await, "*** Alice joined");
+    assert_eq!(recv_text(&bob).await, "*** Bob joined");
+    assert_eq!(recv_text(&alice).await, "*** Bob joined");
+    alice.send("Hi Bob!").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "Alice: Hi Bob!");
+    assert_eq!(recv_text(&bob).await, "Alice: Hi Bob!");
+    bob.send("Hello\nAlice").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "Bob: Hello Alice");
+    assert_eq!(recv_text(&bob).await, "Bob: Hello Alice");
+
+    // Both talk at once, on two nodes: both see every line once, in one order, each speaker's
+    // lines in the order said.
+    let lines = 60;
+    for i in 0..lines {
+        alice.send(format!("a{i}")).await.unwrap();
+        bob.send(format!("b{i}")).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    for ws in [&alice, &bob] {
+        let mut got = Vec::new();
+        for _ in 0..2 * lines {
+            got.push(recv_text(ws).await);
+        }
+        seen.push(got);
+    }
+    assert_eq!(
+        seen[0], seen[1],
+        "the two nodes passed the lines on in different orders"
+    );
+    for (speaker, prefix) in [("Alice", 'a'), ("Bob", 'b')] {
+        let said: Vec<String> = (0..lines)
+            .map(|i| format!("{speaker}: {prefix}{i}"))
+            .collect();
+        let heard: Vec<String> = seen[0]
+            .iter()
+            .filter(|l| l.starts_with(speaker))
+            .cloned()
+            .collect();
+        assert_eq!(heard, said);
+    }
+
+    // Redis restarts with its data (saved on the way down): both nodes carry on.
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
+        .arg("SAVE")
+        .query_async(&mut admin)
+        .await;
+    drop(redis);
+    let Some(_redis) = Redis::start(port, &dir).await else {
+        unreachable!("redis-server was there a moment ago");
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        alice.send("after the restart").await.unwrap();
+        let line = recv_text(&alice).await;
+        if line == "Alice: after the restart" {
+            break;
+        }
+        assert!(line.starts_with("*** not sent: "), "{line}");
+        assert!(tokio::time::Instant::now() < deadline, "Redis is not back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recv_text(&bob).await, "Alice: after the restart");
+
+    // Both nodes die (SIGKILL: nobody says goodbye); a new one has the history: the last 100
+    // lines, the restart's included.
+    drop((node_a, node_b));
+    drop((alice, bob));
+    let (_node_c, c) = Example::server("chat", &["--redis", &url]).await;
+    let carol = connect(c, "/").await;
+    carol.send("Carol").await.unwrap();
+    let history = recv_text(&carol).await;
+    let history: Vec<&str> = history.lines().collect();
+    assert_eq!(history.len(), 100, "{history:?}");
+    assert_eq!(
+        history.last(),
+        Some(&"Alice: after the restart"),
+        "{history:?}"
+    );
+    assert_eq!(history[..99], seen[0][2 * lines - 99..]);
+    assert_eq!(recv_text(&carol).await, "*** Carol joined");
+
+    // The stream keeps about 1,000 lines (Redis trims whole nodes of 100 entries).
+    for i in 0..1100 {
+        carol.send(format!("c{i}")).await.unwrap();
+    }
+    for i in 0..1100 {
+        assert_eq!(recv_text(&carol).await, format!("Carol: c{i}"));
+    }
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let kept: usize = redis::cmd("XLEN")
+        .arg("wskit:chat:history")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!((1000..1100).contains(&kept), "{kept} lines kept");
+}
+
 /// `examples/cluster/run.sh`: Redis, two counter nodes and nginx in front, on free ports.
 #[cfg(feature = "redis")]
 #[tokio::test]
