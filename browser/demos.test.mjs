@@ -4,6 +4,8 @@
 //
 //   node demos.test.mjs demos          show_time, counter (two pages), chat (two pages)
 //   node demos.test.mjs chat-history   a new chat page, after a server restart, gets the history
+//   node demos.test.mjs cluster        the counter of examples/cluster/run.sh through nginx: two
+//                                      pages whose WebSockets are on two nodes
 //
 // Environment:
 //   WSKIT_SHOW_TIME_URL, WSKIT_COUNTER_URL, WSKIT_CHAT_URL   the pages (http://127.0.0.1:PORT/)
@@ -11,6 +13,7 @@
 //   WSKIT_CHAT_ROOMS_URL the chat_rooms example (Basic auth: alice / wonderland)
 //   WSKIT_AXUM_APP_TLS_URL  the same app with --tls (https, h2): the page and its wss: WebSocket
 //                        must go over one HTTP/2 connection, the WebSocket as an extended CONNECT
+//   WSKIT_CLUSTER_URL    nginx in front of the cluster's counter nodes (mode cluster)
 //   WSKIT_BROWSER_OUTPUT   where the screenshots go (default: a directory under the system's temp)
 //   WSKIT_BROWSER_TIMEOUT_MS   the whole run's bound (default 90000)
 //   CHROMIUM               the browser (default /usr/bin/chromium: Debian's package; playwright's
@@ -26,7 +29,7 @@ import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-const MODES = ['demos', 'chat-history'];
+const MODES = ['demos', 'chat-history', 'cluster'];
 const mode = process.argv[2] ?? 'demos';
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const output = process.env.WSKIT_BROWSER_OUTPUT || join(tmpdir(), 'wskit-browser-output');
@@ -107,7 +110,8 @@ async function until(what, probe, timeout = WAIT) {
   }
 }
 
-async function openPage(name, address) {
+/** Open `address` in a new page named `name`; `before(page)` runs before it loads. */
+async function openPage(name, address, before = async () => {}) {
   const page = await context.newPage();
   pages.set(name, page);
   page.setDefaultTimeout(WAIT);
@@ -118,6 +122,7 @@ async function openPage(name, address) {
     if (new URL(message.location().url || address).pathname === '/favicon.ico') return;
     pageErrors.push(`${name}: console error: ${message.text()} (${message.location().url})`);
   });
+  await before(page);
   const response = await page.goto(address, { timeout: WAIT });
   assert.equal(response?.status(), 200, `GET ${address}`);
   return page;
@@ -422,6 +427,76 @@ async function chatHistory() {
   log('ok chat-history: a new page after the restart got the earlier messages');
 }
 
+// ===== cluster =====
+
+/** Open counter page `name` at `address` and say which node its WebSocket landed on: the
+ * `X-Wskit-Node` header of the handshake's answer, as Chromium received it (through the
+ * DevTools protocol: a page's script cannot read a 101's headers). */
+async function openCounterOnNode(name, address) {
+  let node = null;
+  await openPage(name, address, async (page) => {
+    const devtools = await context.newCDPSession(page);
+    await devtools.send('Network.enable');
+    devtools.on('Network.webSocketHandshakeResponseReceived', ({ response }) => {
+      const header = Object.entries(response.headers).find(
+        ([field]) => field.toLowerCase() === 'x-wskit-node',
+      );
+      node = header ? header[1] : '(no X-Wskit-Node header)';
+    });
+  });
+  return until(`page ${name}'s WebSocket to open`, async () => ({ ok: node !== null, seen: node }));
+}
+
+/** The counter of examples/cluster/run.sh, through nginx: two pages whose WebSockets land on
+ * two different nodes show the same value after every click, and 2 users online. */
+async function cluster() {
+  step = 'cluster: two pages through nginx';
+  const address = url('WSKIT_CLUSTER_URL');
+  const nodeA = await openCounterOnNode('A', address);
+  let nodeB = await openCounterOnNode('B', address);
+  // Round robin: a page and its WebSocket are two requests, so one more moves B to the other.
+  for (let attempt = 1; nodeB === nodeA; attempt += 1) {
+    assert.ok(attempt < 4, `every WebSocket of page B landed on ${nodeA}, as page A's`);
+    await closePage('B');
+    await fetch(new URL('healthz', address));
+    nodeB = await openCounterOnNode('B', address);
+  }
+  log(`  page A's WebSocket on ${nodeA}, page B's on ${nodeB}`);
+  await expectCounter(['A', 'B'], 0, 2);
+  let value = 0;
+  for (const [name, button] of [
+    ['A', 'plus'],
+    ['B', 'plus'],
+    ['B', 'minus'],
+    ['A', 'plus'],
+  ]) {
+    step = `cluster: click ${button} in page ${name} (on ${name === 'A' ? nodeA : nodeB})`;
+    await click(name, button);
+    value += button === 'plus' ? 1 : -1;
+    await expectCounter(['A', 'B'], value, 2);
+  }
+  step = 'cluster: a burst of clicks in both pages';
+  for (const [name, button] of [
+    ['A', 'plus'],
+    ['B', 'plus'],
+    ['A', 'minus'],
+    ['B', 'plus'],
+    ['A', 'plus'],
+  ]) {
+    await click(name, button);
+    value += button === 'plus' ? 1 : -1;
+  }
+  await expectCounter(['A', 'B'], value, 2);
+  await screenshot('A', 'cluster-a.png');
+  await screenshot('B', 'cluster-b.png');
+  step = 'cluster: page B closed';
+  await closePage('B');
+  await expectCounter(['A'], value, 1);
+  await closePage('A');
+  assertNoPageErrors();
+  log(`ok cluster: pages on ${nodeA} and ${nodeB} showed ${value} and 2 users online, then 1 user`);
+}
+
 // ===== Main =====
 
 async function main() {
@@ -436,6 +511,7 @@ async function main() {
       'WSKIT_CHAT_ROOMS_URL',
     ].forEach(url);
   }
+  else if (mode === 'cluster') url('WSKIT_CLUSTER_URL');
   else url('WSKIT_CHAT_URL');
   step = 'launch chromium';
   await mkdir(output, { recursive: true });
@@ -455,6 +531,8 @@ async function main() {
     await counter('WSKIT_AXUM_APP_TLS_URL', 'axum-app-h2', true, true);
     await chat();
     await chatRooms();
+  } else if (mode === 'cluster') {
+    await cluster();
   } else {
     await chatHistory();
   }

@@ -8,7 +8,10 @@
 //! This test builds the four examples (`cargo build --example ...` in this test binary's
 //! profile, as `tests/it/examples.rs` does), starts each on a free loopback port, runs
 //! `node browser/demos.test.mjs demos` against them, restarts chat on the same history file and
-//! runs `node browser/demos.test.mjs chat-history`. Screenshots of each demo land in
+//! runs `node browser/demos.test.mjs chat-history`. Then `wskit/examples/cluster/run.sh` starts
+//! Redis, two counter nodes and nginx, and `node browser/demos.test.mjs cluster` checks two
+//! pages whose WebSockets land on different nodes (outside CI, this part is skipped when nginx
+//! or redis-server is missing). Screenshots of each demo land in
 //! `target/browser-test-output/`. `npm ci` runs in `browser/` first when its `node_modules`
 //! does not hold the locked playwright-core.
 //!
@@ -33,7 +36,7 @@ use examples::{TempDir, collect, on_ci};
 use serde_json::Value;
 
 /// The longest the browser part may take, from the first server's start to the last check.
-const BUDGET: Duration = Duration::from_secs(120);
+const BUDGET: Duration = Duration::from_secs(180);
 
 /// The longest `npm ci` may take.
 const NPM_CI: Duration = Duration::from_secs(300);
@@ -146,7 +149,19 @@ fn browser_demos_work_in_headless_chromium() {
     run_node(&browser, "chat-history", &env, deadline, &[&chat]);
     drop(chat);
 
-    for name in SCREENSHOTS {
+    let mut screenshots = SCREENSHOTS.to_vec();
+    if let Some(cluster) = Cluster::start(&examples["counter"], deadline) {
+        let mut env = env;
+        env.push((
+            "WSKIT_CLUSTER_URL",
+            format!("http://127.0.0.1:{}/", cluster.port),
+        ));
+        run_node(&browser, "cluster", &env, deadline, &[]);
+        cluster.stop(deadline);
+        screenshots.extend(["cluster-a.png", "cluster-b.png"]);
+    }
+
+    for name in screenshots {
         let path = output.join(name);
         let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
@@ -337,6 +352,73 @@ impl Server {
 
     fn outputs(&self) -> String {
         self.process.outputs()
+    }
+}
+
+// ===== The cluster =====
+
+/// `bash wskit/examples/cluster/run.sh`: Redis, two counter nodes and nginx in front, on free
+/// loopback ports. Dropped: SIGTERM, and the script stops what it started.
+struct Cluster {
+    script: Process,
+    port: u16,
+}
+
+impl Cluster {
+    /// Start it and wait for "cluster ready"; `None` (and "skipped") outside CI without nginx
+    /// or redis-server.
+    fn start(counter: &Path, deadline: Instant) -> Option<Self> {
+        for program in ["/usr/sbin/nginx", "/usr/bin/redis-server"] {
+            if !Path::new(program).exists() {
+                let message = format!(
+                    "the cluster's browser check needs {program} (Debian: nginx, redis-server)"
+                );
+                assert!(!on_ci(), "{message}");
+                let _ = writeln!(std::io::stderr(), "skipped: {message}");
+                return None;
+            }
+        }
+        let free_port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free loopback port")
+                .port()
+        };
+        let (port, nodes, redis) = (free_port(), [free_port(), free_port()], free_port());
+        let mut script = Process::spawn(
+            Command::new("bash")
+                .arg("wskit/examples/cluster/run.sh")
+                .current_dir(workspace())
+                .env("PORT", port.to_string())
+                .env("NODE_PORTS", format!("{} {}", nodes[0], nodes[1]))
+                .env("REDIS_PORT", redis.to_string())
+                .env("COUNTER", counter)
+                .env_remove("RUST_LOG"),
+            "cluster/run.sh",
+        );
+        let ready = wait_until(deadline, || {
+            if let Some(status) = script.try_wait() {
+                return Some(Err(status));
+            }
+            script.stdout().contains("cluster ready").then_some(Ok(()))
+        });
+        match ready {
+            Some(Ok(())) => Some(Self { script, port }),
+            Some(Err(status)) => panic!("the cluster exited with {status}\n{}", script.outputs()),
+            None => panic!("the cluster is not ready in time\n{}", script.outputs()),
+        }
+    }
+
+    /// SIGTERM: the script stops nginx, the nodes and Redis, and exits 0.
+    fn stop(mut self, deadline: Instant) {
+        self.script.signal("TERM");
+        let status = self.script.wait(deadline);
+        assert!(
+            status.is_some_and(|status| status.success()),
+            "the cluster did not stop cleanly: {status:?}\n{}",
+            self.script.outputs()
+        );
+        assert!(self.script.stdout().contains("cluster stopped"));
     }
 }
 
