@@ -233,10 +233,12 @@ mod redis_broker {
     }
 
     impl Channels {
-        /// Channels across every node connected to the Redis server at `url` (`redis://`,
-        /// `rediss://` with the TLS features of the `redis` crate, `redis://:password@host`,
-        /// `redis://user:password@host/DB`). A message published on one node reaches the
-        /// subscribers of every node once, its own included.
+        /// Channels across every node connected to the Redis server at `url`:
+        /// `redis://host:port/`, `redis://:password@host/`, `redis://user:password@host/DB`,
+        /// and `rediss://` (TLS, with the `redis-tls` feature; the server's certificate is
+        /// checked against the system's roots, see [`redis_client`](Self::redis_client) for
+        /// others). A message published on one node reaches the subscribers of every node
+        /// once, its own included.
         ///
         /// If Redis restarts or the network drops, the node reconnects with backoff (0.1 s
         /// doubling to 5 s), subscribes again and logs the gap; its own subscribers are served
@@ -244,14 +246,38 @@ mod redis_broker {
         ///
         /// # Errors
         ///
-        /// [`Error::Broker`] when the URL is invalid or Redis cannot be reached now.
+        /// [`Error::Broker`] when the URL is invalid or Redis cannot be reached now (refused
+        /// credentials and certificates included).
         pub async fn redis(url: &str) -> Result<Self> {
+            let client = redis::Client::open(url).map_err(|e| Error::Broker(e.to_string()))?;
+            Self::redis_client(client).await
+        }
+
+        /// [`redis`](Self::redis) with a client configured by the `redis` crate itself: for
+        /// what a URL cannot say, such as a private certificate authority or a client
+        /// certificate (`redis::Client::build_with_tls`, with the `redis-tls` feature).
+        ///
+        /// # Errors
+        ///
+        /// [`Error::Broker`] when Redis cannot be reached now.
+        pub async fn redis_client(client: redis::Client) -> Result<Self> {
             let broker = |e: redis::RedisError| Error::Broker(e.to_string());
-            let client = redis::Client::open(url).map_err(broker)?;
+            // Whether Redis takes this client (its certificate, its credentials) at once, on
+            // one connection: the connection manager would retry a refusal for seconds, and
+            // the redis crate's PSUBSCRIBE does not report the server's NOAUTH (a PING does).
+            let mut probe = client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(broker)?;
+            let _: String = redis::cmd("PING")
+                .query_async(&mut probe)
+                .await
+                .map_err(broker)?;
+            drop(probe);
             let publisher = redis::aio::ConnectionManager::new(client.clone())
                 .await
                 .map_err(broker)?;
-            // The first subscription here: its failure (a refused ACL, say) is the caller's.
+            // The first subscription here: its failure is the caller's.
             let pubsub = subscribe(&client).await.map_err(broker)?;
             let mut node = [0u8; 16];
             getrandom::fill(&mut node).map_err(|e| Error::Broker(e.to_string()))?;

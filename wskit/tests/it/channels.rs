@@ -80,6 +80,12 @@ pub(crate) mod redis {
     impl Redis {
         /// Start it; `None` (and "skipped") outside CI when redis-server is not installed.
         pub(crate) async fn start(port: u16, dir: &TempDir) -> Option<Self> {
+            Self::start_with(port, dir, &["--port", &port.to_string()]).await
+        }
+
+        /// Start it with `args` (which say where it listens: `--port`, or `--tls-port` with
+        /// `--port 0`), and wait until `port` accepts connections.
+        pub(crate) async fn start_with(port: u16, dir: &TempDir, args: &[&str]) -> Option<Self> {
             let program = std::path::Path::new("/usr/bin/redis-server");
             if !program.exists() {
                 let message =
@@ -89,7 +95,8 @@ pub(crate) mod redis {
                 return None;
             }
             let child = Command::new(program)
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--bind", "127.0.0.1"])
+                .args(args)
                 .args(["--save", "", "--appendonly", "no", "--dir"])
                 .arg(&dir.0)
                 .stdin(Stdio::null())
@@ -150,6 +157,114 @@ pub(crate) mod redis {
                 assert!(seq > previous, "{text} after {previous} from {node}");
             }
         }
+    }
+
+    /// One message from `from` reaches a subscriber on `to`, and the other way round.
+    async fn deliver_between(a: &Channels, b: &Channels) {
+        let (_sa, addr_a) = node(a.clone()).await;
+        let (_sb, addr_b) = node(b.clone()).await;
+        let on_a = clients(&[addr_a], 1, "room").await.remove(0);
+        let on_b = clients(&[addr_b], 1, "room").await.remove(0);
+        eventually("a subscriber on each node", || {
+            a.subscribers("room") == 1 && b.subscribers("room") == 1
+        })
+        .await;
+        a.publish("room", "from a").await.unwrap();
+        b.publish("room", "from b").await.unwrap();
+        for ws in [&on_a, &on_b] {
+            assert_eq!(within(ws.recv()).await.unwrap(), "from a");
+            assert_eq!(within(ws.recv()).await.unwrap(), "from b");
+        }
+    }
+
+    /// A Redis with a password, on a TLS port whose certificate a private CA signed: the
+    /// password in the URL works and a wrong one is refused without being repeated;
+    /// `rediss://` works with the CA given through `redis_client`, and is refused without it.
+    #[tokio::test]
+    async fn redis_with_a_password_and_over_tls_with_a_private_ca() {
+        let dir = TempDir::new();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let file = |name: &str, pem: String| {
+            let path = dir.0.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path.to_str().unwrap().to_owned()
+        };
+        let (cert_file, key_file) = (
+            file("redis.crt", cert.pem()),
+            file("redis.key", key.serialize_pem()),
+        );
+        let ca_file = file("ca.crt", ca.pem());
+        let (port, tls_port) = (free_port(), free_port());
+        let (port_arg, tls_port_arg) = (port.to_string(), tls_port.to_string());
+        let args = [
+            "--port",
+            &port_arg,
+            "--tls-port",
+            &tls_port_arg,
+            "--tls-cert-file",
+            &cert_file,
+            "--tls-key-file",
+            &key_file,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "s3cr3t-pa55",
+        ];
+        let Some(_redis) = Redis::start_with(port, &dir, &args).await else {
+            return;
+        };
+
+        // The password.
+        for url in [
+            format!("redis://127.0.0.1:{port}/"),
+            format!("redis://:wr0ng-pa55@127.0.0.1:{port}/"),
+        ] {
+            let error = within(Channels::redis(&url)).await.unwrap_err();
+            assert!(matches!(error, wskit::Error::Broker(_)), "{error:?}");
+            let message = error.to_string();
+            assert!(!message.contains("wr0ng-pa55"), "{message}");
+            assert!(message.to_lowercase().contains("auth"), "{message}");
+        }
+        let url = format!("redis://:s3cr3t-pa55@127.0.0.1:{port}/");
+        let (a, b) = (
+            within(Channels::redis(&url)).await.unwrap(),
+            within(Channels::redis(&url)).await.unwrap(),
+        );
+        deliver_between(&a, &b).await;
+
+        // TLS, the server checked against the private CA.
+        let tls_url = format!("rediss://:s3cr3t-pa55@localhost:{tls_port}/");
+        let error = within(Channels::redis(&tls_url)).await.unwrap_err();
+        assert!(matches!(error, wskit::Error::Broker(_)), "{error:?}");
+        assert!(
+            error.to_string().to_lowercase().contains("certificate"),
+            "{error}"
+        );
+        let with_ca = || {
+            ::redis::Client::build_with_tls(
+                tls_url.as_str(),
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.pem().into_bytes()),
+                },
+            )
+            .unwrap()
+        };
+        let (a, b) = (
+            within(Channels::redis_client(with_ca())).await.unwrap(),
+            within(Channels::redis_client(with_ca())).await.unwrap(),
+        );
+        deliver_between(&a, &b).await;
     }
 
     #[tokio::test]
