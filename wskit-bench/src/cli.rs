@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::fanout::{self, FanLib, FanOptions, FanRunOptions};
 use crate::load::{self, LoadOptions, Scenario};
 use crate::run::{self, RunOptions};
 use crate::servers::{self, Lib};
@@ -30,6 +31,21 @@ usage:
       to core 0, interleaved over rounds; writes the Markdown report and an SVG chart beside
       it. Defaults: --secs 10 --rounds 5 --warmup 1.
       Groups: pingpong, 16k, 1m, pipelined, idle, idle-echo, idle-deflate, deflate, client
+
+  wskit-bench fanout-serve LIB ADDR [--redis URL]
+      Run LIB's fan-out server (every message to every connection) on ADDR; with --redis
+      (wskit only), through Channels::redis.
+      LIB: wskit | tungstenite-loop | tungstenite | fastwebsockets
+
+  wskit-bench fanout ADDR[,ADDR...] [--conns N] [--burst B | --rate R] [--secs N]
+                  [--warmup N] [--server-pid PID[,PID...]]
+      Fan-out load: N connections over the servers; bursts of B 64-byte messages (default
+      100), or R messages a second (with latencies). Prints a FANOUT line.
+
+  wskit-bench fanout-run [--rounds R] [--secs N] [--warmup N] [--conns N,N] [--redis]
+                  [--latency-only] [--out docs/benchmarks-fanout.md]
+      Every fan-out case against every server, pinned and interleaved; with --redis, the
+      latency through Redis too (--latency-only: just that). Defaults: --rounds 3 --secs 3 --warmup 1 --conns 1000,10000.
 ";
 
 /// Run the command line `args` (without the program name).
@@ -180,6 +196,84 @@ fn dispatch(args: &[String]) -> Result<()> {
                 out: flags.get::<PathBuf>("out")?.unwrap_or(defaults.out),
             };
             run::run(&options)?;
+            Ok(())
+        }
+        "fanout-serve" => {
+            let flags = Flags::parse(rest, &[], &["redis"])?;
+            let [lib, addr] = flags.positional.as_slice() else {
+                return Err(format!("fanout-serve takes LIB and ADDR\n\n{USAGE}").into());
+            };
+            let lib = FanLib::parse(lib).ok_or_else(|| format!("unknown library {lib}"))?;
+            let redis: Option<String> = flags.get("redis")?;
+            fanout::serve(lib, &address(addr), redis.as_deref())
+        }
+        "fanout" => {
+            let flags = Flags::parse(
+                rest,
+                &[],
+                &["conns", "burst", "rate", "secs", "warmup", "server-pid"],
+            )?;
+            let [addrs] = flags.positional.as_slice() else {
+                return Err(format!("fanout takes ADDR[,ADDR...]\n\n{USAGE}").into());
+            };
+            let addrs = addrs
+                .split(',')
+                .map(|a| {
+                    address(a)
+                        .parse()
+                        .map_err(|e| format!("bad address {a}: {e}").into())
+                })
+                .collect::<Result<Vec<std::net::SocketAddr>>>()?;
+            let pids = flags
+                .get::<String>("server-pid")?
+                .map(|p| {
+                    p.split(',')
+                        .map(|p| p.parse().map_err(|_| format!("bad PID {p}").into()))
+                        .collect::<Result<Vec<u32>>>()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            let options = FanOptions {
+                conns: flags.get("conns")?.unwrap_or(1000),
+                burst: flags.get::<usize>("burst")?.unwrap_or(100).max(1),
+                rate: flags.get("rate")?,
+                secs: flags.get("secs")?.unwrap_or(3.0),
+                warmup: flags.get("warmup")?.unwrap_or(1.0),
+                server_pids: pids,
+            };
+            let result = fanout::load(&addrs, &options)?;
+            eprintln!(
+                "{:.0} deliveries/s, {:.0} per server CPU second",
+                result.deliveries_per_sec(),
+                result.deliveries_per_cpu_sec().unwrap_or(f64::NAN)
+            );
+            println!("{}", result.to_line());
+            Ok(())
+        }
+        "fanout-run" => {
+            let flags = Flags::parse(
+                rest,
+                &["redis", "latency-only"],
+                &["rounds", "secs", "warmup", "conns", "out"],
+            )?;
+            let conns = flags
+                .get::<String>("conns")?
+                .unwrap_or_else(|| "1000,10000".to_owned())
+                .split(',')
+                .map(|c| c.parse().map_err(|_| format!("bad --conns {c}").into()))
+                .collect::<Result<Vec<usize>>>()?;
+            let options = FanRunOptions {
+                rounds: flags.get::<usize>("rounds")?.unwrap_or(3).max(1),
+                secs: flags.get("secs")?.unwrap_or(3.0),
+                warmup: flags.get("warmup")?.unwrap_or(1.0),
+                conns,
+                redis: flags.has("redis") || flags.has("latency-only"),
+                latency_only: flags.has("latency-only"),
+                out: flags
+                    .get::<PathBuf>("out")?
+                    .unwrap_or_else(|| PathBuf::from("docs/benchmarks-fanout.md")),
+            };
+            print!("{}", fanout::run_all(&options)?);
             Ok(())
         }
         "help" | "--help" | "-h" => {

@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod clients;
+pub mod fanout;
 pub mod load;
 pub mod payload;
 pub mod report;

@@ -524,7 +524,7 @@ async fn wait(shared: &Shared, secs: f64) -> Result<()> {
 ///
 /// The socket has a zero linger time: closing it resets the connection instead of leaving it in
 /// TIME_WAIT, so that thousands of connections per run do not pile up on the machine.
-async fn connect(
+pub(crate) async fn connect(
     index: usize,
     addr: SocketAddr,
     offer: Offer,
@@ -571,7 +571,7 @@ async fn connect(
 }
 
 /// Open `count` connections, [`CONNECT_BATCH`] at a time; returns them and the seconds taken.
-async fn connect_all(
+pub(crate) async fn connect_all(
     count: usize,
     addr: SocketAddr,
     offer: Offer,

@@ -385,7 +385,7 @@ pub fn summary(result: &LoadResult, kind: GroupKind) -> String {
 }
 
 /// Kills the server when dropped.
-struct ServerProcess(Child);
+pub(crate) struct ServerProcess(pub(crate) Child);
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
@@ -395,7 +395,7 @@ impl Drop for ServerProcess {
 }
 
 /// A command running `exe`, under `taskset -c core` if pinning.
-fn command(exe: &Path, core: &str, pinned: bool) -> Command {
+pub(crate) fn command(exe: &Path, core: &str, pinned: bool) -> Command {
     if pinned {
         let mut command = Command::new("taskset");
         command.args(["-c", core]).arg(exe);

@@ -95,11 +95,21 @@ impl Channels {
     /// not buffered during an outage; Pub/Sub delivers at most once anyway.
     pub async fn publish(&self, channel: &str, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
-        self.deliver(channel, message.clone());
         #[cfg(feature = "redis")]
         if let Some(broker) = &self.inner.broker {
-            broker.publish(channel, &message).await?;
+            // The other nodes' copy leaves first: polled once, the command is queued for the
+            // connection to Redis, whose task then runs before the tasks of the local
+            // subscribers that the delivery below wakes (rather than after all of them).
+            let mut remote = std::pin::pin!(broker.publish(channel, &message));
+            let sent =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(remote.as_mut().poll(cx))).await;
+            self.deliver(channel, message.clone());
+            return match sent {
+                std::task::Poll::Ready(result) => result,
+                std::task::Poll::Pending => remote.await,
+            };
         }
+        self.deliver(channel, message);
         Ok(())
     }
 
@@ -246,10 +256,17 @@ mod redis_broker {
         ///
         /// # Errors
         ///
-        /// [`Error::Broker`] when the URL is invalid or Redis cannot be reached now (refused
-        /// credentials and certificates included).
+        /// [`Error::Broker`] when the URL is invalid, Redis refuses the credentials or the
+        /// certificate (at once), or refuses connections for 5 s (a Redis starting beside this
+        /// node has that long to listen).
         pub async fn redis(url: &str) -> Result<Self> {
-            let client = redis::Client::open(url).map_err(|e| Error::Broker(e.to_string()))?;
+            use redis::IntoConnectionInfo as _;
+            let broker = |e: redis::RedisError| Error::Broker(e.to_string());
+            let info = url.into_connection_info().map_err(broker)?;
+            // Without TCP_NODELAY (the redis crate's default), a PUBLISH that follows another
+            // one before its acknowledgement waits for it (Nagle's algorithm).
+            let tcp = info.tcp_settings().clone().set_nodelay(true);
+            let client = redis::Client::open(info.set_tcp_settings(tcp)).map_err(broker)?;
             Self::redis_client(client).await
         }
 
@@ -259,16 +276,13 @@ mod redis_broker {
         ///
         /// # Errors
         ///
-        /// [`Error::Broker`] when Redis cannot be reached now.
+        /// As [`redis`](Self::redis).
         pub async fn redis_client(client: redis::Client) -> Result<Self> {
             let broker = |e: redis::RedisError| Error::Broker(e.to_string());
             // Whether Redis takes this client (its certificate, its credentials) at once, on
             // one connection: the connection manager would retry a refusal for seconds, and
             // the redis crate's PSUBSCRIBE does not report the server's NOAUTH (a PING does).
-            let mut probe = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(broker)?;
+            let mut probe = connect_patiently(&client).await.map_err(broker)?;
             let _: String = redis::cmd("PING")
                 .query_async(&mut probe)
                 .await
@@ -335,6 +349,27 @@ mod redis_broker {
                     return;
                 }
                 notified.await;
+            }
+        }
+    }
+
+    /// A connection to Redis; a Redis that refuses connections (not listening yet, as when
+    /// it starts beside this node) is asked again for up to 5 s, 0.1 s doubling to 1 s apart.
+    /// Any other failure (credentials, certificate) is returned at once.
+    async fn connect_patiently(
+        client: &redis::Client,
+    ) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let patience = Duration::from_secs(5);
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            match client.get_multiplexed_async_connection().await {
+                Err(error) if error.is_connection_refusal() && started.elapsed() < patience => {
+                    tracing::debug!(%error, retry_in = ?delay, "Redis refuses connections");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                connected => return connected,
             }
         }
     }

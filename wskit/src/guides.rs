@@ -54,6 +54,9 @@ struct RoutingGuide;
 #[doc = include_str!("../../docs/guide/proxies.md")]
 struct ProxiesGuide;
 
+#[doc = include_str!("../../docs/guide/scaling.md")]
+struct ScalingGuide;
+
 /// Settings and records can grow without breaking users: none of them can be built with a
 /// struct expression outside wskit (build them from `default()` or a constructor, then set
 /// fields or chain `with_*` methods), and no match on an error enum can be exhaustive.

@@ -42,6 +42,11 @@ fi
 "$REDIS" --bind 127.0.0.1 --port "$REDIS_PORT" --save "" --appendonly no --dir "$DIR" \
   >"$DIR/redis.log" 2>&1 &
 pids+=($!)
+# The nodes connect to Redis when they start: wait until it listens.
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then break; fi
+  sleep 0.1
+done
 
 upstreams=""
 i=0

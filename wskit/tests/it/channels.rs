@@ -159,6 +159,26 @@ pub(crate) mod redis {
         }
     }
 
+    /// A node may start before Redis listens (both started at once): it waits for it.
+    #[tokio::test]
+    async fn a_node_started_before_redis_waits_for_it() {
+        let dir = TempDir::new();
+        let port = free_port();
+        let url = format!("redis://127.0.0.1:{port}/");
+        let early = tokio::spawn(async move { Channels::redis(&url).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !early.is_finished(),
+            "gave up on a Redis that was not there yet"
+        );
+        let Some(_redis) = Redis::start(port, &dir).await else {
+            early.abort();
+            return;
+        };
+        let channels = within(early).await.unwrap().unwrap();
+        assert_eq!(channels.subscriptions(), 1);
+    }
+
     /// One message from `from` reaches a subscriber on `to`, and the other way round.
     async fn deliver_between(a: &Channels, b: &Channels) {
         let (_sa, addr_a) = node(a.clone()).await;

@@ -1078,6 +1078,16 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
         .await
         .unwrap();
     until_event(again.clone(), "value", "value", 2).await;
+    // The dead node's user counted until its presence key expired (10 s after its last
+    // refresh, which was at most 3 s before the kill): then the two users of the surviving
+    // node are all there is. (Bounded well below the 40 s after which the server's keepalive
+    // would drop `first`, whose messages nobody reads, and make the count 2 another way.)
+    tokio::time::timeout(
+        Duration::from_secs(25),
+        until_event(again.clone(), "users", "count", 2),
+    )
+    .await
+    .expect("the dead node's users still counted 25 s after it died");
 
     // SIGTERM stops the whole cluster.
     let terminated = Command::new("kill")
