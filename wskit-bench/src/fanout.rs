@@ -13,7 +13,7 @@
 //! - fastwebsockets: a task per connection fed by a `tokio::sync::broadcast` channel, writing
 //!   each frame with `write_frame`.
 //!
-//! The load generator opens the connections with the raw client of [`load`](crate::load) and
+//! The load generator opens the connections with the raw client of [`crate::load`] and
 //! counts what every connection receives. In burst mode one connection sends a burst of
 //! 64-byte text messages back to back and waits until every connection has received all of
 //! them, then sends the next; the result is deliveries (messages received, summed over the
@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -425,8 +425,8 @@ impl FanResult {
 /// One delivery in rate mode.
 #[derive(Clone, Copy, Debug)]
 struct Receipt {
-    /// When the message was sent (its id).
-    sent: u64,
+    /// The message's sequence number.
+    seq: u64,
     /// The server it was sent to, and the server of the connection that received it.
     from: u8,
     to: u8,
@@ -441,8 +441,12 @@ struct Counts {
     /// Burst mode: the deliveries that complete the current burst.
     target: AtomicU64,
     done: tokio::sync::Notify,
-    /// Rate mode: record latencies.
-    measuring: AtomicBool,
+    /// Rate mode: the messages of the window are those with a sequence number from
+    /// `window_first` (inclusive) to `window_end` (exclusive); their deliveries are counted in
+    /// `in_window` and their receipts kept.
+    window_first: AtomicU64,
+    window_end: AtomicU64,
+    in_window: AtomicU64,
     latencies: Mutex<Vec<Receipt>>,
 }
 
@@ -461,11 +465,11 @@ pub fn load(addrs: &[SocketAddr], options: &FanOptions) -> Result<FanResult> {
     result
 }
 
-/// [`load`] on the current runtime.
+/// [`load()`] on the current runtime.
 ///
 /// # Errors
 ///
-/// As [`load`].
+/// As [`load()`].
 pub async fn run(addrs: &[SocketAddr], options: &FanOptions) -> Result<FanResult> {
     let counts = Arc::new(Counts::default());
     let base = Instant::now();
@@ -501,14 +505,14 @@ pub async fn run(addrs: &[SocketAddr], options: &FanOptions) -> Result<FanResult
     result
 }
 
-/// A 64-byte text message carrying the time it was sent (microseconds since `base`) and the
-/// server it was sent to.
-fn message(base: Instant, node: usize, out: &mut Vec<u8>) {
+/// A 64-byte text message carrying the time it was sent (microseconds since `base`), the
+/// server it was sent to and its sequence number.
+fn message(base: Instant, node: usize, seq: u64, out: &mut Vec<u8>) {
     let micros = base.elapsed().as_micros();
     let text = format!(
-        "{micros:020}{:02}{}",
+        "{micros:020}{:02}{seq:010}{}",
         node % 100,
-        "x".repeat(MESSAGE_BYTES - 22)
+        "x".repeat(MESSAGE_BYTES - 32)
     );
     wire::encode_client_frame(out, opcode::TEXT, false, text.as_bytes());
 }
@@ -565,7 +569,7 @@ async fn burst(
     let per_burst = (options.conns * options.burst) as u64;
     let mut frames = Vec::new();
     for _ in 0..options.burst {
-        message(base, 0, &mut frames);
+        message(base, 0, 0, &mut frames);
     }
     let target = counts.deliveries.load(Ordering::SeqCst) + per_burst;
     counts.target.store(target, Ordering::SeqCst);
@@ -598,50 +602,47 @@ async fn steady(
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let warmup_end = Instant::now() + Duration::from_secs_f64(options.warmup);
+    counts.window_first.store(u64::MAX, Ordering::SeqCst);
+    counts.window_end.store(u64::MAX, Ordering::SeqCst);
     let mut frame = Vec::new();
-    let mut next = 0;
+    let mut seq = 0u64;
     let mut window: Option<(Instant, u64, Option<f64>)> = None;
-    let mut sent_in_window = 0u64;
     let sending_secs;
     loop {
         ticks.tick().await;
         let now = Instant::now();
         if window.is_none() && now >= warmup_end {
-            counts.measuring.store(true, Ordering::SeqCst);
-            window = Some((
-                now,
-                counts.deliveries.load(Ordering::SeqCst),
-                server_cpu(&options.server_pids),
-            ));
+            counts.window_first.store(seq, Ordering::SeqCst);
+            window = Some((now, seq, server_cpu(&options.server_pids)));
         }
-        if let Some((start, _, _)) = window {
-            if now >= start + Duration::from_secs_f64(options.secs) {
-                sending_secs = now.duration_since(start).as_secs_f64();
-                break;
-            }
-            sent_in_window += 1;
+        if let Some((start, _, _)) = window
+            && now >= start + Duration::from_secs_f64(options.secs)
+        {
+            sending_secs = now.duration_since(start).as_secs_f64();
+            counts.window_end.store(seq, Ordering::SeqCst);
+            break;
         }
         frame.clear();
-        let node = next % writers.len();
-        message(base, node, &mut frame);
+        let node = (seq % writers.len() as u64) as usize;
+        message(base, node, seq, &mut frame);
         writers[node].write_all(&frame).await?;
-        next += 1;
+        seq += 1;
     }
-    let (_, before, cpu_before) = window.ok_or("no window")?;
-    // What was sent in the window arrives: wait for it (bounded), then stop measuring.
-    let expected = before + sent_in_window * options.conns as u64;
+    let (_, first_seq, cpu_before) = window.ok_or("no window")?;
+    // What was sent in the window arrives: wait for it (bounded).
+    let expected = (seq - first_seq) * options.conns as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while counts.deliveries.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
+    while counts.in_window.load(Ordering::SeqCst) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    counts.measuring.store(false, Ordering::SeqCst);
+    let delivered = counts.in_window.load(Ordering::SeqCst);
     let cpu_after = server_cpu(&options.server_pids);
     let receipts = std::mem::take(&mut *counts.latencies.lock().unwrap());
     let all: Vec<u32> = receipts.iter().map(|r| r.latency_us).collect();
     // The first receipt of each message on each server.
     let mut first: HashMap<(u64, u8), Receipt> = HashMap::new();
     for receipt in &receipts {
-        let entry = first.entry((receipt.sent, receipt.to)).or_insert(*receipt);
+        let entry = first.entry((receipt.seq, receipt.to)).or_insert(*receipt);
         if receipt.latency_us < entry.latency_us {
             *entry = *receipt;
         }
@@ -650,14 +651,13 @@ async fn steady(
         first.into_values().partition(|r| r.from == r.to);
     let latencies = |receipts: Vec<Receipt>| receipts.iter().map(|r| r.latency_us).collect();
     Ok(FanResult {
-        deliveries: counts.deliveries.load(Ordering::SeqCst) - before,
+        deliveries: delivered,
         window_secs: sending_secs,
         server_cpu_secs: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
         latency_us: percentiles(all),
         first_local_us: percentiles(latencies(local)),
         first_remote_us: percentiles(latencies(remote)),
-        errors: counts.errors.load(Ordering::SeqCst)
-            + expected.saturating_sub(counts.deliveries.load(Ordering::SeqCst)),
+        errors: counts.errors.load(Ordering::SeqCst) + expected.saturating_sub(delivered),
     })
 }
 
@@ -674,7 +674,7 @@ fn percentiles(mut values: Vec<u32>) -> Option<(f64, f64)> {
     Some((at(0.50), at(0.99)))
 }
 
-/// Count the text messages a connection receives (and their latency, while measuring).
+/// Count the text messages a connection receives (and, in rate mode, the window's).
 async fn read_deliveries(
     mut read: tokio::net::tcp::OwnedReadHalf,
     mut buf: Vec<u8>,
@@ -692,16 +692,20 @@ async fn read_deliveries(
             }
             let payload = &buf[start + head.header_len..start + head.frame_len()];
             if head.opcode == opcode::TEXT && head.fin && payload.len() == MESSAGE_BYTES {
-                if counts.measuring.load(Ordering::Relaxed) {
-                    let number = |range: std::ops::Range<usize>| {
-                        std::str::from_utf8(&payload[range])
-                            .ok()
-                            .and_then(|s| s.parse::<u64>().ok())
-                    };
+                let number = |range: std::ops::Range<usize>| {
+                    std::str::from_utf8(&payload[range])
+                        .ok()
+                        .and_then(|s| s.parse::<u64>().ok())
+                };
+                let seq = number(22..32).unwrap_or(u64::MAX);
+                let window = counts.window_first.load(Ordering::Relaxed)
+                    ..counts.window_end.load(Ordering::Relaxed);
+                if window.contains(&seq) {
+                    counts.in_window.fetch_add(1, Ordering::Relaxed);
                     if let (Some(sent), Some(from)) = (number(0..20), number(20..22)) {
                         let now = u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX);
                         local_latencies.push(Receipt {
-                            sent,
+                            seq,
                             from: from as u8,
                             to: node,
                             latency_us: u32::try_from(now.saturating_sub(sent)).unwrap_or(u32::MAX),

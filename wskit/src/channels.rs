@@ -97,9 +97,10 @@ impl Channels {
         let message = message.into();
         #[cfg(feature = "redis")]
         if let Some(broker) = &self.inner.broker {
-            // The other nodes' copy leaves first: polled once, the command is queued for the
-            // connection to Redis, whose task then runs before the tasks of the local
-            // subscribers that the delivery below wakes (rather than after all of them).
+            // The other nodes' copy leaves first: polled once, the command is usually queued
+            // for the connection to Redis already (not while that connection is being made
+            // again), and on a current-thread runtime its task then runs before the tasks of
+            // the local subscribers that the delivery below wakes, rather than after them all.
             let mut remote = std::pin::pin!(broker.publish(channel, &message));
             let sent =
                 std::future::poll_fn(|cx| std::task::Poll::Ready(remote.as_mut().poll(cx))).await;
@@ -272,7 +273,9 @@ mod redis_broker {
 
         /// [`redis`](Self::redis) with a client configured by the `redis` crate itself: for
         /// what a URL cannot say, such as a private certificate authority or a client
-        /// certificate (`redis::Client::build_with_tls`, with the `redis-tls` feature).
+        /// certificate (`redis::Client::build_with_tls`, with the `redis-tls` feature). Its
+        /// TCP settings are the client's: `redis` turns `TCP_NODELAY` on, which a client built
+        /// from a `ConnectionInfo` gets with `set_tcp_settings`.
         ///
         /// # Errors
         ///
