@@ -95,18 +95,7 @@ impl FanLib {
 ///
 /// The address cannot be bound, Redis cannot be reached, or `redis` is given to a peer.
 pub fn serve(lib: FanLib, addr: &str, redis: Option<&str>) -> Result<()> {
-    sys::raise_nofile();
-    let addr: SocketAddr = addr
-        .parse()
-        .map_err(|e| format!("bad address {addr}: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let (local, serving) = start(lib, addr, redis).await?;
-        println!("listening on {local}");
-        serving.await
-    })
+    crate::servers::serve_with(addr, |addr| start(lib, addr, redis))
 }
 
 /// Bind `lib`'s fan-out server to `addr` on the current runtime: the bound address and the

@@ -191,6 +191,19 @@ async fn axum_ws_echo(mut socket: axum::extract::ws::WebSocket) {
 ///
 /// As [`start`].
 pub fn serve(lib: Lib, addr: &str, deflate: bool) -> Result<()> {
+    serve_with(addr, |addr| start(lib, addr, deflate))
+}
+
+/// Bind with `start` on `addr` on a current-thread runtime, print `listening on ADDR` once
+/// bound, then serve.
+///
+/// # Errors
+///
+/// A bad address, or what `start` or the serving future return.
+pub(crate) fn serve_with<F>(addr: &str, start: impl FnOnce(SocketAddr) -> F) -> Result<()>
+where
+    F: Future<Output = Result<(SocketAddr, Serving)>>,
+{
     crate::sys::raise_nofile();
     let addr: SocketAddr = addr
         .parse()
@@ -199,7 +212,7 @@ pub fn serve(lib: Lib, addr: &str, deflate: bool) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (local, serving) = start(lib, addr, deflate).await?;
+        let (local, serving) = start(addr).await?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {local}")?;
         stdout.flush()?;

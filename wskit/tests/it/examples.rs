@@ -431,6 +431,26 @@ async fn counter_shares_its_value_and_user_count_between_pages() {
     assert_eq!(recv_json(&c).await, value(1));
 }
 
+/// Alice joins the chat at `a`, then Bob at `b`: Bob gets the history first (one message),
+/// then his own notice; they say a line each (Bob's two lines become one).
+async fn alice_and_bob_chat(a: SocketAddr, b: SocketAddr) -> (Connection, Connection) {
+    let alice = connect(a, "/").await;
+    alice.send("Alice").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "*** Alice joined");
+    let bob = connect(b, "/").await;
+    bob.send("Bob").await.unwrap();
+    assert_eq!(recv_text(&bob).await, "*** Alice joined");
+    assert_eq!(recv_text(&bob).await, "*** Bob joined");
+    assert_eq!(recv_text(&alice).await, "*** Bob joined");
+    alice.send("Hi Bob!").await.unwrap();
+    assert_eq!(recv_text(&alice).await, "Alice: Hi Bob!");
+    assert_eq!(recv_text(&bob).await, "Alice: Hi Bob!");
+    bob.send("Hello\nAlice").await.unwrap(); // one line in the log
+    assert_eq!(recv_text(&alice).await, "Bob: Hello Alice");
+    assert_eq!(recv_text(&bob).await, "Bob: Hello Alice");
+    (alice, bob)
+}
+
 #[tokio::test]
 async fn chat_relays_messages_and_replays_its_history_after_a_restart() {
     let tmp = TempDir::new();
@@ -439,22 +459,7 @@ async fn chat_relays_messages_and_replays_its_history_after_a_restart() {
     let (server, addr) = Example::server("chat", &[log_arg]).await;
     assert_serves_page(addr).await;
 
-    let alice = connect(addr, "/").await;
-    alice.send("Alice").await.unwrap();
-    assert_eq!(recv_text(&alice).await, "*** Alice joined");
-    let bob = connect(addr, "/").await;
-    bob.send("Bob").await.unwrap();
-    // Bob gets the history first (one message), then his own notice.
-    assert_eq!(recv_text(&bob).await, "*** Alice joined");
-    assert_eq!(recv_text(&bob).await, "*** Bob joined");
-    assert_eq!(recv_text(&alice).await, "*** Bob joined");
-
-    alice.send("Hi Bob!").await.unwrap();
-    assert_eq!(recv_text(&alice).await, "Alice: Hi Bob!");
-    assert_eq!(recv_text(&bob).await, "Alice: Hi Bob!");
-    bob.send("Hello\nAlice").await.unwrap(); // one line in the log
-    assert_eq!(recv_text(&alice).await, "Bob: Hello Alice");
-    assert_eq!(recv_text(&bob).await, "Bob: Hello Alice");
+    let (alice, bob) = alice_and_bob_chat(addr, addr).await;
 
     within(bob.close(CloseCode::NORMAL, "")).await.unwrap();
     assert_eq!(recv_text(&alice).await, "*** Bob left");
@@ -872,21 +877,8 @@ async fn chat_nodes_share_the_room_and_its_history_through_a_redis_stream() {
     let (node_a, a) = Example::server("chat", &["--redis", &url]).await;
     let (node_b, b) = Example::server("chat", &["--redis", &url]).await;
     assert_serves_page(b).await;
-    let alice = connect(a, "/").await;
-    alice.send("Alice").await.unwrap();
-    assert_eq!(recv_text(&alice).await, "*** Alice joined");
-    let bob = connect(b, "/").await;
-    bob.send("Bob").await.unwrap();
-    // Bob, on the other node, gets the history first, then his own notice.
-    assert_eq!(recv_text(&bob).await, "*** Alice joined");
-    assert_eq!(recv_text(&bob).await, "*** Bob joined");
-    assert_eq!(recv_text(&alice).await, "*** Bob joined");
-    alice.send("Hi Bob!").await.unwrap();
-    assert_eq!(recv_text(&alice).await, "Alice: Hi Bob!");
-    assert_eq!(recv_text(&bob).await, "Alice: Hi Bob!");
-    bob.send("Hello\nAlice").await.unwrap();
-    assert_eq!(recv_text(&alice).await, "Bob: Hello Alice");
-    assert_eq!(recv_text(&bob).await, "Bob: Hello Alice");
+    // Bob is on the other node.
+    let (alice, bob) = alice_and_bob_chat(a, b).await;
 
     // Both talk at once, on two nodes: both see every line once, in one order, each speaker's
     // lines in the order said.
