@@ -1085,13 +1085,14 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
         }
     }
     let counter = example_path("counter");
-    let (port, node_ports, redis_port) = (free_port(), [free_port(), free_port()], free_port());
+    let node_ports = [free_port(), free_port(), free_port()];
+    let (port, redis_port) = (free_port(), free_port());
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut script = Command::new("bash")
         .arg("wskit/examples/cluster/run.sh")
         .current_dir(&root)
         .env("PORT", port.to_string())
-        .env("NODE_PORTS", format!("{} {}", node_ports[0], node_ports[1]))
+        .env("NODE_PORTS", node_ports.map(|p| p.to_string()).join(" "))
         .env("REDIS_PORT", redis_port.to_string())
         .env("COUNTER", &counter)
         .stdout(Stdio::piped())
@@ -1166,7 +1167,8 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
     };
     assert!(!error.is_closed_ok(), "{error:?}");
     let again = within(connections.next()).await.unwrap();
-    assert_eq!(node_of(&again), first_node);
+    let again_node = node_of(&again);
+    assert_ne!(again_node, second_node);
     first
         .send(json!({"action": "plus"}).to_string())
         .await
@@ -1174,8 +1176,9 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
     until_event(again.clone(), "value", "value", 2).await;
     // The dead node's user counts as long as its presence key lives: 3 users, then, once the
     // key expired (10 s after its last refresh, which was at most 3 s before the kill), the
-    // two users of the surviving node are all there is. (Bounded well below the 40 s after which the server's keepalive
-    // would drop `first`, whose messages nobody reads, and make the count 2 another way.)
+    // two users of the live nodes are all there is. (Bounded well below the 40 s after which
+    // the server's keepalive would drop `first`, whose messages nobody reads, and make the
+    // count 2 another way.)
     until_event(again.clone(), "users", "count", 3).await;
     tokio::time::timeout(
         Duration::from_secs(25),
@@ -1183,6 +1186,32 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
     )
     .await
     .expect("the dead node's users still counted 25 s after it died");
+
+    // The reconnected page's node stops on SIGTERM: it closes the page with 1001, and the
+    // reconnecting client comes back through nginx on the node that is left.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &pid(&again_node).to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let error = loop {
+        match within(again.recv()).await {
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
+    let third = within(connections.next()).await.unwrap();
+    let third_node = node_of(&third);
+    assert!(
+        third_node != second_node && third_node != again_node,
+        "{third_node}"
+    );
+    third
+        .send(json!({"action": "plus"}).to_string())
+        .await
+        .unwrap();
+    until_event(third.clone(), "value", "value", 3).await;
 
     // SIGTERM stops the whole cluster.
     let terminated = Command::new("kill")
