@@ -29,6 +29,19 @@ where
     I: IntoIterator<Item = &'a Connection>,
 {
     let message = message.into();
+    let frame = frame(&message);
+    let mut report = Broadcast {
+        sent: 0,
+        skipped: Vec::new(),
+    };
+    for connection in connections {
+        report.queue(connection, &message, &frame);
+    }
+    report
+}
+
+/// `message` as one unmasked, uncompressed frame: what every connection of a broadcast gets.
+pub(crate) fn frame(message: &Message) -> Vec<u8> {
     let opcode = if message.is_text() {
         OpCode::Text
     } else {
@@ -36,18 +49,18 @@ where
     };
     let mut frame = Vec::new();
     write_frame(&mut frame, true, 0, opcode, message.as_bytes(), None);
-    let mut report = Broadcast {
-        sent: 0,
-        skipped: Vec::new(),
-    };
-    for connection in connections {
-        if connection.queue_broadcast(&message, &frame) {
-            report.sent += 1;
+    frame
+}
+
+impl Broadcast {
+    /// Queue `message` (framed as `frame`) on `connection`, and count it as sent or skipped.
+    pub(crate) fn queue(&mut self, connection: &Connection, message: &Message, frame: &[u8]) {
+        if connection.queue_broadcast(message, frame) {
+            self.sent += 1;
         } else {
-            report.skipped.push(connection.clone());
+            self.skipped.push(connection.clone());
         }
     }
-    report
 }
 
 /// What [`broadcast`] did.

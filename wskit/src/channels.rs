@@ -127,10 +127,19 @@ impl Channels {
 
     /// Deliver to this process's subscribers.
     fn deliver(&self, channel: &str, message: Message) {
-        let Some(set) = self.lock().get(channel).cloned() else {
+        // Not `lock()`: checking every channel for closed subscribers at each message would
+        // cost a pass over every subscriber of every channel. A channel whose subscribers all
+        // left goes when a message finds nobody, or at the next subscription change.
+        let Some(set) = self.locked().get(channel).cloned() else {
             return;
         };
         let broadcast = set.broadcast(message);
+        if broadcast.sent == 0 && broadcast.skipped.is_empty() {
+            let mut channels = self.locked();
+            if channels.get(channel).is_some_and(ConnectionSet::is_empty) {
+                channels.remove(channel);
+            }
+        }
         self.inner
             .delivered
             .fetch_add(broadcast.sent as u64, Ordering::Relaxed);
@@ -148,13 +157,17 @@ impl Channels {
 
     /// The channels, without the ones whose subscribers all left.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectionSet>> {
-        let mut channels = self
-            .inner
-            .channels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut channels = self.locked();
         channels.retain(|_, set| !set.is_empty());
         channels
+    }
+
+    /// The channels as they are.
+    fn locked(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectionSet>> {
+        self.inner
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

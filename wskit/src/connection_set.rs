@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use wskit_proto::{Message, State};
 
-use crate::broadcast::{Broadcast, broadcast};
+use crate::broadcast::Broadcast;
 use crate::connection::Connection;
 
 /// A set of connections shared by handlers: the clients of a chat room, the subscribers of a
@@ -83,21 +83,40 @@ impl ConnectionSet {
         self.lock().values().cloned().collect()
     }
 
-    /// [`broadcast`] `message` to every connection in the set.
+    /// [`broadcast`](crate::broadcast()) `message` to every connection in the set.
     pub fn broadcast(&self, message: impl Into<Message>) -> Broadcast {
-        let connections = self.connections();
-        broadcast(&connections, message)
+        let message = message.into();
+        let frame = crate::broadcast::frame(&message);
+        let mut report = Broadcast {
+            sent: 0,
+            skipped: Vec::new(),
+        };
+        // One pass under the set's lock: closed connections leave, the others get the frame
+        // (queuing takes each connection's own lock, never the set's, and wakes its task
+        // without running it). Cloning the handles out first cost more than the queuing.
+        self.locked().retain(|_, connection| {
+            if connection.is_finished() {
+                return false;
+            }
+            report.queue(connection, &message, &frame);
+            true
+        });
+        report
     }
 
     /// The set, without its closed connections (checked without their locks).
     fn lock(&self) -> MutexGuard<'_, HashMap<u64, Connection>> {
-        // A panic while the lock was held left the map whole: it only inserts and removes.
-        let mut set = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut set = self.locked();
         set.retain(|_, connection| !connection.is_finished());
         set
+    }
+
+    /// The set as it is, closed connections included.
+    fn locked(&self) -> MutexGuard<'_, HashMap<u64, Connection>> {
+        // A panic while the lock was held left the map whole: it only inserts and removes.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
