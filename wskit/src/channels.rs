@@ -155,10 +155,12 @@ impl Channels {
         }
     }
 
-    /// The channels, without the ones whose subscribers all left.
+    /// The channels, without the ones whose subscribers all left (a set busy with a
+    /// broadcast is kept this time rather than waited for: the map's lock stops every other
+    /// channel's deliveries meanwhile).
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ConnectionSet>> {
         let mut channels = self.locked();
-        channels.retain(|_, set| !set.is_empty());
+        channels.retain(|_, set| !set.is_surely_empty());
         channels
     }
 

@@ -644,22 +644,38 @@ impl Connection {
     /// connection is not open, is sending a fragmented message, or its write buffer is above
     /// the high mark.
     pub(crate) fn queue_broadcast(&self, message: &Message, frame: &[u8]) -> bool {
+        // With the message, every connection gives an answer.
+        self.queue_broadcast_as(Some(message), frame)
+            .unwrap_or(false)
+    }
+
+    /// [`queue_broadcast`](Self::queue_broadcast) of `frame` alone: `None`, and nothing done,
+    /// for a connection that needs the message framed for itself (a client, or compressed),
+    /// which is the slow part of a broadcast: a caller holding a lock leaves those for after.
+    pub(crate) fn queue_broadcast_frame(&self, frame: &[u8]) -> Option<bool> {
+        self.queue_broadcast_as(None, frame)
+    }
+
+    fn queue_broadcast_as(&self, message: Option<&Message>, frame: &[u8]) -> Option<bool> {
         let mut inner = self.shared.lock();
+        let shared_frame = inner.protocol.role() == Role::Server && !inner.protocol.is_compressed();
+        if !shared_frame && message.is_none() {
+            return None;
+        }
         let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
         if buffered > self.shared.config.write_limit || inner.fragmented_sender.is_some() {
-            return false;
+            return Some(false);
         }
-        let queued = if inner.protocol.role() == Role::Server && !inner.protocol.is_compressed() {
-            inner.protocol.send_encoded(frame).is_ok()
-        } else {
+        let queued = match message {
             // Clients mask each frame with a fresh key, and compression keeps per-connection
             // state: frame it for this connection.
-            inner.protocol.send_message(message).is_ok()
+            Some(message) if !shared_frame => inner.protocol.send_message(message).is_ok(),
+            _ => inner.protocol.send_encoded(frame).is_ok(),
         };
         if queued {
             self.shared.wake_driver(&mut inner);
         }
-        queued
+        Some(queued)
     }
 
     /// Let go of the empty buffers of a connection that had no traffic since the last call:

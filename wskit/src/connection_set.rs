@@ -94,14 +94,41 @@ impl ConnectionSet {
         // One pass under the set's lock: closed connections leave, the others get the frame
         // (queuing takes each connection's own lock, never the set's, and wakes its task
         // without running it). Cloning the handles out first cost more than the queuing.
+        // Connections that need the message framed for themselves (compressed, or clients)
+        // are done after the set's lock is released: that is the slow part.
+        let mut own_frames = Vec::new();
         self.locked().retain(|_, connection| {
             if connection.is_finished() {
                 return false;
             }
-            report.queue(connection, &message, &frame);
+            match connection.queue_broadcast_frame(&frame) {
+                Some(true) => report.sent += 1,
+                Some(false) => report.skipped.push(connection.clone()),
+                None => own_frames.push(connection.clone()),
+            }
             true
         });
+        for connection in &own_frames {
+            report.queue(connection, &message, &frame);
+        }
         report
+    }
+
+    /// Whether the set is empty, checked only if its lock is free at once (`false` when it is
+    /// busy, with a broadcast say): for sweeping empty sets without waiting on any.
+    pub(crate) fn is_surely_empty(&self) -> bool {
+        match self.inner.try_lock() {
+            Ok(mut set) => {
+                set.retain(|_, connection| !connection.is_finished());
+                set.is_empty()
+            }
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                let mut set = poisoned.into_inner();
+                set.retain(|_, connection| !connection.is_finished());
+                set.is_empty()
+            }
+            Err(std::sync::TryLockError::WouldBlock) => false,
+        }
     }
 
     /// The set, without its closed connections (checked without their locks).

@@ -32,13 +32,16 @@ async fn node(channels: Channels) -> (wskit::Server, std::net::SocketAddr) {
 async fn in_process_channels_deliver_once_and_end_with_the_connection() {
     let channels = Channels::new();
     let (_server, addr) = node(channels.clone()).await;
+    // Compressed connections get the message framed for each; uncompressed ones share a frame.
     let mut room = Vec::new();
-    for _ in 0..3 {
-        room.push(
-            within(wskit::connect(format!("ws://{addr}/room")))
-                .await
-                .unwrap(),
-        );
+    for compressed in [true, false, true] {
+        let connect = wskit::connect(format!("ws://{addr}/room"));
+        let connect = if compressed {
+            connect
+        } else {
+            connect.no_compression()
+        };
+        room.push(within(connect).await.unwrap());
     }
     let other = within(wskit::connect(format!("ws://{addr}/other")))
         .await
