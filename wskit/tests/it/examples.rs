@@ -827,8 +827,17 @@ async fn counter_nodes_share_the_counter_through_redis() {
         return;
     };
     let url = format!("redis://127.0.0.1:{port}/");
-    let (node_a, a) = Example::server("counter", &["--redis", &url]).await;
+    let (node_a, a) = Example::server("counter", &["--redis", &url, "--name", "a"]).await;
     let (mut node_b, b) = Example::server("counter", &["--redis", &url]).await;
+    // A probe's answer, named after the node.
+    let (head, body) = http_get(a, "/healthz").await;
+    assert_eq!(status(&head), 200, "{head}");
+    assert_eq!(body, b"OK\n");
+    assert_eq!(
+        header(&head, "x-wskit-node").as_deref(),
+        Some("a"),
+        "{head}"
+    );
     let on_a = within(wskit::connect(format!("ws://{a}/"))).await.unwrap();
     until_event(on_a.clone(), "users", "count", 1).await;
     let on_b = within(wskit::connect(format!("ws://{b}/"))).await.unwrap();
