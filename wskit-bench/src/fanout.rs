@@ -140,42 +140,41 @@ pub async fn start(
             ))
         }
         FanLib::Tungstenite => {
-            let listener = TcpListener::bind(addr).await?;
-            let local = listener.local_addr()?;
             let peers = Peers::default();
-            Ok((
-                local,
-                Box::pin(accept(listener, move |stream| {
-                    drop(tokio::spawn(tungstenite_peer(stream, Arc::clone(&peers))));
-                })),
-            ))
+            listen(addr, move |stream| {
+                drop(tokio::spawn(tungstenite_peer(stream, Arc::clone(&peers))));
+            })
+            .await
         }
         FanLib::TungsteniteLoop => {
-            let listener = TcpListener::bind(addr).await?;
-            let local = listener.local_addr()?;
             let sinks = Sinks::default();
-            Ok((
-                local,
-                Box::pin(accept(listener, move |stream| {
-                    drop(tokio::spawn(tungstenite_loop_peer(
-                        stream,
-                        Arc::clone(&sinks),
-                    )));
-                })),
-            ))
+            listen(addr, move |stream| {
+                drop(tokio::spawn(tungstenite_loop_peer(
+                    stream,
+                    Arc::clone(&sinks),
+                )));
+            })
+            .await
         }
         FanLib::Fastwebsockets => {
-            let listener = TcpListener::bind(addr).await?;
-            let local = listener.local_addr()?;
             let (sender, _) = tokio::sync::broadcast::channel::<Arc<[u8]>>(4096);
-            Ok((
-                local,
-                Box::pin(accept(listener, move |stream| {
-                    drop(tokio::spawn(fastwebsockets_peer(stream, sender.clone())));
-                })),
-            ))
+            listen(addr, move |stream| {
+                drop(tokio::spawn(fastwebsockets_peer(stream, sender.clone())));
+            })
+            .await
         }
     }
+}
+
+/// Bind `addr` for a peer's server: the bound address, and the loop that accepts connections
+/// and hands each to `spawn`.
+async fn listen(
+    addr: SocketAddr,
+    spawn: impl Fn(TcpStream) + Send + 'static,
+) -> Result<(SocketAddr, crate::servers::Serving)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((local, Box::pin(accept(listener, spawn))))
 }
 
 /// Accept connections forever, handing each to `spawn`.

@@ -232,6 +232,15 @@ impl Drop for Example {
 
 // ===== Helpers =====
 
+/// Read `ws` until it fails: the error that ended it.
+async fn until_closed(ws: &Connection) -> wskit::Error {
+    loop {
+        if let Err(error) = within(ws.recv()).await {
+            return error;
+        }
+    }
+}
+
 async fn within<F: IntoFuture>(future: F) -> F::Output {
     tokio::time::timeout(WAIT, future).await.expect("timed out")
 }
@@ -744,12 +753,7 @@ async fn axum_app_serves_wss_with_tls_and_closes_websockets_with_1001_on_sigterm
             json!({"type": "users", "count": 1})
         );
         server.terminate();
-        let error = loop {
-            match within(ws.recv()).await {
-                Ok(_) => continue,
-                Err(error) => break error,
-            }
-        };
+        let error = until_closed(&ws).await;
         assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
         assert_eq!(ws.close_reason().as_deref(), Some("server shutting down"));
         let status = server.wait_exit().await;
@@ -859,12 +863,7 @@ async fn counter_nodes_share_the_counter_through_redis() {
     until_event(on_b.clone(), "value", "value", -2).await;
     // A node that stops on SIGTERM closes its clients with 1001 and takes its users with it.
     node_b.terminate();
-    let error = loop {
-        match within(on_b.recv()).await {
-            Ok(_) => continue,
-            Err(error) => break error,
-        }
-    };
+    let error = until_closed(&on_b).await;
     assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
     assert!(node_b.wait_exit().await.success(), "{}", node_b.outputs());
     until_event(on_a.clone(), "users", "count", 1).await;
@@ -1168,12 +1167,7 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
         .status()
         .unwrap();
     assert!(killed.success());
-    let error = loop {
-        match within(second.recv()).await {
-            Ok(_) => continue,
-            Err(error) => break error,
-        }
-    };
+    let error = until_closed(&second).await;
     assert!(!error.is_closed_ok(), "{error:?}");
     let again = within(connections.next()).await.unwrap();
     let again_node = node_of(&again);
@@ -1203,12 +1197,7 @@ async fn the_cluster_behind_nginx_shares_the_counter_and_survives_a_node() {
         .status()
         .unwrap();
     assert!(terminated.success());
-    let error = loop {
-        match within(again.recv()).await {
-            Ok(_) => continue,
-            Err(error) => break error,
-        }
-    };
+    let error = until_closed(&again).await;
     assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
     let third = within(connections.next()).await.unwrap();
     let third_node = node_of(&third);
