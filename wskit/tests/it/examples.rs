@@ -997,6 +997,22 @@ async fn chat_nodes_share_the_room_and_its_history_through_a_redis_stream() {
         assert_eq!(line.as_deref(), Ok("written while the readers were away"));
     }
 
+    // An entry another program wrote, not UTF-8: shown with a replacement character, and the
+    // room goes on.
+    let _: String = redis::cmd("XADD")
+        .arg("wskit:chat:history")
+        .arg("*")
+        .arg("line")
+        .arg(&b"bad \xff line"[..])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    alice.send("still here").await.unwrap();
+    for ws in [&alice, &bob] {
+        assert_eq!(recv_text(ws).await, "bad \u{fffd} line");
+        assert_eq!(recv_text(ws).await, "Alice: still here");
+    }
+
     // Redis restarts with its data (saved on the way down): both nodes carry on.
     let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN")
         .arg("SAVE")
@@ -1058,7 +1074,8 @@ async fn chat_nodes_share_the_room_and_its_history_through_a_redis_stream() {
     assert!((1000..1100).contains(&kept), "{kept} lines kept");
 }
 
-/// The lines of the chat's Redis stream, oldest first.
+/// The lines of the chat's Redis stream, oldest first (as the example shows them: not UTF-8
+/// with replacement characters).
 #[cfg(feature = "redis")]
 async fn chat_stream(url: &str) -> Vec<String> {
     let mut redis = redis::Client::open(url)
@@ -1066,7 +1083,7 @@ async fn chat_stream(url: &str) -> Vec<String> {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+    let entries: Vec<(String, Vec<Vec<u8>>)> = redis::cmd("XRANGE")
         .arg("wskit:chat:history")
         .arg("-")
         .arg("+")
@@ -1075,7 +1092,7 @@ async fn chat_stream(url: &str) -> Vec<String> {
         .unwrap();
     entries
         .into_iter()
-        .map(|(_, fields)| fields[1].clone())
+        .map(|(_, fields)| String::from_utf8_lossy(&fields[1]).into_owned())
         .collect()
 }
 
