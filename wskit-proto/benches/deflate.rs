@@ -1,6 +1,7 @@
-//! permessage-deflate throughput: wskit-proto's compressor (zlib-rs, window 12, memLevel 5, the
-//! defaults) against flate2 with its default miniz_oxide backend (window 15), on JSON-like
-//! messages. tungstenite has no permessage-deflate.
+//! permessage-deflate throughput: wskit-proto's own compressor and decompressor (window 12,
+//! memLevel 5, level 1: the defaults) against zlib-rs with the same settings (wskit's backend
+//! until session 8) and flate2 with its default miniz_oxide backend (window 15, level 6), on
+//! JSON-like messages. tungstenite has no permessage-deflate.
 
 use divan::counter::BytesCount;
 use divan::{Bencher, black_box};
@@ -35,6 +36,13 @@ fn json(len: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// Distinct messages of `len` bytes, compressed one after the other (with context takeover, a
+/// message compressed again would be one long match).
+fn messages(len: usize) -> Vec<Vec<u8>> {
+    let count = ((256 << 10) / len).clamp(4, 256);
+    json(len * count).chunks(len).map(<[u8]>::to_vec).collect()
+}
+
 /// A negotiated (client, server) pair.
 fn negotiated(config: &DeflateConfig) -> (PerMessageDeflate, PerMessageDeflate) {
     let offers = parse_extensions([config.offer().as_str()]).unwrap();
@@ -49,23 +57,50 @@ mod compress {
 
     #[divan::bench(args = SIZES)]
     fn wskit(bencher: Bencher<'_, '_>, len: usize) {
-        let data = json(len);
+        let messages = messages(len);
         let (_, mut server) = negotiated(&DeflateConfig::default());
         let mut out = Vec::new();
+        let mut next = messages.iter().cycle();
         bencher.counter(BytesCount::new(len)).bench_local(|| {
             out.clear();
-            server.compress(black_box(&data), true, &mut out);
+            server.compress(black_box(next.next().unwrap()), true, &mut out);
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn zlib_rs(bencher: Bencher<'_, '_>, len: usize) {
+        let messages = messages(len);
+        let mut next = messages.iter().cycle();
+        let mut deflate = zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig {
+            level: 1,
+            method: zlib_rs::Method::Deflated,
+            window_bits: -12,
+            mem_level: 5,
+            strategy: zlib_rs::Strategy::Default,
+        });
+        let mut out = vec![0; len + len / 8 + 1024];
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            let before = deflate.total_in();
+            deflate
+                .compress(
+                    black_box(next.next().unwrap()),
+                    &mut out,
+                    zlib_rs::DeflateFlush::SyncFlush,
+                )
+                .unwrap();
+            assert_eq!((deflate.total_in() - before) as usize, len);
         });
     }
 
     #[divan::bench(args = SIZES)]
     fn flate2_miniz(bencher: Bencher<'_, '_>, len: usize) {
-        let data = json(len);
+        let messages = messages(len);
+        let mut next = messages.iter().cycle();
         let mut compress = Compress::new(Compression::new(6), false);
         let mut out = Vec::with_capacity(len + 1024);
         bencher.counter(BytesCount::new(len)).bench_local(|| {
             out.clear();
-            let mut input = &data[..];
+            let mut input = &next.next().unwrap()[..];
             loop {
                 let before = compress.total_in();
                 compress
@@ -101,6 +136,29 @@ mod decompress {
                 .decompress(black_box(&compressed), true, &mut out, usize::MAX)
                 .unwrap();
             assert_eq!(out.len(), len);
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn zlib_rs(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let config = DeflateConfig::default().with_server_no_context_takeover(true);
+        let (_, mut server) = negotiated(&config);
+        let mut compressed = Vec::new();
+        server.compress(&data, true, &mut compressed);
+        compressed.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut inflate = zlib_rs::Inflate::new(false, 12);
+        let mut out = vec![0; len + 1024];
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            inflate.reset(false);
+            inflate
+                .decompress(
+                    black_box(&compressed),
+                    &mut out,
+                    zlib_rs::InflateFlush::SyncFlush,
+                )
+                .unwrap();
+            assert_eq!(inflate.total_out() as usize, len);
         });
     }
 

@@ -1,6 +1,8 @@
 //! Extensions: the `Sec-WebSocket-Extensions` header (RFC 6455 section 9.1) and
 //! permessage-deflate (RFC 7692).
 
+mod deflate;
+mod inflate;
 pub mod permessage_deflate;
 
 pub use permessage_deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};

@@ -41,12 +41,9 @@
 
 use std::fmt::Write as _;
 
-use zlib_rs::{
-    Deflate, DeflateConfig as ZConfig, DeflateFlush, Inflate, InflateFlush, Method, Status,
-    Strategy,
-};
-
 use super::Extension;
+use super::deflate::Deflater;
+use super::inflate::{InflateError, Inflated, Inflater};
 use crate::connection::Role;
 use crate::error::{HandshakeError, ProtocolError};
 
@@ -58,10 +55,6 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
 /// The largest window, and the one the decompressor uses.
 const MAX_WINDOW_BITS: u8 = 15;
-/// How much output the compressor writes per call, at most.
-const COMPRESS_CHUNK: usize = 64 * 1024;
-/// How much output the decompressor writes per call, at most.
-const INFLATE_CHUNK: usize = 32 * 1024;
 
 /// A configured window size as we use it: 9 to 15 bits (see the module docs).
 fn usable_window_bits(bits: u8) -> u8 {
@@ -455,8 +448,8 @@ pub struct PerMessageDeflate {
     mem_level: u8,
     /// The window our compressor uses, 9-15 bits.
     compress_window_bits: u8,
-    compressor: Option<Deflate>,
-    decompressor: Option<Inflate>,
+    compressor: Option<Deflater>,
+    decompressor: Option<Inflater>,
     /// With context takeover, the last bytes this side compressed (up to its window): what the
     /// peer's decompressor may be referred back to, and so all a released compressor needs to
     /// be rebuilt (see [`release_buffers`](Self::release_buffers)).
@@ -550,10 +543,18 @@ impl PerMessageDeflate {
     /// and a decompressor rebuilt from a window would not know where in the block it was.
     pub(crate) fn release_buffers(&mut self, sending: bool, receiving: bool) {
         self.scratch = Vec::new();
-        if !sending && self.compressor.take().is_some() {
+        if let Some(deflater) = self.compressor.take_if(|_| !sending) {
+            // Without context takeover there is no compressor between messages.
+            self.sent_window = Window::default();
+            self.sent_window
+                .push(deflater.history(), 1 << self.compress_window_bits);
             self.sent_window.shrink(1 << self.compress_window_bits);
         }
-        if !receiving && self.decompressor.take().is_some() {
+        // The decompressor keeps nothing but its place in the stream: at a block boundary
+        // with no bits pending (as at the end of every message), it goes, even between the
+        // frames of a message.
+        let idle = self.decompressor.as_ref().is_some_and(Inflater::is_idle);
+        if (idle || !receiving) && self.decompressor.take().is_some() {
             self.received_window.shrink(1 << self.remote_window_bits());
         }
     }
@@ -587,49 +588,19 @@ impl PerMessageDeflate {
             (self.level, self.mem_level, self.compress_window_bits);
         let takeover = !self.local_no_context_takeover();
         let sent_window = &mut self.sent_window;
-        let deflate = self.compressor.get_or_insert_with(|| {
-            let mut deflate = Deflate::new_with_config(ZConfig {
-                level: i32::from(level),
-                method: Method::Deflated,
-                window_bits: -i32::from(window_bits),
-                mem_level: i32::from(mem_level),
-                strategy: Strategy::Default,
-            });
-            if takeover && !sent_window.is_empty() {
-                // Rebuilt after a release: the peer's decompressor holds this window.
-                let primed = deflate.set_dictionary(sent_window.last(1 << window_bits));
-                debug_assert!(primed.is_ok(), "a raw deflate stream takes a dictionary");
-            }
-            deflate
+        let deflater = self.compressor.get_or_insert_with(|| {
+            // Rebuilt after a release: the peer's decompressor holds this window. The
+            // deflater keeps its own history from now on.
+            let history = std::mem::take(sent_window);
+            let dictionary = if takeover {
+                history.last(1 << window_bits)
+            } else {
+                &[]
+            };
+            Deflater::new(level, window_bits, mem_level, dictionary)
         });
-        if takeover {
-            self.sent_window.push(data, 1 << window_bits);
-        }
-
         let start = out.len();
-        let mut input = data;
-        loop {
-            // Enough for incompressible input (stored blocks) plus the flush, in most cases, but
-            // in bounded steps so that `out` grows with the output, not with the input.
-            let room = (input.len() + input.len() / 16 + 64).clamp(256, COMPRESS_CHUNK);
-            let (in_before, out_before) = (deflate.total_in(), deflate.total_out());
-            let status = fill_spare(out, room, |spare| {
-                let status = deflate.compress(input, spare, DeflateFlush::SyncFlush);
-                (status, written(deflate.total_out(), out_before))
-            });
-            let consumed = written(deflate.total_in(), in_before);
-            let produced = written(deflate.total_out(), out_before);
-            input = &input[consumed..];
-            // Only a corrupt stream state fails, and the configuration is always valid.
-            let status = status.expect("deflate failed with a valid configuration");
-            if input.is_empty() && produced < room {
-                break;
-            }
-            if consumed == 0 && produced == 0 {
-                debug_assert_eq!(status, Status::BufError);
-                break;
-            }
-        }
+        deflater.compress(data, out);
 
         if fin {
             if out[start..].ends_with(&TAIL) {
@@ -673,25 +644,19 @@ impl PerMessageDeflate {
         out: &mut Vec<u8>,
         max_len: usize,
     ) -> Result<(), ProtocolError> {
-        let start = out.len();
         let result = self.inflate_frame(data, fin, out, max_len);
-        let takeover = !self.remote_no_context_takeover();
         if result.is_err() {
             self.decompressor = None;
             self.received_window.clear();
             self.inflate_ended = false;
             return result;
         }
-        if takeover {
-            let bits = self.remote_window_bits();
-            self.received_window.push(&out[start..], 1 << bits);
-        }
         if fin {
-            if !takeover || self.inflate_ended {
-                if let Some(inflate) = &mut self.decompressor {
-                    inflate.reset(false);
+            if self.remote_no_context_takeover() || self.inflate_ended {
+                // The next message starts a new stream, which refers back to nothing.
+                if let Some(inflater) = &mut self.decompressor {
+                    inflater.reset();
                 }
-                // A new stream refers back to nothing before it.
                 self.received_window.clear();
             }
             self.inflate_ended = false;
@@ -709,64 +674,36 @@ impl PerMessageDeflate {
         if self.inflate_ended {
             return Ok(());
         }
-        let received_window = &self.received_window;
-        let remote_window = 1 << self.remote_window_bits();
-        let inflate = self.decompressor.get_or_insert_with(|| {
-            let mut inflate = Inflate::new(false, MAX_WINDOW_BITS);
-            if !received_window.is_empty() {
-                // Rebuilt after a release: the peer may refer back into this window.
-                let primed = inflate.set_dictionary(received_window.last(remote_window));
-                debug_assert!(primed.is_ok(), "a raw inflate stream takes a dictionary");
-            }
-            inflate
-        });
+        // What the peer may refer back to: its window, no further.
+        let window = 1 << self.remote_window_bits();
+        let inflater = self.decompressor.get_or_insert_with(Inflater::new);
         let tail: &[u8] = if fin { &TAIL } else { &[] };
-        for mut input in [data, tail] {
+        for input in [data, tail] {
             if input.is_empty() {
-                // Nothing is pending: the previous call ended with output space left.
                 continue;
             }
-            // A first guess of the output size (JSON and text compress 3-10 times), doubled while
-            // the output fills it.
-            let mut guess = input.len().saturating_mul(8).clamp(1024, INFLATE_CHUNK);
-            loop {
-                // One byte more than allowed, to tell "exactly max_len" from "too big".
-                let room = max_len
-                    .saturating_sub(out.len())
-                    .saturating_add(1)
-                    .min(guess);
-                guess = guess.saturating_mul(2).min(INFLATE_CHUNK);
-                reserve_bounded(out, room, max_len);
-                let (in_before, out_before) = (inflate.total_in(), inflate.total_out());
-                let status = fill_spare(out, room, |spare| {
-                    let status = inflate.decompress(input, spare, InflateFlush::SyncFlush);
-                    (status, written(inflate.total_out(), out_before))
-                });
-                let consumed = written(inflate.total_in(), in_before);
-                let produced = written(inflate.total_out(), out_before);
-                input = &input[consumed..];
-                // Even output written before a data error counts: `out` never exceeds the limit.
-                if out.len() > max_len {
-                    out.truncate(max_len);
+            let start = out.len();
+            let result = inflater.inflate(
+                input,
+                self.received_window.last(window),
+                out,
+                start,
+                window,
+                max_len,
+            );
+            // The history goes on with this output (the current message's earlier frames
+            // included, with or without context takeover).
+            self.received_window.push(&out[start..], window);
+            match result {
+                Ok(Inflated::NeedsInput) => {}
+                Ok(Inflated::StreamEnd) => {
+                    self.inflate_ended = true;
+                    return Ok(());
+                }
+                Err(InflateError::TooBig) => {
                     return Err(ProtocolError::MessageTooBig { limit: max_len });
                 }
-                let status = status.map_err(|_| ProtocolError::InvalidCompressedData)?;
-                match status {
-                    Status::StreamEnd => {
-                        self.inflate_ended = true;
-                        return Ok(());
-                    }
-                    // The output is full: more may be pending.
-                    _ if produced == room => {}
-                    // Output space left: everything pending was written.
-                    _ if input.is_empty() => break,
-                    // Input left, output space left, and no progress: cannot happen with a
-                    // working inflater, but never loop forever.
-                    _ if consumed == 0 && produced == 0 => {
-                        return Err(ProtocolError::InvalidCompressedData);
-                    }
-                    _ => {}
-                }
+                Err(InflateError::Invalid) => return Err(ProtocolError::InvalidCompressedData),
             }
         }
         Ok(())
@@ -804,10 +741,6 @@ impl Window {
         &self.buf[self.buf.len().saturating_sub(size)..]
     }
 
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     fn clear(&mut self) {
         self.buf.clear();
     }
@@ -820,47 +753,13 @@ impl Window {
     }
 }
 
-/// The bytes between two of zlib's `total_in`/`total_out` counters.
-fn written(after: u64, before: u64) -> usize {
-    usize::try_from(after - before).unwrap_or(usize::MAX)
-}
-
-/// Let zlib write up to `room` bytes at the end of `out`, and keep the bytes it reports
-/// written. `write` returns its result and that count.
-///
-/// The room is zeroed first, which costs nothing measurable next to zlib (divan,
-/// `cargo bench -p wskit-proto --bench deflate`, one run each: 16 KiB compress 32.1 us zeroed
-/// against 34.7 us writing into uninitialized capacity, 1 KiB inflate 0.92 against 0.95 us,
-/// 1 MiB inflate 1.03 against 1.05 ms), so this needs no `unsafe`.
-fn fill_spare<T>(out: &mut Vec<u8>, room: usize, write: impl FnOnce(&mut [u8]) -> (T, usize)) -> T {
-    let len = out.len();
-    out.resize(len + room, 0);
-    let (result, written) = write(&mut out[len..]);
-    out.truncate(len + written);
-    result
-}
-
-/// Make room for `extra` more bytes in `out`, growing geometrically but never past
-/// `max_len + 1` bytes of capacity (unless `out` already has more).
-fn reserve_bounded(out: &mut Vec<u8>, extra: usize, max_len: usize) {
-    let needed = out.len().saturating_add(extra);
-    if needed <= out.capacity() {
-        return;
-    }
-    let target = out
-        .capacity()
-        .saturating_mul(2)
-        .min(max_len.saturating_add(1))
-        .max(needed);
-    out.reserve_exact(target - out.len());
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::{
         ProptestConfig, TestCaseError, any, prop, prop_assert, prop_assert_eq, proptest,
     };
     use proptest::strategy::Strategy as _;
+    use zlib_rs::{Deflate, DeflateConfig as ZConfig, DeflateFlush, Method, Strategy};
 
     use super::*;
     use crate::extensions::parse_extensions;
@@ -1712,10 +1611,8 @@ mod tests {
 
     #[test]
     fn compressor_honours_the_window() {
-        // zlib-rs always inflates with a 32 KiB window, so a stream that reaches too far back
-        // cannot be caught by inflating it. Instead: 1000 random bytes repeated 20 times only
-        // compress if the compressor reaches 1000 bytes back, which zlib cannot do below 11 bits
-        // (its farthest distance is the window size minus 262).
+        // 1000 random bytes repeated 20 times only compress if the compressor reaches 1000
+        // bytes back: not with a 512-byte window (9 bits), with any window from 1 KiB up.
         let data = noise(1000, 7).repeat(20);
         let size = |bits| {
             let mut server = pmd(Role::Server, DeflateParams::default(), bits);
@@ -1725,10 +1622,8 @@ mod tests {
             assert_eq!(inflate_all(&mut client, &[&frame]).unwrap(), data);
             frame.len()
         };
-        for bits in [9, 10] {
-            assert!(size(bits) > data.len(), "{bits}: {}", size(bits));
-        }
-        for bits in [12, 15] {
+        assert!(size(9) > data.len(), "9: {}", size(9));
+        for bits in [10, 12, 15] {
             assert!(size(bits) < data.len() / 4, "{bits}: {}", size(bits));
         }
     }
