@@ -351,7 +351,7 @@ pub struct Protocol {
     /// A peer error held back until the application has taken the messages before it
     /// ([`Config::defer_failures`]).
     pending_failure: Option<Box<ProtocolError>>,
-    /// Boxed: the zlib state is large and an uncompressed connection should not carry it.
+    /// Boxed: an uncompressed connection should not carry the compression state's fields.
     deflate: Option<Box<PerMessageDeflate>>,
     discard_input: bool,
     // Sending.
@@ -697,8 +697,9 @@ impl Protocol {
     /// the output buffer when everything was written, the compression buffer, and the event
     /// queue when empty; and the compressor and decompressor of permessage-deflate, keeping
     /// only their last windows to rebuild them from (see
-    /// [the extension's memory notes](crate::extensions::permessage_deflate#memory)), unless a
-    /// fragmented message is in progress in their direction. An I/O layer calls this when a
+    /// [the extension's memory notes](crate::extensions::permessage_deflate#memory)): the
+    /// compressor unless a fragmented message is being sent, the decompressor unless the peer's
+    /// fragmented message stopped in the middle of a deflate block. An I/O layer calls this when a
     /// connection goes idle, so that idle connections hold no buffers.
     pub fn release_buffers(&mut self) {
         if self.input.is_empty() {

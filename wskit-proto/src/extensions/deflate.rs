@@ -9,9 +9,10 @@
 //! of hash table, 8 KiB of chains and up to 8 KiB of symbols: zlib's own formula, `(1 <<
 //! (windowBits + 2)) + (1 << (memLevel + 9))`, 32 KiB.
 //!
-//! Levels follow zlib's scheme: 0 stores, 1 to 3 take the first good match (1 with the fixed
-//! Huffman codes, like zlib-ng's and zlib-rs's level 1), 4 to 9 look one position ahead before
-//! taking a match (lazy matching) and follow longer hash chains. Blocks are written with the
+//! Levels follow zlib's scheme: 0 stores, 1 to 3 take the longest match among the first 4, 8
+//! or 24 candidates at once (greedy; level 1 with the fixed Huffman codes, like zlib-ng's and
+//! zlib-rs's level 1), 4 to 9 look one position ahead before taking a match (lazy matching) and
+//! follow longer hash chains. Blocks are written with the
 //! fixed codes, codes of their own (dynamic) or stored, whichever is shortest.
 
 /// The shortest match DEFLATE can express.
@@ -269,7 +270,7 @@ pub(crate) struct Deflater {
     hash_shift: u32,
     /// Up to twice the window: history, then the input being compressed.
     buf: Vec<u8>,
-    /// The latest position (in `buf`) of each hash of three bytes; 0 is none.
+    /// The latest position (in `buf`) of each hash of four bytes; 0 is none.
     head: Box<[u16]>,
     /// For a position (modulo the window), the previous position with the same hash.
     prev: Box<[u16]>,
@@ -396,7 +397,7 @@ impl Deflater {
         self.block_start -= window;
     }
 
-    /// The hash of the three bytes at `pos` (`pos + 3 <= buf.len()`).
+    /// The hash of the four bytes at `pos` (`pos + 4 <= buf.len()`).
     #[inline]
     fn hash(&self, pos: usize) -> usize {
         let b = &self.buf[pos..pos + HASHED];
@@ -409,7 +410,7 @@ impl Deflater {
     fn insert(&mut self, pos: usize) -> usize {
         let h = self.hash(pos);
         let previous = self.head[h];
-        // Level 1 looks at one candidate only: it keeps no chains.
+        // A level that looks at one candidate only keeps no chains.
         if let Some(link) = self.prev.get_mut(pos & (self.window - 1)) {
             *link = previous;
         }
@@ -418,7 +419,7 @@ impl Deflater {
         usize::from(previous)
     }
 
-    /// Hash the positions from `from` to `to` that have three bytes after them.
+    /// Hash the positions from `from` to `to` that have four bytes from them on.
     fn insert_range(&mut self, from: usize, to: usize) {
         let to = to.min(self.buf.len().saturating_sub(HASHED - 1));
         for pos in from..to {

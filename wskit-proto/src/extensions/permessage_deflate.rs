@@ -2,42 +2,53 @@
 //!
 //! # Window sizes
 //!
-//! zlib (and zlib-rs) cannot compress a raw deflate stream with an 8-bit (256-byte) window:
-//! `windowBits = -8` is rejected (madler/zlib#171). This module therefore never runs a compressor
-//! with fewer than 9 bits, and never agrees to do so:
+//! zlib cannot compress a raw deflate stream with an 8-bit (256-byte) window: `windowBits = -8`
+//! is rejected (madler/zlib#171), so a zlib-based peer (Python websockets, most servers) cannot
+//! honour 8 either. This module therefore never runs a compressor with fewer than 9 bits, and
+//! never agrees to do so:
 //!
 //! - a configured window of 8 bits (or less) is treated as 9, both for our own compressor and for
-//!   the limits we ask of the peer (a zlib-based peer could not honour 8 either);
+//!   the limits we ask of the peer;
 //! - a server declines an offer with `server_max_window_bits=8`, and tries the next offer;
 //! - a client fails the negotiation when the server answers `client_max_window_bits=8` (only
 //!   possible when the client offered `client_max_window_bits` without a value).
 //!
-//! The decompressor always uses a 15-bit window: a stream produced with any smaller window
-//! inflates identically with a larger one, zlib-rs allocates a 32 KiB window for inflate
-//! whatever the setting, and some old compressors silently use 9 bits when asked for 8.
+//! The decompressor lets the peer refer back as far as its agreed window (15 bits when none was
+//! agreed), no further: a stream that reaches beyond is corrupt (1007).
+//!
+//! # The codec
+//!
+//! Compression and decompression are wskit-proto's own (`deflate.rs`, `inflate.rs`: RFC 1951,
+//! safe Rust), tested against zlib-rs as the reference (property tests both ways and a fuzz
+//! target). zlib-rs, wskit's codec until then, sizes its state by neither windowBits nor
+//! memLevel (164,992 bytes for a compressor at 12 bits and memLevel 5, 47,552 for a
+//! decompressor: a busy compressed connection held about 212 KB).
 //!
 //! # Memory
 //!
-//! The compressor and the decompressor are allocated on first use, so a connection that has not
-//! exchanged compressed messages holds no zlib state. zlib-rs sizes them by neither windowBits
-//! nor memLevel (measured with a counting allocator: 164,992 bytes for a compressor at 12 bits
-//! and memLevel 5, 137,216 at 9 bits and memLevel 1, as its hash table has a fixed 64 Ki
-//! entries; 47,552 for a decompressor, with a 32 KiB window whatever the setting), so a busy
-//! compressed connection holds about 212 KB.
+//! The compressor follows zlib's sizing: a history of up to twice the window (8 KiB at 12 bits),
+//! a hash table of `1 << (mem_level + 7)` two-byte entries (8 KiB at memLevel 5), hash chains of
+//! one two-byte entry per window byte (8 KiB) and, at levels 2 and up, up to `1 << (mem_level + 6)` four-byte symbols per block
+//! (8 KiB). The decompressor keeps no window of its own: the connection's history of received
+//! bytes is it (up to twice the peer's window), and the decoding tables of a block with codes of
+//! its own (3.7 KiB) live while the block does. At the defaults (12-bit windows, memLevel 5,
+//! level 1) a busy compressed connection keeps about 31 KB more than an uncompressed one (the
+//! `compression_memory` test counts it), under zlib's own formula for the same settings
+//! (`(1 << (windowBits + 2)) + (1 << (memLevel + 9))` for deflate, `1 << windowBits` plus about
+//! 7 KiB for inflate: 43 KiB). Both are allocated on first use, so a connection that has not
+//! exchanged compressed messages holds no compression state.
 //!
 //! An I/O layer gives that back for a connection that went idle with
-//! [`Protocol::release_buffers`](crate::Protocol::release_buffers): both are freed, and with
-//! context takeover only the last window of each direction is kept (at most 4 KiB each at 12
-//! bits: what the peer may refer back to, or what our compressor did), to rebuild them from when
-//! the next message comes (zlib's `setDictionary`). Keeping those windows up to date costs one
-//! copy of the end of each message (up to a window), and they take up to twice a window each
-//! while the connection is busy.
+//! [`Protocol::release_buffers`](crate::Protocol::release_buffers): the compressor is freed and,
+//! with context takeover, only the last window of each direction is kept (at most 4 KiB each at
+//! 12 bits: what the peer may refer back to, or what our compressor did); a compressor needed
+//! again is rebuilt from it (zlib's `deflateSetDictionary` does the same), and the decompressor
+//! needs nothing but the window.
 //!
 //! When this side compresses without context takeover, its compressor is freed at the end of
 //! every message rather than reset: memory is why one asks for no context takeover. When the
-//! peer compresses without context takeover, the decompressor is reset and kept, as it is with
-//! context takeover: creating one per message costs more than the message (zlib-rs zeroes its
-//! whole state on creation: about a quarter of a 1 KiB compressed echo's CPU).
+//! peer compresses without context takeover, the received history is cleared at the end of each
+//! message.
 
 use std::fmt::Write as _;
 
@@ -51,9 +62,10 @@ use crate::error::{HandshakeError, ProtocolError};
 const NAME: &str = "permessage-deflate";
 /// The end of an empty stored block, as left by a sync flush (RFC 7692 section 7.2.1).
 const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-/// The smallest window zlib can compress raw deflate with.
+/// The smallest window zlib can compress raw deflate with (and so the smallest we use or ask
+/// for: see the module docs).
 const MIN_COMPRESS_WINDOW_BITS: u8 = 9;
-/// The largest window, and the one the decompressor uses.
+/// The largest window, and the one the peer may use when it agreed to no limit.
 const MAX_WINDOW_BITS: u8 = 15;
 
 /// A configured window size as we use it: 9 to 15 bits (see the module docs).
@@ -450,12 +462,15 @@ pub struct PerMessageDeflate {
     compress_window_bits: u8,
     compressor: Option<Deflater>,
     decompressor: Option<Inflater>,
-    /// With context takeover, the last bytes this side compressed (up to its window): what the
-    /// peer's decompressor may be referred back to, and so all a released compressor needs to
-    /// be rebuilt (see [`release_buffers`](Self::release_buffers)).
+    /// While the compressor is released (with context takeover): the last bytes it compressed
+    /// (up to its window), what the peer's decompressor may be referred back to, and so all it
+    /// needs to be rebuilt (see [`release_buffers`](Self::release_buffers)). Empty while the
+    /// compressor exists: its history is its own.
     sent_window: Window,
-    /// With context takeover, the last bytes the peer's messages inflated to (up to the peer's
-    /// window): all a released decompressor needs to be rebuilt.
+    /// The last bytes the peer's messages inflated to (up to twice the peer's window, the last
+    /// window when released): what the peer may refer back to, the current message's earlier
+    /// frames included. Cleared at the end of a message when the peer compresses without
+    /// context takeover.
     received_window: Window,
     /// Where the protocol compresses outgoing messages before framing them, kept between
     /// messages (see [`take_scratch`](Self::take_scratch)).
@@ -531,16 +546,16 @@ impl PerMessageDeflate {
         self.scratch = scratch;
     }
 
-    /// Free the compression buffer kept between messages, and the compressor and decompressor
-    /// themselves (about 165 KB and 48 KB with zlib-rs): with context takeover, only the last
-    /// window of each direction is kept (at most 4 KiB each at the default 12 bits), and a
-    /// compressor or decompressor needed again is rebuilt from it (zlib's `setDictionary`), so
-    /// that the stream goes on as if nothing happened. For a connection that went idle: the
-    /// rebuild costs about what a message does.
+    /// Free the compression buffer kept between messages, the compressor (about 24 KB at the
+    /// defaults) and the decompressor: with context takeover, only the last window of each
+    /// direction is kept (at most 4 KiB each at the default 12 bits); a compressor needed again
+    /// is rebuilt from it, so that the stream goes on as if nothing happened. For a connection
+    /// that went idle: the rebuild costs about what a message does.
     ///
-    /// A direction with a message in progress (`sending`, `receiving`: between the frames of a
-    /// fragmented message) keeps its state: the peer may split a deflate block across frames,
-    /// and a decompressor rebuilt from a window would not know where in the block it was.
+    /// A compressor with a message in progress (`sending`: between the frames of a fragmented
+    /// message) is kept. The decompressor goes whenever it is between two blocks with no bits
+    /// pending, even between the frames of a message (`receiving`); otherwise (the peer split a
+    /// block across frames) it is kept while the message is in progress.
     pub(crate) fn release_buffers(&mut self, sending: bool, receiving: bool) {
         self.scratch = Vec::new();
         if let Some(deflater) = self.compressor.take_if(|_| !sending) {
@@ -606,7 +621,7 @@ impl PerMessageDeflate {
             if out[start..].ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
             } else {
-                // zlib wrote nothing: the input was empty and the stream was already flushed.
+                // Nothing was written: the input was empty and the stream was already flushed.
                 // End the message with an empty stored block whose LEN/NLEN the receiver
                 // appends, as in RFC 7692 section 7.2.3.6.
                 debug_assert_eq!(out.len(), start);
@@ -624,9 +639,8 @@ impl PerMessageDeflate {
     /// decompressor is reset if the peer negotiated no context takeover (and kept for the next
     /// message).
     ///
-    /// `max_len` bounds the whole message: `out` may already hold earlier fragments. Output is
-    /// inflated into a bounded region, so a decompression bomb stops at the limit without
-    /// allocating more than about `max_len + 1` bytes for `out`.
+    /// `max_len` bounds the whole message: `out` may already hold earlier fragments. `out`
+    /// never grows past `max_len` bytes, so a decompression bomb stops at the limit.
     ///
     /// A message may end its deflate stream with a BFINAL block (7.2.3.5): whatever follows it in
     /// the message is ignored, and the next message starts a new stream.
@@ -1607,6 +1621,37 @@ mod tests {
                 state.to_le_bytes()[0]
             })
             .collect()
+    }
+
+    #[test]
+    fn decompressor_refuses_references_beyond_the_agreed_window() {
+        // 5,000 random bytes, then the same again: a zlib-rs compressor with a 15-bit window
+        // refers 5,000 bytes back, beyond a 4 KiB window.
+        let data = noise(5000, 3).repeat(2);
+        let mut deflate = Deflate::new_with_config(ZConfig {
+            window_bits: -15,
+            ..ZConfig::default()
+        });
+        let mut compressed = Vec::new();
+        deflate_into(
+            &mut deflate,
+            &data,
+            DeflateFlush::SyncFlush,
+            &mut compressed,
+        );
+        assert!(compressed.len() < 6000, "{} bytes", compressed.len());
+        compressed.truncate(compressed.len() - TAIL.len());
+        let agreed = |bits| DeflateParams {
+            server_max_window_bits: bits,
+            ..DeflateParams::default()
+        };
+        let mut within = pmd(Role::Client, agreed(None), 15);
+        assert_eq!(inflate_all(&mut within, &[&compressed]).unwrap(), data);
+        let mut beyond = pmd(Role::Client, agreed(Some(12)), 15);
+        assert_eq!(
+            inflate_all(&mut beyond, &[&compressed]),
+            Err(ProtocolError::InvalidCompressedData)
+        );
     }
 
     #[test]
