@@ -52,6 +52,26 @@ fn negotiated(config: &DeflateConfig) -> (PerMessageDeflate, PerMessageDeflate) 
     (client, server)
 }
 
+/// `data` compressed by zlib-rs at level 6 (window 12, so dynamic Huffman blocks) with a sync
+/// flush, the `00 00 ff ff` tail included.
+fn zlib_level6(data: &[u8]) -> Vec<u8> {
+    let mut deflate = zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig {
+        level: 6,
+        method: zlib_rs::Method::Deflated,
+        window_bits: -12,
+        mem_level: 8,
+        strategy: zlib_rs::Strategy::Default,
+    });
+    let mut out = vec![0; data.len() + data.len() / 8 + 1024];
+    deflate
+        .compress(data, &mut out, zlib_rs::DeflateFlush::SyncFlush)
+        .unwrap();
+    assert_eq!(deflate.total_in() as usize, data.len());
+    out.truncate(deflate.total_out() as usize);
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out
+}
+
 mod compress {
     use super::*;
 
@@ -147,6 +167,42 @@ mod decompress {
         let mut compressed = Vec::new();
         server.compress(&data, true, &mut compressed);
         compressed.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut inflate = zlib_rs::Inflate::new(false, 12);
+        let mut out = vec![0; len + 1024];
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            inflate.reset(false);
+            inflate
+                .decompress(
+                    black_box(&compressed),
+                    &mut out,
+                    zlib_rs::InflateFlush::SyncFlush,
+                )
+                .unwrap();
+            assert_eq!(inflate.total_out() as usize, len);
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn wskit_dynamic(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let config = DeflateConfig::default().with_server_no_context_takeover(true);
+        let (mut client, _) = negotiated(&config);
+        let mut compressed = zlib_level6(&data);
+        compressed.truncate(compressed.len() - 4);
+        let mut out = Vec::new();
+        bencher.counter(BytesCount::new(len)).bench_local(|| {
+            out.clear();
+            client
+                .decompress(black_box(&compressed), true, &mut out, usize::MAX)
+                .unwrap();
+            assert_eq!(out.len(), len);
+        });
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn zlib_rs_dynamic(bencher: Bencher<'_, '_>, len: usize) {
+        let data = json(len);
+        let compressed = zlib_level6(&data);
         let mut inflate = zlib_rs::Inflate::new(false, 12);
         let mut out = vec![0; len + 1024];
         bencher.counter(BytesCount::new(len)).bench_local(|| {

@@ -42,15 +42,23 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOCATOR: Counting = Counting;
 
 /// A client and a server after the handshake, with the default configuration (compression as
-/// browsers and Python websockets offer it: context takeover both ways, 12-bit windows) or
-/// without compression.
+/// browsers and Python websockets offer it: context takeover both ways, 12-bit windows; the
+/// client at level 6) or without compression.
 fn pair(compression: bool) -> (Protocol, Protocol) {
     let config = if compression {
         Config::default()
     } else {
         Config::default().with_compression(None)
     };
-    let mut client = Protocol::client(config.clone());
+    // The client compresses at level 6, as zlib's default does: blocks with codes of their own,
+    // whose decoding tables the server keeps while busy (the worst case).
+    let client_config = match &config.compression {
+        Some(deflate) => config
+            .clone()
+            .with_compression(Some(deflate.clone().with_compression_level(6))),
+        None => config.clone(),
+    };
+    let mut client = Protocol::client(client_config);
     let mut server = Protocol::server(config);
     let request = client.connect_request("localhost", "/");
     client.send_request(&request).unwrap();

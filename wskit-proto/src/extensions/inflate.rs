@@ -2,9 +2,11 @@
 //!
 //! The decoder keeps no window: the caller keeps the bytes decoded before (the history) and
 //! passes them in, so what is kept between calls is a bit buffer (fewer than 64 bits), the block
-//! state and, from a dynamic block's header to its end, that block's decode tables (about
-//! 3.7 KiB on the heap, freed when the block ends). Fixed blocks use tables built at compile
-//! time.
+//! state and, once a dynamic block was seen, the decode tables (about 2.7 KiB on the heap),
+//! allocated once and reused by every later dynamic block (and kept across [`Inflater::reset`]);
+//! they go when the `Inflater` is dropped. Each dynamic header rebuilds every part of them that
+//! is read afterwards, so nothing leaks from one block into the next. Fixed blocks use tables
+//! built at compile time.
 //!
 //! The input may be split anywhere, even inside a header or a symbol. A call decodes as far as
 //! its input goes; what cannot be decoded yet (part of a symbol or of a header field, at most 47
@@ -12,7 +14,7 @@
 //! buffer for the next call. A dynamic block's header is read field by field, the state
 //! recording how many code lengths were read.
 //!
-//! Decoding: a table of `1 << 10` entries for literal/length codes and `1 << 8` for distance
+//! Decoding: a table of `1 << 9` entries for literal/length codes and `1 << 8` for distance
 //! codes, indexed by the next bits, gives every code up to that length in one look-up; the rare
 //! longer codes are found by walking the canonical code bit by bit from there. The bit buffer is
 //! refilled 8 bytes at a time while at least 8 input bytes are left, which leaves at least 56
@@ -52,7 +54,7 @@ pub(crate) enum Inflated {
 }
 
 /// Index bits of the literal/length table.
-const LIT_ROOT: u32 = 10;
+const LIT_ROOT: u32 = 9;
 /// Index bits of the distance table.
 const DIST_ROOT: u32 = 8;
 /// Index bits of the code length code's table (its codes are at most 7 bits long).
@@ -360,6 +362,21 @@ impl Bits {
         self.n >= want
     }
 
+    /// Read input bytes until at least `want` bits (at most 56) are held, or the input ends;
+    /// while 8 input bytes are left, in one read (which may copy the bytes that follow into
+    /// `buf` above the `n` bits, as the docs above allow).
+    fn refill(&mut self, io: &mut Io<'_>, want: u32) -> bool {
+        if self.n < want
+            && let Some(chunk) = io.input[io.pos..].first_chunk::<8>()
+        {
+            self.buf |= u64::from_le_bytes(*chunk) << self.n;
+            let bytes = (63 - self.n) / 8;
+            io.pos += bytes as usize;
+            self.n += bytes * 8;
+        }
+        self.pull(io, want)
+    }
+
     /// Take the next `k` bits (at most 32, and `k <= n`).
     fn take(&mut self, k: u32) -> u32 {
         let value = (self.buf & ((1u64 << k) - 1)) as u32;
@@ -431,7 +448,8 @@ pub(crate) struct Inflater {
     state: State,
     /// Whether the current block is the last (BFINAL).
     last: bool,
-    /// A dynamic block's tables, from its header to its end.
+    /// The dynamic blocks' tables: allocated at the first dynamic block, then reused (each
+    /// dynamic header rebuilds them before they are read).
     tables: Option<Box<Tables>>,
 }
 
@@ -518,9 +536,12 @@ impl Inflater {
         matches!(self.state, State::BlockHeader) && self.bits.n == 0
     }
 
-    /// Forget everything (a new stream).
+    /// Forget everything (a new stream), but keep the tables' allocation for the next dynamic
+    /// block (their contents are rebuilt before use).
     pub(crate) fn reset(&mut self) {
+        let tables = self.tables.take();
         *self = Self::new();
+        self.tables = tables;
     }
 
     fn run(&mut self, io: &mut Io<'_>, out: &mut Vec<u8>) -> Result<Inflated, InflateError> {
@@ -650,7 +671,7 @@ impl Inflater {
     }
 
     fn end_block(&mut self) {
-        self.tables = None;
+        // The tables stay allocated for the next dynamic block, which rebuilds them.
         self.state = if self.last {
             State::Done
         } else {
@@ -706,7 +727,7 @@ impl Inflater {
         let mut at = usize::from(have);
         while at < total {
             // A code (at most 7 bits) and its extra bits (at most 7).
-            bits.pull(io, 14);
+            bits.refill(io, 14);
             let entry = tables.codes.dist[bits.buf as usize & ((1 << CL_ROOT) - 1)];
             let len = u32::from(entry & 15);
             if len > bits.n {
@@ -859,12 +880,22 @@ fn grow(out: &mut Vec<u8>, need: usize, max_len: usize, hint: usize) {
     out.reserve_exact(target - len);
 }
 
+/// The longest match.
+const MAX_MATCH: usize = 258;
+
 /// Append the `len` bytes found `dist` bytes back (`dist` is within the history and `out`).
+#[inline]
 fn copy_match(out: &mut Vec<u8>, start: usize, history: &[u8], dist: usize, len: usize) {
     let produced = out.len() - start;
     let mut left = len;
     let from = if dist <= produced {
-        out.len() - dist
+        let from = out.len() - dist;
+        if dist >= len {
+            // No overlap: one copy.
+            out.extend_from_within(from..from + len);
+            return;
+        }
+        from
     } else {
         // From the history first, then from this call's output.
         let back = dist - produced;
@@ -891,8 +922,25 @@ fn copy_match(out: &mut Vec<u8>, start: usize, history: &[u8], dist: usize, len:
     }
 }
 
+/// The mask of the literal/length table's index.
+const LIT_MASK: u64 = (1 << LIT_ROOT) - 1;
+/// The mask of the distance table's index.
+const DIST_MASK: u64 = (1 << DIST_ROOT) - 1;
+
+/// Whether a literal/length entry is a literal whose code fits the table (no walk needed).
+fn short_literal(lit: u16) -> bool {
+    lit & LIT_NOT_LITERAL == 0 && lit & 15 != 0
+}
+
 /// Decode a Huffman block's data with `codes`: whether its end was reached (otherwise the input
 /// ran out).
+///
+/// Each round refills the bit buffer and decodes one symbol (with its distance), or two
+/// literals. While 8 input bytes are left the refill leaves at least 56 bits, and while `out`
+/// has room for a longest match without growing, a round takes the fast path: a symbol with its
+/// extra bits and its distance takes at most 15 + 5 + 15 + 13 = 48 bits, so no check for
+/// running out of bits, and no output limit check, is needed. Near the end of the input or of
+/// the room (and when `max_len` is close), the slow path checks everything.
 fn decode_block(
     bits: &mut Bits,
     codes: &Codes,
@@ -903,14 +951,96 @@ fn decode_block(
     let max_len = io.max_len;
     let mut pos = io.pos;
     let Bits { mut buf, mut n } = *bits;
-    // `out` may grow up to here without a check.
+    // `out` may grow up to here without reallocating or passing `max_len`.
     let mut limit = out.capacity().min(max_len);
-    let result = loop {
+    let result = 'block: loop {
+        if out.len() + MAX_MATCH > limit && limit < max_len {
+            // Room for a longest match (if `max_len` allows), so that the fast path applies.
+            io.pos = pos;
+            let need = MAX_MATCH.min(max_len - out.len());
+            grow(out, need, max_len, io.output_hint());
+            limit = out.capacity().min(max_len);
+        }
         if let Some(chunk) = input[pos..].first_chunk::<8>() {
             buf |= u64::from_le_bytes(*chunk) << n;
             let bytes = (63 - n) / 8;
             pos += bytes as usize;
             n += bytes * 8;
+
+            if out.len() + MAX_MATCH <= limit {
+                // The fast path: `n >= 56`, and `out` has room for 258 bytes (a match, or
+                // two literals) without reallocating.
+                let mut lit = codes.litlen[(buf & LIT_MASK) as usize];
+                if short_literal(lit) {
+                    let len = u32::from(lit & 15);
+                    buf >>= len;
+                    n -= len;
+                    out.push((lit >> 4) as u8);
+                    // At least 46 bits are left: enough for another literal of the table.
+                    let lit = codes.litlen[(buf & LIT_MASK) as usize];
+                    if short_literal(lit) {
+                        let len = u32::from(lit & 15);
+                        buf >>= len;
+                        n -= len;
+                        out.push((lit >> 4) as u8);
+                    }
+                    continue;
+                }
+                if lit & 15 == 0 {
+                    // A long code: `n` bits are enough for any.
+                    let (sym, len) = codes
+                        .litlen_long
+                        .walk(LIT_ROOT, buf, n)
+                        .unwrap_or((NO_SYMBOL, MAX_BITS as u32));
+                    lit = entry(Kind::LitLen, sym, len);
+                }
+                let used = u32::from(lit & 15);
+                if lit & LIT_NOT_LITERAL == 0 {
+                    buf >>= used;
+                    n -= used;
+                    out.push((lit >> 4) as u8);
+                    continue;
+                }
+                let extra = (lit >> 12) & 7;
+                match extra {
+                    LIT_END => {
+                        buf >>= used;
+                        n -= used;
+                        break 'block Ok(true);
+                    }
+                    LIT_BAD => break 'block Err(InflateError::Invalid),
+                    _ => {}
+                }
+                let extra = u32::from(extra);
+                let len = usize::from((lit >> 4) & 0xff) + 3 + bits_at(buf, used, extra);
+                buf >>= used + extra;
+                n -= used + extra;
+
+                let mut dist = codes.dist[(buf & DIST_MASK) as usize];
+                if dist & 15 == 0 {
+                    let (sym, len) = codes
+                        .dist_long
+                        .walk(DIST_ROOT, buf, n)
+                        .unwrap_or((NO_SYMBOL, MAX_BITS as u32));
+                    dist = entry(Kind::Dist, sym, len);
+                }
+                let sym = usize::from(dist >> 4);
+                if sym >= 30 {
+                    break 'block Err(InflateError::Invalid);
+                }
+                let used = u32::from(dist & 15);
+                let extra = u32::from(DIST_EXTRA[sym]);
+                let dist = usize::from(DIST_BASE[sym]) + bits_at(buf, used, extra);
+                buf >>= used + extra;
+                n -= used + extra;
+
+                let produced = out.len() - io.start;
+                if dist > io.max_distance || dist > produced + io.history.len() {
+                    break 'block Err(InflateError::Invalid);
+                }
+                copy_match(out, io.start, io.history, dist, len);
+                continue;
+            }
         } else {
             while n < 56 && pos < input.len() {
                 buf |= u64::from(input[pos]) << n;
@@ -919,24 +1049,16 @@ fn decode_block(
             }
         }
 
-        // Literals with short codes, the common case.
-        let lit = codes.litlen[buf as usize & ((1 << LIT_ROOT) - 1)];
-        let len = u32::from(lit & 15);
-        let symbol = if lit & LIT_NOT_LITERAL == 0 && len != 0 && len <= n {
-            buf >>= len;
-            n -= len;
-            Symbol::Literal((lit >> 4) as u8)
-        } else {
-            match decode(codes, buf, n) {
-                Ok(Some((symbol, used))) => {
-                    buf >>= used;
-                    n -= used;
-                    symbol
-                }
-                // Fewer than 48 bits, so all of the input is in `buf`.
-                Ok(None) => break Ok(false),
-                Err(error) => break Err(error),
+        // The slow path: one symbol, checking that its bits are there and that it fits.
+        let symbol = match decode(codes, buf, n) {
+            Ok(Some((symbol, used))) => {
+                buf >>= used;
+                n -= used;
+                symbol
             }
+            // Fewer than 48 bits, so all of the input is in `buf`.
+            Ok(None) => break Ok(false),
+            Err(error) => break Err(error),
         };
         match symbol {
             Symbol::Literal(byte) => {
