@@ -3,40 +3,10 @@
 //! (after messages both ways, with context takeover) and idle (after `release_buffers`). The
 //! cost of compression is the difference with the same conversation uncompressed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use wskit_proto::{Config, Event, Message, Protocol};
 
-/// The system allocator, counting the bytes in use.
-struct Counting;
-
-static IN_USE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is forwarded to the system allocator with the same arguments; the counter
-// is only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        IN_USE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        IN_USE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod support;
+use support::counting::{Counting, in_use};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -102,9 +72,9 @@ struct Server {
 
 impl Server {
     fn run<T>(&mut self, f: impl FnOnce(&mut Protocol, &mut Vec<u8>) -> T) -> T {
-        let before = IN_USE.load(Ordering::Relaxed);
+        let before = in_use();
         let result = f(&mut self.protocol, &mut self.out);
-        self.kept += IN_USE.load(Ordering::Relaxed) - before;
+        self.kept += in_use() - before;
         result
     }
 
