@@ -81,6 +81,27 @@ const DIST_EXTRA: [u8; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
     13,
 ];
+/// `DIST_BASE` for all 32 distance symbols, with the invalid 30 and 31 reaching further back
+/// than any history (and any limit a caller can give, as `usize::MAX >> 1` bytes cannot be).
+const DIST_BASE_32: [usize; 32] = {
+    let mut base = [usize::MAX >> 1; 32];
+    let mut i = 0;
+    while i < 30 {
+        base[i] = DIST_BASE[i] as usize;
+        i += 1;
+    }
+    base
+};
+/// `DIST_EXTRA` for all 32 distance symbols (none for 30 and 31).
+const DIST_EXTRA_32: [u8; 32] = {
+    let mut extra = [0; 32];
+    let mut i = 0;
+    while i < 30 {
+        extra[i] = DIST_EXTRA[i];
+        i += 1;
+    }
+    extra
+};
 /// The order in which a dynamic header gives the code length code's lengths.
 const CL_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
@@ -135,16 +156,17 @@ const fn entry(kind: Kind, sym: usize, len: u32) -> u16 {
 }
 
 /// What is needed to decode the codes longer than a table's index: the canonical code's
-/// first code and number of codes of each length, and the symbols with those longer codes.
+/// first code and number of codes of each length, and the symbols in canonical order.
 #[derive(Clone, Copy)]
 struct Long<const N: usize> {
     /// The first code of each length (as a number, most significant bit first).
     first: [u16; MAX_BITS + 1],
     /// The number of codes of each length.
     count: [u16; MAX_BITS + 1],
-    /// Where the symbols of each length (longer than the table's index) start in `symbols`.
+    /// Where the symbols of each length start in `symbols`.
     index: [u16; MAX_BITS + 1],
-    /// The symbols with codes longer than the table's index, by length, then by symbol.
+    /// The symbols with a code, by length, then by symbol (the canonical order; `walk` reads
+    /// those with codes longer than the table's index, `build` places the others).
     symbols: [u16; N],
 }
 
@@ -208,21 +230,46 @@ const fn fill(table: &mut [u16], size: usize, value: u16) {
     }
 }
 
+/// Copy the first `filled` entries of `table` to the next `filled` (a copy of disjoint slices,
+/// which the compiler makes a `memcpy`; `copy_from_slice` is not `const` in the MSRV).
+const fn double(table: &mut [u16], filled: usize) {
+    let (done, rest) = table.split_at_mut(filled);
+    let (next, _) = rest.split_at_mut(filled);
+    let mut k = 0;
+    while k < done.len() && k < next.len() {
+        next[k] = done[k];
+        k += 1;
+    }
+}
+
 /// Build the table (`1 << root` entries) and `long` of the code with these code lengths (all at
-/// most 15). `false` if the lengths are not a valid code of this kind.
+/// most 15; at most `N` of them). `false` if the lengths are not a valid code of this kind.
+/// With `counted`, `long.count` already holds the number of codes of each length (as
+/// `code_lens` counts them while reading them).
+///
+/// The symbols are sorted by code length (then by symbol: the canonical order), and the table
+/// is filled a length at a time: with the codes of length `len` placed in its first
+/// `1 << len` entries, those are copied to the next `1 << len`, which is where they repeat with
+/// one bit more, before the codes of length `len + 1` are placed. Each entry is written once
+/// for its own code (plus the copies).
 const fn build<const N: usize>(
     kind: Kind,
     lens: &[u8],
     root: u32,
     table: &mut [u16],
     long: &mut Long<N>,
+    counted: bool,
 ) -> bool {
     let size = 1usize << root;
     let mut count = [0u16; MAX_BITS + 1];
-    let mut i = 0;
-    while i < lens.len() {
-        count[lens[i] as usize] += 1;
-        i += 1;
+    if counted {
+        count = long.count;
+    } else {
+        let mut i = 0;
+        while i < lens.len() {
+            count[lens[i] as usize & 15] += 1;
+            i += 1;
+        }
     }
     count[0] = 0;
     let mut max = MAX_BITS;
@@ -251,54 +298,105 @@ const fn build<const N: usize>(
         }
         len += 1;
     }
-    if left > 0 {
-        // Incomplete: only a single one-bit code, whose other half decodes as invalid.
-        if matches!(kind, Kind::CodeLen) || max > 1 {
-            return false;
-        }
-        fill(table, size, entry(kind, NO_SYMBOL, 1));
+    // Incomplete: only a single one-bit code, whose other half decodes as invalid (the first
+    // two entries are copied to the whole table; every other entry of a complete code is
+    // written).
+    if left > 0 && (matches!(kind, Kind::CodeLen) || max > 1) {
+        return false;
     }
+    fill(table, 2, entry(kind, NO_SYMBOL, 1));
 
-    // The canonical code (RFC 1951 section 3.2.2): the first code of each length.
-    let mut next = [0u16; MAX_BITS + 1];
+    // The canonical code (RFC 1951 section 3.2.2): the first code of each length; and where
+    // the symbols of each length start in the sorted order.
+    let mut offset = [0u16; MAX_BITS + 1];
     let mut code = 0u16;
-    let mut index = 0u16;
+    let mut at = 0;
     len = 1;
     while len <= MAX_BITS {
         code = (code + count[len - 1]) << 1;
-        next[len] = code;
         long.first[len] = code;
         long.count[len] = count[len];
-        long.index[len] = index;
-        if len > root as usize {
-            index += count[len];
-        }
+        long.index[len] = at;
+        offset[len] = at;
+        at += count[len];
         len += 1;
     }
 
-    let mut at = long.index;
-    let mut sym = 0;
-    while sym < lens.len() {
-        let len = lens[sym] as usize;
-        if len != 0 {
-            let code = next[len];
-            next[len] += 1;
-            // Codes are sent most significant bit first: the table is indexed by the reverse.
-            let reversed = (code.reverse_bits() >> (16 - len)) as usize;
-            if len <= root as usize {
-                let value = entry(kind, sym, len as u32);
-                let mut j = reversed;
-                while j < size {
-                    table[j] = value;
-                    j += 1 << len;
+    // The symbols in canonical order. Unused symbols often come in runs: 8 lengths at a time,
+    // skipping those all 0.
+    let sorted = &mut long.symbols;
+    let mut rest = lens;
+    let mut base = 0;
+    while let Some((chunk, tail)) = rest.split_first_chunk::<8>() {
+        if u64::from_ne_bytes(*chunk) != 0 {
+            let mut k = 0;
+            while k < 8 {
+                let len = chunk[k] as usize & 15;
+                if len != 0 {
+                    sorted[offset[len] as usize] = (base + k) as u16;
+                    offset[len] += 1;
                 }
-            } else {
-                table[reversed & (size - 1)] = 0;
-                long.symbols[at[len] as usize] = sym as u16;
-                at[len] += 1;
+                k += 1;
             }
         }
-        sym += 1;
+        rest = tail;
+        base += 8;
+    }
+    let mut k = 0;
+    while k < rest.len() {
+        let len = rest[k] as usize & 15;
+        if len != 0 {
+            sorted[offset[len] as usize] = (base + k) as u16;
+            offset[len] += 1;
+        }
+        k += 1;
+    }
+
+    // The codes that fit the table, a length at a time, from the shortest (the entries before
+    // its first are overwritten as its codes and the longer ones are placed).
+    let mut i = 0;
+    let mut filled = 2;
+    len = 1;
+    while len < root as usize && count[len] == 0 {
+        len += 1;
+        filled *= 2;
+    }
+    while len <= root as usize && len <= max {
+        if filled < 1 << len {
+            double(table, filled);
+            filled *= 2;
+        }
+        let mut code = long.first[len];
+        let end = i + count[len] as usize;
+        while i < end {
+            // Codes are sent most significant bit first: the table is indexed by the reverse.
+            let reversed = (code.reverse_bits() >> (16 - len)) as usize;
+            table[reversed] = entry(kind, long.symbols[i] as usize, len as u32);
+            code += 1;
+            i += 1;
+        }
+        len += 1;
+    }
+    while filled < size {
+        double(table, filled);
+        filled *= 2;
+    }
+
+    // The codes longer than the table's index: their first `root` bits lead to `Long::walk`.
+    while len <= max {
+        let mut code = long.first[len];
+        let end = i + count[len] as usize;
+        while i < end {
+            let reversed = (code.reverse_bits() >> (16 - len)) as usize;
+            // No length: found by `Long::walk` (and not a literal, for the fast test).
+            table[reversed & (size - 1)] = match kind {
+                Kind::LitLen => LIT_NOT_LITERAL,
+                _ => 0,
+            };
+            code += 1;
+            i += 1;
+        }
+        len += 1;
     }
     true
 }
@@ -322,6 +420,7 @@ static FIXED: Codes = {
         LIT_ROOT,
         &mut codes.litlen,
         &mut codes.litlen_long,
+        false,
     );
     let dist = build(
         Kind::Dist,
@@ -329,6 +428,7 @@ static FIXED: Codes = {
         DIST_ROOT,
         &mut codes.dist,
         &mut codes.dist_long,
+        false,
     );
     assert!(litlen && dist);
     codes
@@ -634,9 +734,13 @@ impl Inflater {
                         CL_ROOT,
                         &mut codes.dist,
                         &mut codes.dist_long,
+                        false,
                     ) {
                         return Err(InflateError::Invalid);
                     }
+                    // `code_lens` counts the lengths of each code here.
+                    codes.litlen_long.count = [0; MAX_BITS + 1];
+                    codes.dist_long.count = [0; MAX_BITS + 1];
                     self.state = State::CodeLens {
                         nlen,
                         ndist,
@@ -724,7 +828,11 @@ impl Inflater {
         let tables = self.tables.as_deref_mut().ok_or(InflateError::Invalid)?;
         let bits = &mut self.bits;
         let total = usize::from(nlen + ndist);
+        let nlen_at = usize::from(nlen);
         let mut at = usize::from(have);
+        // The number of codes of each length, of the literal/length code and of the distance
+        // code, kept in `Long::count` between calls.
+        let mut counts = [tables.codes.litlen_long.count, tables.codes.dist_long.count];
         while at < total {
             // A code (at most 7 bits) and its extra bits (at most 7).
             bits.refill(io, 14);
@@ -737,6 +845,7 @@ impl Inflater {
             if sym < 16 {
                 bits.drop(len);
                 tables.lens[at] = sym as u8;
+                counts[usize::from(at >= nlen_at)][usize::from(sym)] += 1;
                 at += 1;
                 continue;
             }
@@ -762,8 +871,13 @@ impl Inflater {
                 return Err(InflateError::Invalid);
             }
             tables.lens[at..at + repeat].fill(value);
+            let split = nlen_at.clamp(at, at + repeat);
+            let value = usize::from(value & 15);
+            counts[0][value] += (split - at) as u16;
+            counts[1][value] += (at + repeat - split) as u16;
             at += repeat;
         }
+        [tables.codes.litlen_long.count, tables.codes.dist_long.count] = counts;
         have = at as u16;
         if at < total {
             return Ok(have);
@@ -780,12 +894,14 @@ impl Inflater {
             LIT_ROOT,
             &mut codes.litlen,
             &mut codes.litlen_long,
+            true,
         ) && build(
             Kind::Dist,
             dist,
             DIST_ROOT,
             &mut codes.dist,
             &mut codes.dist_long,
+            true,
         );
         if !valid {
             return Err(InflateError::Invalid);
@@ -927,20 +1043,53 @@ const LIT_MASK: u64 = (1 << LIT_ROOT) - 1;
 /// The mask of the distance table's index.
 const DIST_MASK: u64 = (1 << DIST_ROOT) - 1;
 
-/// Whether a literal/length entry is a literal whose code fits the table (no walk needed).
+/// Whether a literal/length entry is a literal whose code fits the table (no walk needed): the
+/// entries of longer codes have `LIT_NOT_LITERAL` set, as do lengths and the like.
 fn short_literal(lit: u16) -> bool {
-    lit & LIT_NOT_LITERAL == 0 && lit & 15 != 0
+    lit & LIT_NOT_LITERAL == 0
+}
+
+/// Append the `len` bytes (at most `MAX_MATCH`) found `dist` bytes back, with `out` having room
+/// for `MAX_MATCH` more bytes without growing: short matches that do not overlap and lie in
+/// `out` take one fixed-size copy (which may write past the match into `out`'s spare capacity;
+/// the length is then cut back).
+#[inline(always)]
+fn copy_match_fast(out: &mut Vec<u8>, start: usize, history: &[u8], dist: usize, len: usize) {
+    let end = out.len() + len;
+    let produced = out.len() - start;
+    if dist <= produced {
+        let from = out.len() - dist;
+        if len <= 16
+            && dist >= 16
+            && let Some(chunk) = out[from..].first_chunk::<16>()
+        {
+            let chunk = *chunk;
+            out.extend_from_slice(&chunk);
+            out.truncate(end);
+            return;
+        }
+        if len <= 32
+            && dist >= 32
+            && let Some(chunk) = out[from..].first_chunk::<32>()
+        {
+            let chunk = *chunk;
+            out.extend_from_slice(&chunk);
+            out.truncate(end);
+            return;
+        }
+    }
+    copy_match(out, start, history, dist, len);
 }
 
 /// Decode a Huffman block's data with `codes`: whether its end was reached (otherwise the input
 /// ran out).
 ///
-/// Each round refills the bit buffer and decodes one symbol (with its distance), or two
-/// literals. While 8 input bytes are left the refill leaves at least 56 bits, and while `out`
-/// has room for a longest match without growing, a round takes the fast path: a symbol with its
-/// extra bits and its distance takes at most 15 + 5 + 15 + 13 = 48 bits, so no check for
-/// running out of bits, and no output limit check, is needed. Near the end of the input or of
-/// the room (and when `max_len` is close), the slow path checks everything.
+/// While 8 input bytes are left and `out` has room for a longest match without growing, the
+/// fast loop runs: each round refills the bit buffer (leaving at least 56 bits) and decodes up
+/// to five literals or one symbol with its distance. A symbol with its extra bits and its
+/// distance takes at most 15 + 5 + 15 + 13 = 48 bits, so no check for running out of bits, and
+/// no output limit check, is needed. Near the end of the input or of the room (and when
+/// `max_len` is close), the slow path checks everything, one symbol at a time.
 fn decode_block(
     bits: &mut Bits,
     codes: &Codes,
@@ -949,6 +1098,13 @@ fn decode_block(
 ) -> Result<bool, InflateError> {
     let input = io.input;
     let max_len = io.max_len;
+    let start = io.start;
+    let history = io.history;
+    let max_distance = io.max_distance;
+    // `out.len() + back` is how far back a distance may reach (history and this call's output).
+    let back = history.len().wrapping_sub(start);
+    let litlen = &codes.litlen;
+    let dists = &codes.dist;
     let mut pos = io.pos;
     let Bits { mut buf, mut n } = *bits;
     // `out` may grow up to here without reallocating or passing `max_len`.
@@ -961,86 +1117,91 @@ fn decode_block(
             grow(out, need, max_len, io.output_hint());
             limit = out.capacity().min(max_len);
         }
-        if let Some(chunk) = input[pos..].first_chunk::<8>() {
-            buf |= u64::from_le_bytes(*chunk) << n;
-            let bytes = (63 - n) / 8;
-            pos += bytes as usize;
-            n += bytes * 8;
+        // The fast loop: `out.len() <= out_end` leaves room for a longest match.
+        let out_end = limit.wrapping_sub(MAX_MATCH);
+        while limit >= MAX_MATCH
+            && out.len() <= out_end
+            && let Some(chunk) = input.get(pos..pos + 8)
+        {
+            let chunk: [u8; 8] = chunk.try_into().unwrap_or_default();
+            buf |= u64::from_le_bytes(chunk) << n;
+            pos += ((63 - n) / 8) as usize;
+            n |= 56;
 
-            if out.len() + MAX_MATCH <= limit {
-                // The fast path: `n >= 56`, and `out` has room for 258 bytes (a match, or
-                // two literals) without reallocating.
-                let mut lit = codes.litlen[(buf & LIT_MASK) as usize];
-                if short_literal(lit) {
+            let mut lit = litlen[(buf & LIT_MASK) as usize];
+            if short_literal(lit) {
+                // Up to five literals of at most 9 bits each (56 bits are enough).
+                let len = u32::from(lit & 15);
+                buf >>= len;
+                n -= len;
+                out.push((lit >> 4) as u8);
+                for _ in 0..4 {
+                    let lit = litlen[(buf & LIT_MASK) as usize];
+                    if !short_literal(lit) {
+                        break;
+                    }
                     let len = u32::from(lit & 15);
                     buf >>= len;
                     n -= len;
                     out.push((lit >> 4) as u8);
-                    // At least 46 bits are left: enough for another literal of the table.
-                    let lit = codes.litlen[(buf & LIT_MASK) as usize];
-                    if short_literal(lit) {
-                        let len = u32::from(lit & 15);
-                        buf >>= len;
-                        n -= len;
-                        out.push((lit >> 4) as u8);
-                    }
-                    continue;
                 }
-                if lit & 15 == 0 {
-                    // A long code: `n` bits are enough for any.
-                    let (sym, len) = codes
-                        .litlen_long
-                        .walk(LIT_ROOT, buf, n)
-                        .unwrap_or((NO_SYMBOL, MAX_BITS as u32));
-                    lit = entry(Kind::LitLen, sym, len);
-                }
-                let used = u32::from(lit & 15);
-                if lit & LIT_NOT_LITERAL == 0 {
-                    buf >>= used;
-                    n -= used;
-                    out.push((lit >> 4) as u8);
-                    continue;
-                }
-                let extra = (lit >> 12) & 7;
-                match extra {
-                    LIT_END => {
-                        buf >>= used;
-                        n -= used;
-                        break 'block Ok(true);
-                    }
-                    LIT_BAD => break 'block Err(InflateError::Invalid),
-                    _ => {}
-                }
-                let extra = u32::from(extra);
-                let len = usize::from((lit >> 4) & 0xff) + 3 + bits_at(buf, used, extra);
-                buf >>= used + extra;
-                n -= used + extra;
-
-                let mut dist = codes.dist[(buf & DIST_MASK) as usize];
-                if dist & 15 == 0 {
-                    let (sym, len) = codes
-                        .dist_long
-                        .walk(DIST_ROOT, buf, n)
-                        .unwrap_or((NO_SYMBOL, MAX_BITS as u32));
-                    dist = entry(Kind::Dist, sym, len);
-                }
-                let sym = usize::from(dist >> 4);
-                if sym >= 30 {
-                    break 'block Err(InflateError::Invalid);
-                }
-                let used = u32::from(dist & 15);
-                let extra = u32::from(DIST_EXTRA[sym]);
-                let dist = usize::from(DIST_BASE[sym]) + bits_at(buf, used, extra);
-                buf >>= used + extra;
-                n -= used + extra;
-
-                let produced = out.len() - io.start;
-                if dist > io.max_distance || dist > produced + io.history.len() {
-                    break 'block Err(InflateError::Invalid);
-                }
-                copy_match(out, io.start, io.history, dist, len);
                 continue;
             }
+            if lit & 15 == 0 {
+                // A long code: `n` bits are enough for any.
+                let (sym, len) = codes
+                    .litlen_long
+                    .walk(LIT_ROOT, buf, n)
+                    .unwrap_or((NO_SYMBOL, MAX_BITS as u32));
+                lit = entry(Kind::LitLen, sym, len);
+            }
+            let used = u32::from(lit & 15);
+            if lit & LIT_NOT_LITERAL == 0 {
+                buf >>= used;
+                n -= used;
+                out.push((lit >> 4) as u8);
+                continue;
+            }
+            let extra = (lit >> 12) & 7;
+            if extra >= LIT_END {
+                if extra == LIT_END {
+                    buf >>= used;
+                    n -= used;
+                    break 'block Ok(true);
+                }
+                break 'block Err(InflateError::Invalid);
+            }
+            let extra = u32::from(extra);
+            let len = usize::from((lit >> 4) & 0xff) + 3 + bits_at(buf, used, extra);
+            buf >>= used + extra;
+            n -= used + extra;
+
+            let mut dist = dists[(buf & DIST_MASK) as usize];
+            if dist & 15 == 0 {
+                let (sym, len) = codes
+                    .dist_long
+                    .walk(DIST_ROOT, buf, n)
+                    .unwrap_or((NO_SYMBOL, MAX_BITS as u32));
+                dist = entry(Kind::Dist, sym, len);
+            }
+            // The symbols 30 and 31 give a distance too far for any history.
+            let sym = usize::from(dist >> 4) & 31;
+            let used = u32::from(dist & 15);
+            let extra = u32::from(DIST_EXTRA_32[sym]);
+            let dist = DIST_BASE_32[sym] + bits_at(buf, used, extra);
+            buf >>= used + extra;
+            n -= used + extra;
+
+            if dist > max_distance || dist > out.len().wrapping_add(back) {
+                break 'block Err(InflateError::Invalid);
+            }
+            copy_match_fast(out, start, history, dist, len);
+        }
+
+        if let Some(chunk) = input[pos..].first_chunk::<8>() {
+            buf |= u64::from_le_bytes(*chunk) << n;
+            pos += ((63 - n) / 8) as usize;
+            n |= 56;
         } else {
             while n < 56 && pos < input.len() {
                 buf |= u64::from(input[pos]) << n;
@@ -1074,8 +1235,8 @@ fn decode_block(
             }
             Symbol::End => break Ok(true),
             Symbol::Match { len, dist } => {
-                let produced = out.len() - io.start;
-                if dist > io.max_distance || dist > produced + io.history.len() {
+                let produced = out.len() - start;
+                if dist > max_distance || dist > produced + history.len() {
                     break Err(InflateError::Invalid);
                 }
                 if out.len() + len > limit {
@@ -1083,14 +1244,14 @@ fn decode_block(
                         // What fits, then the error.
                         let room = max_len.saturating_sub(out.len());
                         grow(out, room, max_len, 0);
-                        copy_match(out, io.start, io.history, dist, room);
+                        copy_match(out, start, history, dist, room);
                         break Err(InflateError::TooBig);
                     }
                     io.pos = pos;
                     grow(out, len, max_len, io.output_hint());
                     limit = out.capacity().min(max_len);
                 }
-                copy_match(out, io.start, io.history, dist, len);
+                copy_match(out, start, history, dist, len);
             }
         }
     };
@@ -1959,6 +2120,102 @@ mod tests {
         assert_eq!(inflate_pieces(&compressed[0], &dictionary, &[1, 5]).1, text);
         // Without it, the first match is too far back.
         assert_eq!(inflate_all(&compressed[0]).0, Err(InflateError::Invalid));
+    }
+
+    /// The output of `syms` (literals and copies only) after `history`.
+    fn expand(history: &[u8], syms: &[Sym]) -> Vec<u8> {
+        let mut all = history.to_vec();
+        for &sym in syms {
+            match sym {
+                Sym::Lit(byte) => all.push(byte),
+                Sym::Copy(len, dist) => {
+                    for _ in 0..len {
+                        all.push(all[all.len() - dist]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        all.split_off(history.len())
+    }
+
+    #[test]
+    fn fast_path_copies() {
+        // Enough input left for the fast loop: copies of every length up to 40 at distances
+        // around the fixed-size copies' 16 and 32 bytes, from this call's output and from the
+        // history, each followed by literals.
+        let history: Vec<u8> = (0..100u8).collect();
+        let mut syms: Vec<Sym> = (0..40).map(|i| Sym::Lit(b'a' + i % 26)).collect();
+        for len in 3..=40 {
+            for dist in [1, 2, 15, 16, 17, 31, 32, 33, 40 + len, 139] {
+                syms.push(Sym::Copy(len, dist));
+                syms.push(Sym::Lit(len as u8));
+            }
+        }
+        let expected = expand(&history, &syms);
+        syms.push(Sym::End);
+        let input = fixed(&syms);
+        assert_eq!(
+            inflate_with(&input, &history, WINDOW, BIG),
+            (Ok(Inflated::StreamEnd), expected.clone())
+        );
+        assert_eq!(inflate_pieces(&input, &history, &[9, 1]).1, expected);
+    }
+
+    #[test]
+    fn fast_path_edges() {
+        // A longest match ending exactly at `max_len`, with the input going on after it.
+        let mut syms: Vec<Sym> = (0..300u32)
+            .map(|i| Sym::Lit(b'a' + (i % 26) as u8))
+            .collect();
+        syms.push(Sym::Copy(258, 26));
+        let expected = expand(&[], &syms);
+        syms.extend((0..20).map(|_| Sym::Lit(b'z')));
+        syms.push(Sym::End);
+        let input = fixed(&syms);
+        let (result, out) = inflate_with(&input, &[], WINDOW, expected.len());
+        assert_eq!(result, Err(InflateError::TooBig));
+        assert_eq!(out, expected);
+        let (result, out) = inflate_with(&input, &[], WINDOW, expected.len() - 1);
+        assert_eq!(result, Err(InflateError::TooBig));
+        assert_eq!(out, expected[..expected.len() - 1]);
+        // Short copies ending exactly at `max_len`, with `out` just big enough.
+        for (len, dist) in [(16, 16), (3, 16), (32, 32), (17, 40), (16, 15)] {
+            let mut syms: Vec<Sym> = (0..300u32)
+                .map(|i| Sym::Lit(b'a' + (i % 26) as u8))
+                .collect();
+            syms.push(Sym::Copy(len, dist));
+            let expected = expand(&[], &syms);
+            syms.extend((0..20).map(|_| Sym::Lit(b'z')));
+            syms.push(Sym::End);
+            let input = fixed(&syms);
+            let mut out = Vec::with_capacity(expected.len());
+            let result = Inflater::new().inflate(&input, &[], &mut out, 0, WINDOW, expected.len());
+            assert_eq!(result, Err(InflateError::TooBig), "len {len} dist {dist}");
+            assert_eq!(out, expected, "len {len} dist {dist}");
+            assert!(out.capacity() <= expected.len().max(256) + 8);
+        }
+        // The input ending inside a run of literals, a match or the end-of-block code, at every
+        // point.
+        let mut syms: Vec<Sym> = (0..30).map(|i| Sym::Lit(b'a' + i % 5)).collect();
+        syms.extend([Sym::Copy(20, 17), Sym::Lit(b'x'), Sym::Copy(258, 1)]);
+        let expected = expand(&[], &syms);
+        syms.push(Sym::End);
+        let input = fixed(&syms);
+        for cut in 0..input.len() {
+            let (result, out) = inflate_all(&input[..cut]);
+            assert_eq!(result, Ok(Inflated::NeedsInput), "cut {cut}");
+            assert!(expected.starts_with(&out), "cut {cut}");
+        }
+        // Distance symbols 30 and 31 after many literals, with no limit on distances.
+        for sym in [30, 31] {
+            let mut syms: Vec<Sym> = (0..40).map(|_| Sym::Lit(b'q')).collect();
+            syms.extend([Sym::RawDist(sym), Sym::Lit(b'r'), Sym::End]);
+            let history = vec![b'h'; 1000];
+            let (result, out) = inflate_with(&fixed(&syms), &history, usize::MAX, BIG);
+            assert_eq!(result, Err(InflateError::Invalid));
+            assert_eq!(out, [b'q'; 40]);
+        }
     }
 
     #[test]

@@ -64,7 +64,7 @@ fn decode_char(c: u8) -> Option<u32> {
 /// characters, and zero pad bits (RFC 4648 section 3.5). No whitespace is accepted.
 pub fn base64_decode(input: &str) -> Option<Vec<u8>> {
     let input = input.as_bytes();
-    if input.len() % 4 != 0 {
+    if !input.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(input.len() / 4 * 3);

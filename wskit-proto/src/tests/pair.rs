@@ -75,15 +75,17 @@ impl Pair {
         for _ in 0..100 {
             let to_server = self.client.take_data_to_send();
             let to_client = self.server.take_data_to_send();
-            if !to_server.is_empty() && !self.server_closed_transport {
-                if let Err(e) = self.server.receive_data(&to_server) {
-                    self.server_errors.push(e);
-                }
+            if !to_server.is_empty()
+                && !self.server_closed_transport
+                && let Err(e) = self.server.receive_data(&to_server)
+            {
+                self.server_errors.push(e);
             }
-            if !to_client.is_empty() && !self.client_closed_transport {
-                if let Err(e) = self.client.receive_data(&to_client) {
-                    self.client_errors.push(e);
-                }
+            if !to_client.is_empty()
+                && !self.client_closed_transport
+                && let Err(e) = self.client.receive_data(&to_client)
+            {
+                self.client_errors.push(e);
             }
             self.drain_events();
             let mut progressed = !to_server.is_empty() || !to_client.is_empty();
@@ -95,10 +97,10 @@ impl Pair {
             if self.client.should_close_transport() && !self.client_closed_transport {
                 self.client_closed_transport = true;
                 let rest = self.client.take_data_to_send();
-                if !rest.is_empty() {
-                    if let Err(e) = self.server.receive_data(&rest) {
-                        self.server_errors.push(e);
-                    }
+                if !rest.is_empty()
+                    && let Err(e) = self.server.receive_data(&rest)
+                {
+                    self.server_errors.push(e);
                 }
                 if let Err(e) = self.server.receive_eof() {
                     self.server_errors.push(e);
@@ -115,10 +117,10 @@ impl Pair {
 
     fn flush_then_eof_to_client(&mut self) {
         let rest = self.server.take_data_to_send();
-        if !rest.is_empty() {
-            if let Err(e) = self.client.receive_data(&rest) {
-                self.client_errors.push(e);
-            }
+        if !rest.is_empty()
+            && let Err(e) = self.client.receive_data(&rest)
+        {
+            self.client_errors.push(e);
         }
         if let Err(e) = self.client.receive_eof() {
             self.client_errors.push(e);
