@@ -54,7 +54,7 @@ const LEVELS: [Level; 10] = {
             dynamic: true,
         }
     }
-    let mut fastest = level(4, 0, 16, 0, 4);
+    let mut fastest = level(2, 0, 16, 0, 4);
     fastest.dynamic = false;
     [
         level(0, 0, 0, 0, 0),
@@ -286,10 +286,8 @@ pub(crate) struct Deflater {
     block_start: usize,
     /// Level 1 writes each symbol as it comes, with the fixed codes, rather than keep it:
     /// where the output was before the current block, to write it stored instead if that is
-    /// shorter.
+    /// shorter. Such a block ends where the buffer slides or the call ends.
     direct: Option<Mark>,
-    /// Level 1: the current block's symbols, written already.
-    direct_count: usize,
 }
 
 /// A position in the output: its length and the bits not yet written to it.
@@ -342,7 +340,6 @@ impl Deflater {
             block_symbols: 1 << (mem_level + 6),
             block_start: buf.len(),
             direct: None,
-            direct_count: 0,
             buf,
         }
     }
@@ -496,6 +493,11 @@ impl Deflater {
             return;
         }
         self.insert_range(self.inserted, self.pos);
+        if !self.level.dynamic && self.direct.is_none() && self.pos < limit {
+            // Level 1 writes its symbols as they come, into a block with the fixed codes.
+            self.direct = Some(bits.mark());
+            bits.put(1 << 1, 3);
+        }
         if self.level.lazy == 0 {
             self.run_greedy(bits, limit);
         } else {
@@ -506,19 +508,13 @@ impl Deflater {
 
     #[inline(always)]
     fn push(&mut self, bits: &mut BitWriter<'_>, symbol: Symbol, data_end: usize) {
-        let count = if self.level.dynamic {
-            self.symbols.push(symbol);
-            self.symbols.len()
-        } else {
-            if self.direct.is_none() {
-                self.direct = Some(bits.mark());
-                bits.put(1 << 1, 3);
-            }
+        if !self.level.dynamic {
+            // Level 1: the block was opened by `run`, its size is bounded by the buffer's.
             write_symbol(bits, symbol, &FIXED_LITLEN, &FIXED_DIST);
-            self.direct_count += 1;
-            self.direct_count
-        };
-        if count >= self.block_symbols {
+            return;
+        }
+        self.symbols.push(symbol);
+        if self.symbols.len() >= self.block_symbols {
             self.flush_block_at(bits, data_end);
         }
     }
@@ -623,7 +619,6 @@ impl Deflater {
                 bits.restore(mark);
                 self.flush_stored(bits, self.block_start, data_end);
             }
-            self.direct_count = 0;
             self.block_start = data_end;
             return;
         }
