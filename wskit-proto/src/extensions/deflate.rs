@@ -71,21 +71,21 @@ const LEVELS: [Level; 10] = {
 };
 
 /// Base lengths of the length symbols 257 to 285.
-static LENGTH_BASE: [u16; 29] = [
+pub(super) const LENGTH_BASE: [u16; 29] = [
     3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
     163, 195, 227, 258,
 ];
 /// Extra bits of the length symbols 257 to 285.
-static LENGTH_EXTRA: [u8; 29] = [
+pub(super) const LENGTH_EXTRA: [u8; 29] = [
     0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
 ];
 /// Base distances of the distance symbols 0 to 29.
-static DIST_BASE: [u16; 30] = [
+pub(super) const DIST_BASE: [u16; 30] = [
     1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
     2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
 ];
 /// The order in which a dynamic block's header gives the code length code's lengths.
-static CLEN_ORDER: [usize; 19] = [
+pub(super) const CLEN_ORDER: [usize; 19] = [
     16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
 ];
 
@@ -172,8 +172,8 @@ impl<const N: usize> Code<N> {
     }
 }
 
-/// The fixed literal/length code (RFC 1951, 3.2.6).
-static FIXED_LITLEN: Code<288> = {
+/// The lengths of the fixed literal/length code (RFC 1951, 3.2.6).
+pub(super) const FIXED_LITLEN_LENGTHS: [u8; 288] = {
     let mut lengths = [8u8; 288];
     let mut i = 144;
     while i < 256 {
@@ -184,8 +184,10 @@ static FIXED_LITLEN: Code<288> = {
         lengths[i] = 7;
         i += 1;
     }
-    Code::canonical(lengths)
+    lengths
 };
+/// The fixed literal/length code.
+static FIXED_LITLEN: Code<288> = Code::canonical(FIXED_LITLEN_LENGTHS);
 /// The fixed distance code: 5 bits each.
 static FIXED_DIST: Code<30> = Code::canonical([5; 30]);
 

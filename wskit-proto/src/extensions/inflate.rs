@@ -31,9 +31,14 @@
 //! with no codes at all is not refused at once: every bit then reads as a zero length, and the
 //! block fails when the lengths are read (no end-of-block code).
 
-// Used by permessage-deflate once it switches from zlib-rs's inflater.
-
 use std::fmt;
+
+// The RFC's tables of length and distance bases, extra bits and the order of the code length
+// code's lengths, shared with the compressor.
+use super::deflate::{
+    CLEN_ORDER as CL_ORDER, DIST_BASE, FIXED_LITLEN_LENGTHS, LENGTH_BASE as LEN_BASE,
+    LENGTH_EXTRA as LEN_EXTRA,
+};
 
 /// Why inflating failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,20 +67,6 @@ const CL_ROOT: u32 = 7;
 /// The longest code.
 const MAX_BITS: usize = 15;
 
-/// Base lengths of the length symbols 257 to 285.
-const LEN_BASE: [u16; 29] = [
-    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131,
-    163, 195, 227, 258,
-];
-/// Extra bits of the length symbols 257 to 285.
-const LEN_EXTRA: [u8; 29] = [
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
-];
-/// Base distances of the distance symbols 0 to 29.
-const DIST_BASE: [u16; 30] = [
-    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537,
-    2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577,
-];
 /// Extra bits of the distance symbols 0 to 29.
 const DIST_EXTRA: [u8; 30] = [
     0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
@@ -102,10 +93,6 @@ const DIST_EXTRA_32: [u8; 32] = {
     }
     extra
 };
-/// The order in which a dynamic header gives the code length code's lengths.
-const CL_ORDER: [usize; 19] = [
-    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
-];
 
 // Table entries are 16 bits. The low 4 bits hold the code's length (1 to 15), or 0 in a slot
 // whose codes are longer than the table's index (found by `Long::walk`).
@@ -403,16 +390,7 @@ const fn build<const N: usize>(
 
 /// The fixed codes (RFC 1951 section 3.2.6).
 static FIXED: Codes = {
-    let mut lens = [8u8; 288];
-    let mut i = 144;
-    while i < 256 {
-        lens[i] = 9;
-        i += 1;
-    }
-    while i < 280 {
-        lens[i] = 7;
-        i += 1;
-    }
+    let lens = FIXED_LITLEN_LENGTHS;
     let mut codes = Codes::EMPTY;
     let litlen = build(
         Kind::LitLen,
@@ -437,8 +415,9 @@ static FIXED: Codes = {
 /// A dynamic block's tables, and its code lengths while its header is read.
 struct Tables {
     codes: Codes,
-    /// The code lengths read so far: first the code length code's 19, then the literal/length
-    /// and distance codes' (at most 286 + 30).
+    /// The code lengths read so far: first the code length code's 19 (its table built, they
+    /// are no longer needed), then, over them from index 0, the literal/length and distance
+    /// codes' (at most 286 + 30).
     lens: [u8; 320],
 }
 
