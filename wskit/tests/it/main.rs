@@ -20,6 +20,7 @@ mod handshake;
 mod http2;
 #[cfg(feature = "hyper")]
 mod hyper;
+mod interop;
 mod keepalive;
 mod limits;
 mod proxy;
