@@ -118,8 +118,7 @@ print('ok')
 #[tokio::test]
 async fn wskit_client_against_a_python_websockets_server() {
     let Some(python) = python() else { return };
-    let script = format!(
-        "
+    let script = "
 from websockets.sync.server import serve
 def handler(ws):
     for message in ws:
@@ -127,11 +126,10 @@ def handler(ws):
 with serve(handler, '127.0.0.1', 0, max_size=None) as server:
     print(server.socket.getsockname()[1], flush=True)
     server.serve_forever()
-"
-    );
+";
     let mut child = Python(
         Command::new(python)
-            .args(["-c", &script])
+            .args(["-c", script])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
