@@ -561,10 +561,7 @@ impl PerMessageDeflate {
         self.scratch = Vec::new();
         if let Some(deflater) = self.compressor.take_if(|_| !sending) {
             // Without context takeover there is no compressor between messages.
-            self.sent_window = Window::default();
-            self.sent_window
-                .push(deflater.history(), 1 << self.compress_window_bits);
-            self.sent_window.shrink(1 << self.compress_window_bits);
+            self.sent_window = Window::last_of(deflater.history(), 1 << self.compress_window_bits);
         }
         // The decompressor keeps nothing but its place in the stream: at a block boundary
         // with no bits pending (as at the end of every message), it goes, even between the
@@ -749,6 +746,13 @@ impl Window {
             self.buf.truncate(keep);
         }
         self.buf.extend_from_slice(data);
+    }
+
+    /// A window of the last `size` bytes of `data`, without spare room: for an idle connection.
+    fn last_of(data: &[u8], size: usize) -> Self {
+        Self {
+            buf: data[data.len().saturating_sub(size)..].to_vec(),
+        }
     }
 
     /// The last `size` bytes, or all there are.
