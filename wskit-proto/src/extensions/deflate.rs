@@ -4,16 +4,16 @@
 //! as permessage-deflate wants at the end of each frame, so no bits and no lookahead are carried
 //! from one call to the next: what is kept is the history (up to twice the window), the hash
 //! table and the hash chains. Their sizes follow zlib's parameters: the window is
-//! `1 << window_bits` bytes, the hash table `1 << (mem_level + 7)` entries, and a block holds at
-//! most `1 << (mem_level + 6)` symbols. At 12 bits and memLevel 5 that is 8 KiB of history, 8 KiB
-//! of hash table, 8 KiB of chains and up to 8 KiB of symbols: zlib's own formula, `(1 <<
-//! (windowBits + 2)) + (1 << (memLevel + 9))`, 32 KiB.
+//! `1 << window_bits` bytes, the hash table `1 << (mem_level + 7)` entries, and a block of
+//! levels 2 and up holds at most `1 << (mem_level + 6)` symbols. At 12 bits and memLevel 5 that
+//! is 8 KiB of history, 8 KiB of hash table, 8 KiB of chains and up to 8 KiB of symbols: zlib's
+//! own formula, `(1 << (windowBits + 2)) + (1 << (memLevel + 9))`, 32 KiB.
 //!
-//! Levels follow zlib's scheme: 0 stores, 1 to 3 take the longest match among the first 4, 8
-//! or 24 candidates at once (greedy; level 1 with the fixed Huffman codes, like zlib-ng's and
-//! zlib-rs's level 1), 4 to 9 look one position ahead before taking a match (lazy matching) and
-//! follow longer hash chains. Blocks are written with the
-//! fixed codes, codes of their own (dynamic) or stored, whichever is shortest.
+//! Levels follow zlib's scheme: 0 stores, 1 to 3 take the longest match among the first 2, 8
+//! or 24 candidates at once (greedy; level 1 writes each symbol at once with the fixed Huffman
+//! codes, as zlib-ng's and zlib-rs's level 1 do), 4 to 9 look one position ahead before taking
+//! a match (lazy matching) and follow longer hash chains. Blocks are written with the fixed
+//! codes, codes of their own (dynamic) or stored, whichever is shortest.
 
 /// The shortest match DEFLATE can express.
 const MIN_MATCH: usize = 3;
