@@ -18,6 +18,7 @@ use crate::limits::Limits;
 use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
 use crate::output::{OUT_OF_LINE_MIN, Output};
+use crate::session::Assembler;
 use crate::utf8::{Utf8Validator, is_valid};
 
 /// Which end of the connection this is.
@@ -383,8 +384,8 @@ struct Incoming {
     fragments: usize,
     /// Bytes received so far: on the wire for uncompressed messages, inflated otherwise.
     size: usize,
-    /// The reassembled data; unused in streaming mode.
-    data: Vec<u8>,
+    /// The pieces so far, in whole-message mode (unused in streaming mode).
+    whole: Assembler,
 }
 
 /// A fragmented message being sent.
@@ -1445,21 +1446,19 @@ impl Protocol {
                     compressed,
                     fragments: 1,
                     size: 0,
-                    data: Vec::new(),
+                    whole: Assembler::new(),
                 }
             }
         };
 
-        let streaming = self.config.streaming;
-        let start = incoming.data.len();
         let data: Bytes = if incoming.compressed {
             let deflate = self
                 .deflate
                 .as_mut()
                 .ok_or(ProtocolError::ReservedBits { bits: RSV1 })?;
-            let mut inflated = std::mem::take(&mut incoming.data);
-            // Streaming mode keeps no data between frames; the limit counts what came before.
-            let limit = max_message.saturating_sub(if streaming { incoming.size } else { 0 });
+            let mut inflated = Vec::new();
+            // The limit counts what came before.
+            let limit = max_message.saturating_sub(incoming.size);
             deflate
                 .decompress(&payload, header.fin, &mut inflated, limit)
                 .map_err(|e| match e {
@@ -1468,47 +1467,30 @@ impl Protocol {
                     }
                     other => other,
                 })?;
-            let added = inflated.len() - start;
-            incoming.size += added;
-            if streaming {
-                Bytes::from(inflated)
-            } else {
-                incoming.data = inflated;
-                Bytes::new()
-            }
+            incoming.size += inflated.len();
+            Bytes::from(inflated)
         } else {
             incoming.size += payload.len();
-            if streaming {
-                payload.freeze()
-            } else {
-                incoming.data.extend_from_slice(&payload);
-                Bytes::new()
-            }
+            payload.freeze()
         };
 
         if incoming.is_text {
-            let new = if streaming {
-                &data[..]
-            } else {
-                &incoming.data[start..]
-            };
             // Compressed data is never prechecked (it is validated once inflated).
-            let new = &new[prechecked.min(new.len())..];
             self.utf8
-                .feed(new)
+                .feed(&data[prechecked.min(data.len())..])
                 .map_err(|_| ProtocolError::InvalidUtf8)?;
             if header.fin {
                 self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         }
 
-        if streaming {
-            self.events.push_back(Event::Fragment(Fragment::new(
-                incoming.is_text,
-                first,
-                header.fin,
-                data,
-            )));
+        let fragment = Fragment::new(incoming.is_text, first, header.fin, data);
+        if self.config.streaming {
+            self.events.push_back(Event::Fragment(fragment));
+        } else if let Some(message) = incoming.whole.push_validated(fragment) {
+            // The pieces of one message, in order, the first included, validated as one
+            // stream above.
+            self.events.push_back(Event::Message(message));
         }
         if !header.fin {
             self.incoming = Some(match kept {
@@ -1518,16 +1500,6 @@ impl Protocol {
                 }
                 None => Box::new(incoming),
             });
-            return Ok(());
-        }
-        if !streaming {
-            let data = Bytes::from(incoming.data);
-            let message = if incoming.is_text {
-                Message::Text(Utf8Bytes::from_validated(data))
-            } else {
-                Message::Binary(data)
-            };
-            self.events.push_back(Event::Message(message));
         }
         Ok(())
     }

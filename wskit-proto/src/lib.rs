@@ -92,6 +92,7 @@ pub mod limits;
 pub mod mask;
 pub mod message;
 pub mod output;
+pub mod session;
 pub mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

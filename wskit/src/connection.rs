@@ -10,7 +10,6 @@
 //! was busy go out together in one write. The handle and the driver share the protocol behind a
 //! mutex that is only held for short, non-blocking sections.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
@@ -25,62 +24,15 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use wskit_proto::connection::Fragment;
-use wskit_proto::{
-    CloseCode, Event, Message, Output, Protocol, Request, Response, Role, State, Utf8Bytes,
-};
+use wskit_proto::{CloseCode, Event, Message, Output, Protocol, Request, Response, Role, State};
 
 use crate::data::ConnectionData;
 use crate::error::{Closed, Error, Result};
+use wskit_proto::session::{PingError, PingWaiter, Session};
 
-/// Settings that apply to an open connection, with Python websockets' defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ConnectionConfig {
-    /// The most incoming frames buffered before reading from the socket stops (TCP then
-    /// pushes back on the peer). Reading resumes when the queue is down to a quarter.
-    /// Default: 16.
-    pub max_queue: usize,
-    /// The write buffer size, in bytes, above which `send` waits (high mark). Default: 32 KiB.
-    pub write_limit: usize,
-    /// The write buffer size, in bytes, at which waiting sends resume (low mark).
-    /// Default: a quarter of `write_limit`.
-    pub write_limit_low: usize,
-    /// How often to send a keepalive ping; `None` disables keepalive. Default: 20 s.
-    pub ping_interval: Option<Duration>,
-    /// How long to wait for the pong of a keepalive ping before failing the connection with
-    /// 1011; `None` waits forever. Default: 20 s.
-    pub ping_timeout: Option<Duration>,
-    /// How long to wait for the closing handshake and for the peer to close the TCP
-    /// connection before closing it (dropping whatever could not be written by then, for a
-    /// peer that stopped reading). Default: 10 s.
-    pub close_timeout: Duration,
-}
-
-impl Default for ConnectionConfig {
-    fn default() -> Self {
-        Self {
-            max_queue: 16,
-            write_limit: 32 << 10,
-            write_limit_low: 8 << 10,
-            ping_interval: Some(Duration::from_secs(20)),
-            ping_timeout: Some(Duration::from_secs(20)),
-            close_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl ConnectionConfig {
-    wskit_proto::setters! {
-        max_queue, with_max_queue: usize;
-        write_limit, with_write_limit: usize;
-        write_limit_low, with_write_limit_low: usize;
-        ping_interval, with_ping_interval: Option<Duration>;
-        ping_timeout, with_ping_timeout: Option<Duration>;
-        close_timeout, with_close_timeout: Duration;
-    }
-}
+pub use wskit_proto::session::ConnectionConfig;
 
 /// An open WebSocket connection, client or server side.
 ///
@@ -144,30 +96,14 @@ struct Shared {
 }
 
 struct Inner {
-    protocol: Protocol,
-    queue: VecDeque<Fragment>,
-    /// A message being assembled by `recv` from fragments already taken off the queue, so that
-    /// a cancelled `recv` loses nothing and a long message cannot fill the queue for good.
-    assembling: Option<Box<(bool, Vec<u8>)>>,
+    /// The protocol, the receive queue, pings, deadlines: the runtime-free part.
+    session: Session<PongSender>,
     receiving: bool,
     /// The protocol's input buffer is (a view of) a large buffer, to let go of once empty: see
     /// [`Io::poll_read`].
     large_input: bool,
     recv_waker: Option<Waker>,
     driver_waker: Option<Waker>,
-    /// Bytes taken by the driver and not yet written.
-    in_flight: usize,
-    /// The driver stopped reading because the receive queue was full.
-    read_paused: bool,
-    /// The id of the `send_fragments` call that owns the message being sent, if any.
-    fragmented_sender: Option<u64>,
-    next_sender_id: u64,
-    pings: VecDeque<PendingPing>,
-    latency: Duration,
-    /// Set by the driver once the transport is closed.
-    closed: Option<Box<Closed>>,
-    /// Why the connection ended abnormally, for the log.
-    cause: Option<String>,
     /// Something was read or written since the last [`Connection::release_if_idle`].
     active: bool,
     /// The driver's write buffer holds memory (as of its last write).
@@ -180,27 +116,28 @@ struct Inner {
 }
 
 impl Inner {
+    #[inline]
+    fn state(&self) -> State {
+        self.session.protocol().state()
+    }
+
     /// Let go of the buffers that hold nothing: the protocol's (read, write, compression,
     /// events) and the receive and ping queues.
     fn release_empty_buffers(&mut self) {
-        self.protocol.release_buffers();
-        if self.protocol.input_buffer().capacity() == 0 {
+        self.session.release_buffers();
+        if self.session.protocol_mut().input_buffer().capacity() == 0 {
             self.large_input = false;
-        }
-        if self.queue.is_empty() {
-            self.queue = VecDeque::new();
-        }
-        if self.pings.is_empty() {
-            self.pings = VecDeque::new();
         }
     }
 }
 
-struct PendingPing {
-    payload: Bytes,
-    sent_at: Instant,
-    waiter: Option<oneshot::Sender<Duration>>,
-    keepalive: bool,
+/// What waits for the pong of [`Connection::ping`].
+struct PongSender(oneshot::Sender<Duration>);
+
+impl PingWaiter for PongSender {
+    fn answered(self, latency: Duration) {
+        let _ = self.0.send(latency);
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -235,30 +172,24 @@ impl Connection {
             response.headers.shrink_to_fit();
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let config = config.into();
+        let role = protocol.role();
+        let subprotocol = protocol.subprotocol().map(str::to_owned);
+        let session = Session::new(protocol, Arc::clone(&config), std::time::Instant::now());
         let shared = Arc::new(Shared {
             id,
-            role: protocol.role(),
-            subprotocol: protocol.subprotocol().map(str::to_owned),
+            role,
+            subprotocol,
             info,
-            config: config.into(),
+            config,
             handles: AtomicUsize::new(1),
             finished: AtomicBool::new(false),
             inner: Mutex::new(Inner {
-                protocol,
-                queue: VecDeque::new(),
-                assembling: None,
+                session,
                 receiving: false,
                 large_input: false,
                 recv_waker: None,
                 driver_waker: None,
-                in_flight: 0,
-                read_paused: false,
-                fragmented_sender: None,
-                next_sender_id: 0,
-                pings: VecDeque::new(),
-                latency: Duration::ZERO,
-                closed: None,
-                cause: None,
                 aborted: false,
                 active: false,
                 out_held: false,
@@ -331,7 +262,7 @@ impl Connection {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             _ => inner.recv_waker = Some(cx.waker().clone()),
         }
-        if inner.protocol.pending_failure().is_some() {
+        if inner.session.protocol().pending_failure().is_some() {
             // The application took every message before the peer's error: fail now.
             self.shared.wake_driver(inner);
         }
@@ -353,11 +284,12 @@ impl Connection {
         let _guard = self.start_receiving()?;
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
-            if let Some(fragment) = inner.queue.pop_front() {
-                self.after_dequeue(&mut inner, cx.waker());
+            if let Some(fragment) = inner.session.pop_fragment() {
+                let before = inner.session.queued() + 1;
+                self.after_dequeue(&mut inner, cx.waker(), before);
                 return Poll::Ready(Ok(fragment));
             }
-            if let Some(closed) = &inner.closed {
+            if let Some(closed) = inner.session.closed() {
                 return Poll::Ready(Err(Error::ConnectionClosed(Box::new(Closed::clone(
                     closed,
                 )))));
@@ -401,15 +333,17 @@ impl Connection {
             notified.as_mut().enable();
             {
                 let mut inner = self.shared.lock();
-                if inner.fragmented_sender.is_none() {
-                    if let Err(error) = inner.protocol.send_message(&message) {
+                if inner.session.fragmented_sender().is_none() {
+                    if let Err(error) = inner.session.protocol_mut().send_message(&message) {
                         return Err(self.send_error(&inner, error));
                     }
                     self.shared.wake_driver(&mut inner);
                     break;
                 }
-                if inner.closed.is_some() {
-                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
+                if inner.session.closed().is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(
+                        inner.session.closed_so_far(),
+                    )));
                 }
             }
             notified.await;
@@ -455,11 +389,7 @@ impl Connection {
         S: Stream + Unpin,
         S::Item: Into<Message>,
     {
-        let id = {
-            let mut inner = self.shared.lock();
-            inner.next_sender_id += 1;
-            inner.next_sender_id
-        };
+        let id = { self.shared.lock().session.next_sender_id() };
         self.claim_fragmented_send(id).await?;
         let mut guard = FragmentGuard {
             connection: self,
@@ -480,11 +410,18 @@ impl Connection {
                 let mut inner = self.shared.lock();
                 let is_text = chunk.is_text();
                 let result = match first {
-                    None if is_text => inner.protocol.send_text(chunk.as_bytes(), fin),
-                    None => inner.protocol.send_binary(chunk.as_bytes(), fin),
-                    Some(text) if text == is_text => {
-                        inner.protocol.send_continuation(chunk.as_bytes(), fin)
-                    }
+                    None if is_text => inner
+                        .session
+                        .protocol_mut()
+                        .send_text(chunk.as_bytes(), fin),
+                    None => inner
+                        .session
+                        .protocol_mut()
+                        .send_binary(chunk.as_bytes(), fin),
+                    Some(text) if text == is_text => inner
+                        .session
+                        .protocol_mut()
+                        .send_continuation(chunk.as_bytes(), fin),
                     Some(_) => {
                         return Err(Error::InvalidState(
                             wskit_proto::InvalidState::FragmentedMessageInProgress,
@@ -502,7 +439,7 @@ impl Connection {
         if first.is_none() {
             // No chunks: an empty binary message.
             let mut inner = self.shared.lock();
-            if let Err(error) = inner.protocol.send_binary(b"", true) {
+            if let Err(error) = inner.session.protocol_mut().send_binary(b"", true) {
                 return Err(self.send_error(&inner, error));
             }
             self.shared.wake_driver(&mut inner);
@@ -546,20 +483,19 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.shared.lock();
-            if inner.pings.iter().any(|p| p.payload == payload) {
-                return Err(Error::Concurrency(
-                    "a ping with the same data is awaiting its pong",
-                ));
+            let now = std::time::Instant::now();
+            match inner.session.send_ping(payload, now, Some(PongSender(tx))) {
+                Ok(()) => {}
+                Err(PingError::Duplicate) => {
+                    return Err(Error::Concurrency(
+                        "a ping with the same data is awaiting its pong",
+                    ));
+                }
+                Err(PingError::InvalidState(error)) => {
+                    return Err(self.send_error(&inner, error));
+                }
+                Err(_) => return Err(Error::Concurrency("the ping could not be sent")),
             }
-            if let Err(error) = inner.protocol.send_ping(&payload) {
-                return Err(self.send_error(&inner, error));
-            }
-            inner.pings.push_back(PendingPing {
-                payload,
-                sent_at: Instant::now(),
-                waiter: Some(tx),
-                keepalive: false,
-            });
             self.shared.wake_driver(&mut inner);
         }
         Ok(Pong {
@@ -581,7 +517,7 @@ impl Connection {
     pub async fn pong(&self, data: impl AsRef<[u8]>) -> Result<()> {
         let data = data.as_ref();
         let mut inner = self.shared.lock();
-        if let Err(error) = inner.protocol.send_pong(data) {
+        if let Err(error) = inner.session.protocol_mut().send_pong(data) {
             return Err(self.send_error(&inner, error));
         }
         self.shared.wake_driver(&mut inner);
@@ -605,8 +541,8 @@ impl Connection {
         let code = code.into();
         {
             let mut inner = self.shared.lock();
-            if inner.protocol.state() == State::Open {
-                inner.protocol.send_close(code, reason)?;
+            if inner.state() == State::Open {
+                inner.session.protocol_mut().send_close(code, reason)?;
                 self.shared.wake_driver(&mut inner);
             }
         }
@@ -629,13 +565,13 @@ impl Connection {
     /// Does nothing on a connection that is already closed.
     pub fn abort(&self) {
         let mut inner = self.shared.lock();
-        if inner.closed.is_some() || inner.aborted {
+        if inner.session.closed().is_some() || inner.aborted {
             return;
         }
         inner.aborted = true;
-        inner.cause.get_or_insert_with(|| "aborted".into());
-        let _ = inner.protocol.receive_eof();
-        inner.protocol.discard_output();
+        inner.session.set_cause(|| "aborted".into());
+        let _ = inner.session.protocol_mut().receive_eof();
+        inner.session.protocol_mut().discard_output();
         self.shared.wake_driver(&mut inner);
     }
 
@@ -658,19 +594,23 @@ impl Connection {
 
     fn queue_broadcast_as(&self, message: Option<&Message>, frame: &[u8]) -> Option<bool> {
         let mut inner = self.shared.lock();
-        let shared_frame = inner.protocol.role() == Role::Server && !inner.protocol.is_compressed();
+        let shared_frame = inner.session.protocol().role() == Role::Server
+            && !inner.session.protocol().is_compressed();
         if !shared_frame && message.is_none() {
             return None;
         }
-        let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
-        if buffered > self.shared.config.write_limit || inner.fragmented_sender.is_some() {
+        let buffered = inner.session.buffered();
+        if buffered > self.shared.config.write_limit || inner.session.fragmented_sender().is_some()
+        {
             return Some(false);
         }
         let queued = match message {
             // Clients mask each frame with a fresh key, and compression keeps per-connection
             // state: frame it for this connection.
-            Some(message) if !shared_frame => inner.protocol.send_message(message).is_ok(),
-            _ => inner.protocol.send_encoded(frame).is_ok(),
+            Some(message) if !shared_frame => {
+                inner.session.protocol_mut().send_message(message).is_ok()
+            }
+            _ => inner.session.protocol_mut().send_encoded(frame).is_ok(),
         };
         if queued {
             self.shared.wake_driver(&mut inner);
@@ -704,7 +644,12 @@ impl Connection {
     /// Start the closing handshake without waiting for it (used by `Server::close`).
     pub(crate) fn start_close(&self, code: CloseCode, reason: &str) {
         let mut inner = self.shared.lock();
-        if inner.protocol.state() == State::Open && inner.protocol.send_close(code, reason).is_ok()
+        if inner.state() == State::Open
+            && inner
+                .session
+                .protocol_mut()
+                .send_close(code, reason)
+                .is_ok()
         {
             self.shared.wake_driver(&mut inner);
         }
@@ -720,7 +665,7 @@ impl Connection {
             let notified = self.shared.write_ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(closed) = &self.shared.lock().closed {
+            if let Some(closed) = self.shared.lock().session.closed() {
                 return Closed::clone(closed);
             }
             notified.await;
@@ -740,10 +685,10 @@ impl Connection {
     /// The connection state: OPEN, CLOSING, or CLOSED.
     pub fn state(&self) -> State {
         let inner = self.shared.lock();
-        if inner.closed.is_some() {
+        if inner.session.closed().is_some() {
             State::Closed
         } else {
-            inner.protocol.state()
+            inner.state()
         }
     }
 
@@ -761,7 +706,7 @@ impl Connection {
     /// The round-trip time measured by the last ping answered (keepalive or
     /// [`ping`](Self::ping)); zero before the first.
     pub fn latency(&self) -> Duration {
-        self.shared.lock().latency
+        self.shared.lock().session.latency()
     }
 
     /// The subprotocol negotiated during the handshake, if any.
@@ -834,7 +779,7 @@ impl Connection {
 
     /// Whether permessage-deflate was negotiated for this connection.
     pub fn is_compressed(&self) -> bool {
-        self.shared.lock().protocol.is_compressed()
+        self.shared.lock().session.protocol().is_compressed()
     }
 
     /// The request path with its query (e.g. `/chat?room=1`).
@@ -860,8 +805,8 @@ impl Connection {
     pub fn close_code(&self) -> Option<CloseCode> {
         self.shared
             .lock()
-            .closed
-            .as_ref()
+            .session
+            .closed()
             .map(|closed| closed.code())
     }
 
@@ -869,15 +814,15 @@ impl Connection {
     pub fn close_reason(&self) -> Option<String> {
         self.shared
             .lock()
-            .closed
-            .as_ref()
+            .session
+            .closed()
             .map(|c| c.reason().to_owned())
     }
 
     /// The number of bytes waiting to be written.
     pub fn buffered_amount(&self) -> usize {
         let inner = self.shared.lock();
-        inner.protocol.bytes_to_send() + inner.in_flight
+        inner.session.buffered()
     }
 
     // ----- internals -----
@@ -902,44 +847,26 @@ impl Connection {
         inner: &mut MutexGuard<'_, Inner>,
         current: &Waker,
     ) -> Option<Result<Message>> {
-        while let Some(fragment) = inner.queue.pop_front() {
-            self.after_dequeue(inner, current);
-            let fragment = match fragment.into_message() {
-                Ok(message) => return Some(Ok(message)),
-                Err(fragment) => fragment,
-            };
-            let (is_text, mut data) = inner
-                .assembling
-                .take()
-                .map(|assembling| *assembling)
-                .unwrap_or_else(|| (fragment.is_text(), Vec::new()));
-            data.extend_from_slice(fragment.data());
-            if !fragment.is_fin() {
-                inner.assembling = Some(Box::new((is_text, data)));
-                continue;
-            }
-            let data = Bytes::from(data);
-            if !is_text {
-                return Some(Ok(Message::Binary(data)));
-            }
-            // The protocol validated the whole message; checking again is cheap (SIMD).
-            return Some(
-                Utf8Bytes::try_from(data)
-                    .map(Message::Text)
-                    .map_err(|_| Error::Protocol(wskit_proto::ProtocolError::InvalidUtf8)),
-            );
+        let before = inner.session.queued();
+        let message = inner.session.pop_message();
+        if before > inner.session.queued() {
+            self.after_dequeue(inner, current, before);
+        }
+        if let Some(message) = message {
+            return Some(message.map_err(Error::Protocol));
         }
         inner
-            .closed
-            .as_ref()
+            .session
+            .closed()
             .map(|closed| Err(Error::ConnectionClosed(Box::new(Closed::clone(closed)))))
     }
 
     /// Resume reading if it was paused for a full queue and the queue is down to the low
     /// mark. A driver polled by the receiver's own task (`current`) is not woken: that task
     /// polls it next anyway (the server's connection task).
-    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>, current: &Waker) {
-        if inner.read_paused && inner.queue.len() == self.shared.config.max_queue / 4 {
+    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>, current: &Waker, before: usize) {
+        let low = self.shared.config.max_queue / 4;
+        if inner.session.read_paused() && before > low && inner.session.queued() <= low {
             self.shared.wake_driver_from(inner, current);
         }
     }
@@ -947,7 +874,7 @@ impl Connection {
     fn send_error(&self, inner: &Inner, error: wskit_proto::InvalidState) -> Error {
         match error {
             wskit_proto::InvalidState::WrongState(State::Closing | State::Closed) => {
-                Error::ConnectionClosed(Box::new(closed_so_far(inner)))
+                Error::ConnectionClosed(Box::new(inner.session.closed_so_far()))
             }
             other => Error::InvalidState(other),
         }
@@ -963,7 +890,7 @@ impl Connection {
             notified.as_mut().enable();
             {
                 let inner = self.shared.lock();
-                let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
+                let buffered = inner.session.buffered();
                 // The message is queued; below the limit there is nothing to wait for, even if
                 // the peer closed meanwhile (a reply and a close can both arrive before this
                 // check: the send still happened).
@@ -972,8 +899,10 @@ impl Connection {
                 {
                     return Ok(());
                 }
-                if inner.closed.is_some() {
-                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
+                if inner.session.closed().is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(
+                        inner.session.closed_so_far(),
+                    )));
                 }
                 above_high = true;
             }
@@ -989,11 +918,12 @@ impl Connection {
             notified.as_mut().enable();
             {
                 let mut inner = self.shared.lock();
-                if inner.closed.is_some() {
-                    return Err(Error::ConnectionClosed(Box::new(closed_so_far(&inner))));
+                if inner.session.closed().is_some() {
+                    return Err(Error::ConnectionClosed(Box::new(
+                        inner.session.closed_so_far(),
+                    )));
                 }
-                if inner.fragmented_sender.is_none() {
-                    inner.fragmented_sender = Some(id);
+                if inner.session.claim_fragmented(id) {
                     return Ok(());
                 }
             }
@@ -1032,8 +962,11 @@ impl Drop for Connection {
         }
         // The last handle: nobody can receive or send any more, so close.
         let mut inner = self.shared.lock();
-        if inner.protocol.state() == State::Open {
-            let _ = inner.protocol.send_close(CloseCode::NORMAL, "");
+        if inner.state() == State::Open {
+            let _ = inner
+                .session
+                .protocol_mut()
+                .send_close(CloseCode::NORMAL, "");
             self.shared.wake_driver(&mut inner);
         }
     }
@@ -1108,16 +1041,16 @@ impl Future for SendMessage<'_> {
             // The common case, without registering for notifications: no fragmented message
             // is being sent, and the buffer is below the high mark afterwards.
             let mut inner = connection.shared.lock();
-            if inner.fragmented_sender.is_some() {
+            if inner.session.fragmented_sender().is_some() {
                 drop(inner);
                 this.state =
                     SendState::Waiting(Box::pin(connection.send_after_fragmented(message)));
             } else {
-                if let Err(error) = inner.protocol.send_message(&message) {
+                if let Err(error) = inner.session.protocol_mut().send_message(&message) {
                     return Poll::Ready(Err(connection.send_error(&inner, error)));
                 }
                 connection.shared.wake_driver_from(&mut inner, cx.waker());
-                let buffered = inner.protocol.bytes_to_send() + inner.in_flight;
+                let buffered = inner.session.buffered();
                 if buffered <= connection.shared.config.write_limit {
                     return Poll::Ready(Ok(()));
                 }
@@ -1206,14 +1139,9 @@ impl Drop for FragmentGuard<'_> {
     fn drop(&mut self) {
         let shared = &self.connection.shared;
         let mut inner = shared.lock();
-        if inner.fragmented_sender == Some(self.id) {
-            inner.fragmented_sender = None;
-        }
-        if !self.finished && inner.protocol.state() == State::Open {
-            // A half-sent message cannot be finished by anyone else.
-            inner
-                .protocol
-                .fail(CloseCode::INTERNAL_ERROR, "fragmented message abandoned");
+        let was_open = inner.state() == State::Open;
+        inner.session.release_fragmented(self.id, self.finished);
+        if was_open && inner.state() != State::Open {
             shared.wake_driver(&mut inner);
         }
         drop(inner);
@@ -1236,9 +1164,9 @@ impl Future for Pong {
             Ok(latency) => Poll::Ready(Ok(latency)),
             Err(_) => {
                 let inner = self.shared.lock();
-                Poll::Ready(Err(Error::ConnectionClosed(Box::new(closed_so_far(
-                    &inner,
-                )))))
+                Poll::Ready(Err(Error::ConnectionClosed(Box::new(
+                    inner.session.closed_so_far(),
+                ))))
             }
         }
     }
@@ -1247,18 +1175,6 @@ impl Future for Pong {
 impl fmt::Debug for Pong {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pong").finish_non_exhaustive()
-    }
-}
-
-/// The close frames exchanged so far.
-fn closed_so_far(inner: &Inner) -> Closed {
-    if let Some(closed) = &inner.closed {
-        return Closed::clone(closed);
-    }
-    Closed {
-        rcvd: inner.protocol.close_rcvd().cloned(),
-        sent: inner.protocol.close_sent().cloned(),
-        rcvd_then_sent: inner.protocol.close_rcvd_then_sent(),
     }
 }
 
@@ -1311,10 +1227,6 @@ struct Io<S> {
     eof_received: bool,
     shutdown_sent: bool,
     timer: Option<Pin<Box<Sleep>>>,
-    next_ping: Option<Instant>,
-    /// The deadlines of a closing or failing connection (boxed: most of a connection's life
-    /// is spent without them, and the driver is part of every idle connection's task).
-    closing: Option<Box<ClosingDeadlines>>,
     /// The driver completed: the connection is closed.
     done: bool,
     /// A message was queued for a receiver that waits in the task polling this driver: its
@@ -1328,21 +1240,6 @@ struct Io<S> {
     /// [`Driver::poll_again`]).
     polled_again: bool,
 }
-
-/// See [`Io::closing`].
-#[derive(Default)]
-struct ClosingDeadlines {
-    /// When the transport is closed if the closing handshake has not finished.
-    close: Option<Instant>,
-    /// Since when a peer's protocol error has been held back.
-    failure_pending_since: Option<Instant>,
-}
-
-/// How long a peer's protocol error is held back while the application is not receiving (see
-/// `Config::defer_failures` in wskit-proto, whose docs state this value): long enough for a
-/// handler busy with the messages before the error to answer them, short enough that a peer
-/// that broke the protocol does not keep its connection.
-const FAILURE_GRACE: Duration = Duration::from_secs(1);
 
 /// The size of each runtime thread's read buffer (see [`SLAB`]): the most read in one
 /// system call unless a large frame is arriving.
@@ -1397,10 +1294,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     fn new(shared: Arc<Shared>, stream: S) -> Self {
-        let next_ping = shared
-            .config
-            .ping_interval
-            .map(|every| Instant::now() + every);
         let mut io = Io {
             stream,
             out: Output::new(),
@@ -1408,8 +1301,6 @@ where
             eof_received: false,
             shutdown_sent: false,
             timer: None,
-            next_ping,
-            closing: None,
             done: false,
             receiver_ready: false,
             read_registered: false,
@@ -1440,7 +1331,8 @@ where
     pub(crate) fn release_handle(&self, code: CloseCode) {
         {
             let mut inner = self.shared.lock();
-            if inner.protocol.state() == State::Open && inner.protocol.send_close(code, "").is_ok()
+            if inner.state() == State::Open
+                && inner.session.protocol_mut().send_close(code, "").is_ok()
             {
                 self.shared.wake_driver(&mut inner);
             }
@@ -1477,11 +1369,11 @@ where
         let shared: &Shared = shared;
         let mut inner = shared.lock();
         let quiet = io.read_registered
-            && !inner.read_paused
+            && !inner.session.read_paused()
             && io.out.is_empty()
             && !io.needs_flush
-            && inner.protocol.state() == State::Open
-            && inner.protocol.pending_failure().is_none()
+            && inner.state() == State::Open
+            && inner.session.protocol().pending_failure().is_none()
             && inner
                 .driver_waker
                 .as_ref()
@@ -1489,21 +1381,22 @@ where
         if !quiet {
             return false;
         }
-        if inner.protocol.data_to_send().is_empty() {
+        if inner.session.protocol().data_to_send().is_empty() {
             return true;
         }
-        let pending = inner.protocol.bytes_to_send();
+        let pending = inner.session.protocol().bytes_to_send();
         if pending <= SMALL_WRITE.min(shared.config.write_limit_low)
-            && !inner.protocol.output().has_out_of_line()
+            && !inner.session.protocol().output().has_out_of_line()
         {
             // A small write goes straight from the protocol's buffer, with the lock held: it
             // is a short copy into the socket's buffer, and it saves handing the buffer over
             // and taking the lock again. Below the low mark, no sender waits for it.
-            let written = Pin::new(&mut io.stream).poll_write(cx, inner.protocol.data_to_send());
+            let written =
+                Pin::new(&mut io.stream).poll_write(cx, inner.session.protocol().data_to_send());
             return match written {
                 Poll::Ready(Ok(n)) => {
                     inner.active = true;
-                    inner.protocol.consume_data_to_send(n);
+                    inner.session.protocol_mut().consume_data_to_send(n);
                     io.needs_flush = true;
                     if n == pending
                         && let Poll::Ready(Ok(())) = Pin::new(&mut io.stream).poll_flush(cx)
@@ -1522,7 +1415,7 @@ where
         let (inner, written) = io.write_unlocked(shared, inner, cx);
         // Written whole, and nothing new: done. Otherwise (partly written, an error, more to
         // write) the full poll takes over.
-        matches!(written, Poll::Ready(Ok(()))) && inner.protocol.data_to_send().is_empty()
+        matches!(written, Poll::Ready(Ok(()))) && inner.session.protocol().data_to_send().is_empty()
     }
 }
 
@@ -1534,7 +1427,7 @@ impl<S> Driver<S> {
 
     /// Whether the connection is still open (neither closing nor closed).
     pub(crate) fn is_open(&self) -> bool {
-        self.shared.lock().protocol.state() == State::Open
+        self.shared.lock().state() == State::Open
     }
 
     /// The connection's id.
@@ -1555,14 +1448,13 @@ where
     /// Read what the socket has and feed it to the protocol, under the lock. `Ready(())` when
     /// something happened.
     fn poll_read(&mut self, shared: &Shared, inner: &mut Inner, cx: &mut Context<'_>) -> Poll<()> {
-        inner.read_paused = false;
+        inner.session.clear_read_paused();
         if self.eof_received {
             return Poll::Pending;
         }
-        let paused = inner.queue.len() >= shared.config.max_queue;
-        inner.read_paused = paused;
+        let paused = !inner.session.may_read();
         // After the closing handshake the client still reads, waiting for the server's EOF.
-        if paused || inner.protocol.state() == State::Closed {
+        if paused || inner.state() == State::Closed {
             return Poll::Pending;
         }
         if self.polled_again && self.read_registered {
@@ -1570,7 +1462,7 @@ where
         }
         // The protocol's input buffer holds the start of a frame that is still arriving, if
         // any.
-        let mut input = inner.protocol.input_buffer();
+        let mut input = inner.session.protocol_mut().input_buffer();
         let mut large = false;
         let result = if input.spare_capacity() >= DIRECT_READ_MIN {
             // A large frame is arriving and the protocol reserved room for it: read straight
@@ -1604,23 +1496,23 @@ where
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(0)) => {
                 self.eof_received = true;
-                if let Err(error) = inner.protocol.receive_eof() {
-                    inner.cause.get_or_insert_with(|| error.to_string());
+                if let Err(error) = inner.session.protocol_mut().receive_eof() {
+                    inner.session.set_cause(|| error.to_string());
                 }
                 self.process_events(shared, inner, Some(cx.waker()));
                 Poll::Ready(())
             }
             Poll::Ready(Ok(_)) => {
                 inner.active = true;
-                if let Err(error) = inner.protocol.receive_buffered() {
+                if let Err(error) = inner.session.protocol_mut().receive_buffered() {
                     tracing::debug!(id = shared.id, %error, "failing connection");
-                    inner.cause.get_or_insert_with(|| error.to_string());
+                    inner.session.set_cause(|| error.to_string());
                 }
                 self.process_events(shared, inner, Some(cx.waker()));
                 // Keep no large, empty input buffer while idle, nor an empty view of one (a
                 // slab, or the buffer a large message was read into), which would keep all of
                 // it alive.
-                let mut input = inner.protocol.input_buffer();
+                let mut input = inner.session.protocol_mut().input_buffer();
                 if input.is_empty() && (input.capacity() > IDLE_INPUT_MAX || inner.large_input) {
                     input.release_if_empty();
                     inner.large_input = false;
@@ -1630,8 +1522,8 @@ where
             Poll::Ready(Err(error)) => {
                 tracing::debug!(id = shared.id, %error, "read failed");
                 self.eof_received = true;
-                inner.cause.get_or_insert_with(|| error.to_string());
-                let _ = inner.protocol.receive_eof();
+                inner.session.set_cause(|| error.to_string());
+                let _ = inner.session.protocol_mut().receive_eof();
                 self.process_events(shared, inner, Some(cx.waker()));
                 Poll::Ready(())
             }
@@ -1641,27 +1533,20 @@ where
     /// Queue what the protocol parsed and wake the receiver. A receiver that waits in the task
     /// that polls the driver (`waker`) is not woken: it is flagged instead (`receiver_ready`).
     fn process_events(&mut self, shared: &Shared, inner: &mut Inner, waker: Option<&Waker>) {
-        let mut queued = false;
-        while let Some(event) = inner.protocol.poll_event() {
-            match event {
-                Event::Fragment(fragment) => {
-                    tracing::trace!(
-                        id = shared.id,
-                        len = fragment.data().len(),
-                        fin = fragment.is_fin(),
-                        "frame received"
-                    );
-                    inner.queue.push_back(fragment);
-                    queued = true;
-                }
-                Event::Ping(data) => tracing::trace!(id = shared.id, ?data, "ping received"),
-                Event::Pong(data) => acknowledge_pings(shared, inner, &data),
-                Event::Close(frame) => {
-                    tracing::debug!(id = shared.id, %frame, "close frame received");
-                }
+        let id = shared.id;
+        let queued = inner
+            .session
+            .handle_events(std::time::Instant::now, |event| match event {
+                Event::Fragment(fragment) => tracing::trace!(
+                    id,
+                    len = fragment.data().len(),
+                    fin = fragment.is_fin(),
+                    "frame received"
+                ),
+                Event::Ping(data) => tracing::trace!(id, ?data, "ping received"),
+                Event::Close(frame) => tracing::debug!(id, %frame, "close frame received"),
                 _ => {}
-            }
-        }
+            });
         if queued && let Some(receiver) = &inner.recv_waker {
             if waker.is_some_and(|waker| receiver.will_wake(waker)) {
                 self.receiver_ready = true;
@@ -1674,11 +1559,11 @@ where
     /// Hand everything the protocol has to send to the write buffer, which has been written
     /// (the two buffers trade places, nothing is copied).
     fn take_output(&mut self, inner: &mut Inner) {
-        if !inner.protocol.data_to_send().is_empty() {
-            inner.protocol.swap_output(&mut self.out);
+        if !inner.session.protocol().data_to_send().is_empty() {
+            inner.session.protocol_mut().swap_output(&mut self.out);
             inner.active = true;
         }
-        inner.in_flight = self.out.len();
+        inner.session.set_in_flight(self.out.len());
     }
 
     /// Write the write buffer with the lock released, then take the lock again: count what is
@@ -1689,13 +1574,13 @@ where
         inner: MutexGuard<'a, Inner>,
         cx: &mut Context<'_>,
     ) -> (MutexGuard<'a, Inner>, Poll<io::Result<()>>) {
-        let before = inner.in_flight + inner.protocol.bytes_to_send();
+        let before = inner.session.buffered();
         drop(inner);
         let written = self.poll_write(cx);
         let mut inner = shared.lock();
-        inner.in_flight = self.out.len();
+        inner.session.set_in_flight(self.out.len());
         inner.out_held = self.out.capacity() > 0;
-        let after = inner.in_flight + inner.protocol.bytes_to_send();
+        let after = inner.session.buffered();
         let low = shared.config.write_limit_low;
         if after <= low && before > low {
             shared.write_ready.notify_waiters();
@@ -1733,12 +1618,8 @@ where
         Poll::Ready(Ok(()))
     }
 
-    /// When the transport is closed if the closing handshake has not finished, if set.
-    fn close_deadline(&self) -> Option<Instant> {
-        self.closing.as_ref()?.close
-    }
-
-    /// Keepalive pings, the ping timeout and the close timeout.
+    /// Keepalive pings, the ping timeout and the close timeout: the session's deadlines, on
+    /// the runtime's timer.
     fn poll_timers(
         &mut self,
         shared: &Shared,
@@ -1747,113 +1628,30 @@ where
     ) -> Poll<()> {
         // The common case, first and without the clock: nothing new needs a deadline, and the
         // timer (armed at the earliest deadline) has not fired.
-        let unarmed_close = closing_soon(inner) && self.close_deadline().is_none();
-        if !unarmed_close && inner.protocol.pending_failure().is_none() {
+        if !inner.session.needs_timeout_check() {
             let idle = match &mut self.timer {
                 Some(timer) => timer.as_mut().poll(cx).is_pending(),
-                None => self.next_ping.is_none() && self.close_deadline().is_none(),
+                None => inner.session.poll_timeout().is_none(),
             };
             if idle {
                 return Poll::Pending;
             }
         }
-        let now = Instant::now();
-        let mut fired = false;
-        let config = &shared.config;
-        // A peer error held back so that the application could answer the messages that came
-        // before it: apply it once the application waits for more (it has taken them all), or
-        // after a grace period if it is not receiving at all.
-        if inner.protocol.pending_failure().is_some() {
-            let closing = self.closing.get_or_insert_default();
-            let since = *closing.failure_pending_since.get_or_insert(now);
-            let waiting = inner.queue.is_empty() && inner.recv_waker.is_some();
-            if waiting || now >= since + FAILURE_GRACE {
-                if let Some(error) = inner.protocol.apply_pending_failure() {
-                    tracing::debug!(id = shared.id, %error, "failing connection");
-                    inner.cause.get_or_insert_with(|| error.to_string());
-                }
-                closing.failure_pending_since = None;
-                fired = true;
-            }
-        }
-        if closing_soon(inner) && self.close_deadline().is_none() {
-            self.closing.get_or_insert_default().close = Some(now + config.close_timeout);
-        }
-        if let Some(deadline) = self.close_deadline()
-            && now >= deadline
-        {
+        let receiver_waiting = inner.recv_waker.is_some();
+        let timeout = inner
+            .session
+            .handle_timeout(std::time::Instant::now(), receiver_waiting);
+        if timeout.close_transport {
             tracing::debug!(id = shared.id, "close timeout: closing the transport");
-            inner
-                .cause
-                .get_or_insert_with(|| "timed out waiting for the closing handshake".into());
-            let _ = inner.protocol.receive_eof();
             self.eof_received = true;
-            // A peer that stopped reading would otherwise keep the connection for as long as
-            // the unwritten output (the close frame behind it) cannot be written: drop it.
-            inner.protocol.discard_output();
             self.out.clear();
             self.needs_flush = false;
-            inner.in_flight = 0;
-            if let Some(closing) = &mut self.closing {
-                closing.close = None;
-            }
-            fired = true;
         }
-        // Ping timeout: the oldest keepalive ping still unanswered.
-        if let Some(timeout) = config.ping_timeout
-            && inner.protocol.state() == State::Open
-            && inner
-                .pings
-                .iter()
-                .any(|p| p.keepalive && now >= p.sent_at + timeout)
-        {
-            tracing::debug!(id = shared.id, "keepalive ping timeout");
-            inner
-                .cause
-                .get_or_insert_with(|| "keepalive ping timeout".into());
-            inner
-                .protocol
-                .fail(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
-            inner.pings.retain(|p| !p.keepalive);
-            fired = true;
-        }
-        if let (Some(every), Some(at)) = (config.ping_interval, self.next_ping)
-            && now >= at
-        {
-            self.next_ping = Some(now + every);
-            if inner.protocol.state() == State::Open {
-                let mut payload = [0; 4];
-                if getrandom::fill(&mut payload).is_ok()
-                    && inner.protocol.send_ping(&payload).is_ok()
-                {
-                    inner.pings.push_back(PendingPing {
-                        payload: Bytes::copy_from_slice(&payload),
-                        sent_at: now,
-                        waiter: None,
-                        keepalive: true,
-                    });
-                    tracing::trace!(id = shared.id, "keepalive ping sent");
-                }
-            }
-            fired = true;
-        }
-        // The next deadline.
-        let mut next: Option<Instant> = self.close_deadline();
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(since) = self.closing.as_ref().and_then(|c| c.failure_pending_since) {
-            consider(since + FAILURE_GRACE);
-        }
-        if let Some(at) = self.next_ping {
-            consider(at);
-        }
-        if let Some(timeout) = config.ping_timeout
-            && let Some(oldest) = inner.pings.iter().find(|p| p.keepalive)
-        {
-            consider(oldest.sent_at + timeout);
-        }
-        match next {
+        let mut fired = timeout.fired;
+        match inner.session.poll_timeout() {
             None => self.timer = None,
             Some(deadline) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
                 let timer = self
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -1875,8 +1673,7 @@ where
     /// Mark the connection closed and wake everyone.
     fn finish(&mut self, shared: &Shared, mut inner: MutexGuard<'_, Inner>) {
         self.done = true;
-        let closed = closed_so_far(&inner);
-        let cause = inner.cause.take();
+        let (closed, cause) = inner.session.finish();
         match &cause {
             None => {
                 tracing::debug!(id = shared.id, code = %closed.code(), reason = closed.reason(), "connection closed")
@@ -1885,16 +1682,7 @@ where
                 tracing::debug!(id = shared.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed")
             }
         }
-        inner.closed = Some(Box::new(closed));
         shared.finished.store(true, Ordering::Release);
-        inner.in_flight = 0;
-        // Nothing more is read or written: let go of the buffers (a payload queued out of line,
-        // the start of a frame that never finished) while handles may live on.
-        inner.protocol.discard_output();
-        inner.protocol.discard_input();
-        for ping in inner.pings.drain(..) {
-            drop(ping.waiter);
-        }
         inner.release_empty_buffers();
         let recv_waker = inner.recv_waker.take();
         drop(inner);
@@ -1903,30 +1691,6 @@ where
         }
         shared.write_ready.notify_waiters();
         self.out = Output::new();
-    }
-}
-
-/// Whether the connection should end within `close_timeout`: the closing handshake is under
-/// way or the connection failed (the peer should close the transport), or it is closed and
-/// only what is left to write keeps the transport open (a peer that ended its side and stopped
-/// reading would otherwise keep it forever).
-fn closing_soon(inner: &Inner) -> bool {
-    inner.protocol.close_expected() || inner.protocol.state() == State::Closed
-}
-
-/// A pong acknowledges the ping with the same payload and every ping sent before it.
-fn acknowledge_pings(shared: &Shared, inner: &mut Inner, data: &[u8]) {
-    let Some(position) = inner.pings.iter().position(|p| p.payload == data) else {
-        tracing::trace!(id = shared.id, "unsolicited pong");
-        return;
-    };
-    let now = Instant::now();
-    for ping in inner.pings.drain(..=position) {
-        let latency = now - ping.sent_at;
-        if let Some(waiter) = ping.waiter {
-            let _ = waiter.send(latency);
-        }
-        inner.latency = latency;
     }
 }
 
@@ -1956,7 +1720,7 @@ where
             io.eof_received = true;
             io.out.clear();
             io.needs_flush = false;
-            inner.in_flight = 0;
+            inner.session.set_in_flight(0);
         }
         for _ in 0..ROUNDS_PER_POLL {
             let mut progress = io.poll_read(shared, &mut inner, cx).is_ready();
@@ -1970,8 +1734,8 @@ where
                 (inner, written) = io.write_unlocked(shared, inner, cx);
                 if let Poll::Ready(Err(error)) = written {
                     tracing::debug!(id = shared.id, %error, "write failed");
-                    inner.cause.get_or_insert_with(|| error.to_string());
-                    let _ = inner.protocol.receive_eof();
+                    inner.session.set_cause(|| error.to_string());
+                    let _ = inner.session.protocol_mut().receive_eof();
                     io.eof_received = true;
                     io.out.clear();
                     io.finish(shared, inner);
@@ -1979,9 +1743,10 @@ where
                 }
             }
 
-            let flushed =
-                io.out.is_empty() && inner.protocol.data_to_send().is_empty() && !io.needs_flush;
-            if flushed && inner.protocol.state() == State::Closed {
+            let flushed = io.out.is_empty()
+                && inner.session.protocol().data_to_send().is_empty()
+                && !io.needs_flush;
+            if flushed && inner.state() == State::Closed {
                 if !io.shutdown_sent {
                     let _ = Pin::new(&mut io.stream).poll_shutdown(cx);
                     io.shutdown_sent = true;
@@ -1989,7 +1754,7 @@ where
                 io.finish(shared, inner);
                 return Poll::Ready(());
             }
-            if flushed && inner.protocol.should_close_transport() && !io.shutdown_sent {
+            if flushed && inner.session.protocol().should_close_transport() && !io.shutdown_sent {
                 // The server closes the TCP connection first; then it waits for the client's
                 // EOF (or the close timeout).
                 if Pin::new(&mut io.stream).poll_shutdown(cx).is_ready() {
@@ -1999,10 +1764,10 @@ where
             }
             if !progress {
                 // Something a handle did while the lock was released: go round again.
-                let waiting_output = io.out.is_empty() && !inner.protocol.data_to_send().is_empty();
-                let resume_reading =
-                    inner.read_paused && inner.queue.len() <= shared.config.max_queue / 4;
-                let unarmed_close = closing_soon(&inner) && io.close_deadline().is_none();
+                let waiting_output =
+                    io.out.is_empty() && !inner.session.protocol().data_to_send().is_empty();
+                let resume_reading = inner.session.should_resume_reading();
+                let unarmed_close = inner.session.needs_timeout_check();
                 if waiting_output || resume_reading || unarmed_close {
                     continue;
                 }
@@ -2026,6 +1791,7 @@ impl<S> fmt::Debug for Driver<S> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
     use std::sync::atomic::AtomicUsize;
     use std::task::Wake;
 
@@ -2149,7 +1915,7 @@ mod tests {
         // Something to write, so that the driver writes after it paused reading.
         {
             let mut inner = connection.shared.lock();
-            inner.protocol.send_pong(b"").unwrap();
+            inner.session.protocol_mut().send_pong(b"").unwrap();
         }
         *slot.lock().unwrap() = Some(connection.clone());
 
@@ -2162,7 +1928,7 @@ mod tests {
             1,
             "the write drained the queue"
         );
-        let read_b = connection.shared.lock().queue.len() == 1;
+        let read_b = connection.shared.lock().session.queued() == 1;
         let woken = waker.0.load(Ordering::SeqCst) > 0;
         assert!(
             read_b || woken,

@@ -11,7 +11,7 @@ use std::fmt;
 use std::io;
 
 use wskit_proto::Response;
-use wskit_proto::{CloseCode, CloseFrame, HandshakeError, InvalidState, NotText, ProtocolError};
+use wskit_proto::{CloseCode, HandshakeError, InvalidState, NotText, ProtocolError};
 
 /// A `Result` with wskit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -338,52 +338,7 @@ impl From<wskit_proto::Error> for Error {
     }
 }
 
-/// How a connection closed: the close frames sent and received (RFC 6455 section 7).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Closed {
-    /// The close frame received, if any.
-    pub rcvd: Option<CloseFrame>,
-    /// The close frame sent, if any.
-    pub sent: Option<CloseFrame>,
-    /// When both were exchanged: whether the received one came first.
-    pub rcvd_then_sent: Option<bool>,
-}
-
-impl Closed {
-    /// Whether the connection closed normally: a close frame with code 1000 or 1001 was both
-    /// received and sent.
-    pub fn is_ok(&self) -> bool {
-        let normal =
-            |frame: &Option<CloseFrame>| frame.as_ref().is_some_and(|f| f.code.is_normal());
-        normal(&self.rcvd) && normal(&self.sent)
-    }
-
-    /// The close code of the connection (RFC 6455 section 7.1.5): the one received, 1006 if
-    /// no close frame was received.
-    pub fn code(&self) -> CloseCode {
-        self.rcvd.as_ref().map_or(CloseCode::ABNORMAL, |f| f.code)
-    }
-
-    /// The close reason received, empty if none.
-    pub fn reason(&self) -> &str {
-        self.rcvd.as_ref().map_or("", |f| f.reason.as_str())
-    }
-}
-
-impl fmt::Display for Closed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.rcvd, &self.sent) {
-            (None, None) => f.write_str("no close frame received or sent"),
-            (None, Some(sent)) => write!(f, "sent {sent}; no close frame received"),
-            (Some(rcvd), None) => write!(f, "received {rcvd}; no close frame sent"),
-            (Some(rcvd), Some(sent)) if self.rcvd_then_sent == Some(false) => {
-                write!(f, "sent {sent}; then received {rcvd}")
-            }
-            (Some(rcvd), Some(sent)) => write!(f, "received {rcvd}; then sent {sent}"),
-        }
-    }
-}
+pub use wskit_proto::session::Closed;
 
 #[cfg(test)]
 mod tests {
@@ -415,32 +370,6 @@ mod tests {
     #[test]
     fn error_stays_small() {
         assert!(size_of::<Error>() <= 32, "{}", size_of::<Error>());
-    }
-
-    #[test]
-    fn closed_ok_needs_normal_codes_both_ways() {
-        let normal = Closed {
-            rcvd: Some(CloseFrame::new(1000, "")),
-            sent: Some(CloseFrame::new(1001, "")),
-            rcvd_then_sent: Some(true),
-        };
-        assert!(normal.is_ok());
-        assert_eq!(
-            normal.to_string(),
-            "received 1000 (OK); then sent 1001 (going away)"
-        );
-        let abnormal = Closed {
-            rcvd: None,
-            ..normal.clone()
-        };
-        assert!(!abnormal.is_ok());
-        assert_eq!(abnormal.code(), CloseCode::ABNORMAL);
-        let error = Closed {
-            rcvd: Some(CloseFrame::new(1011, "oops")),
-            ..normal
-        };
-        assert!(!error.is_ok());
-        assert_eq!(error.reason(), "oops");
     }
 
     #[test]

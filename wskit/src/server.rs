@@ -1528,11 +1528,11 @@ mod tests {
     fn closed_connections_in_handler_results() {
         use wskit_proto::CloseFrame;
         let closed = |code: u16| {
-            Error::ConnectionClosed(Box::new(crate::Closed {
-                rcvd: Some(CloseFrame::new(code, "")),
-                sent: Some(CloseFrame::new(code, "")),
-                rcvd_then_sent: Some(true),
-            }))
+            let mut closed = crate::Closed::default();
+            closed.rcvd = Some(CloseFrame::new(code, ""));
+            closed.sent = Some(CloseFrame::new(code, ""));
+            closed.rcvd_then_sent = Some(true);
+            Error::ConnectionClosed(Box::new(closed))
         };
         assert_eq!(Err::<(), Error>(closed(1000)).into_result(), Ok(()));
         assert_eq!(Err::<(), Error>(closed(1001)).into_result(), Ok(()));
