@@ -6,8 +6,10 @@
 
 ROLE is "server" or "client". For every case of the expected results, the behavior and the
 close behavior of the report must be the same; a case missing from a report is a difference.
-ROLE "axum" is the server role through the axum integration: each case it ran must have the
-server's expected results (it may run fewer cases: the slow sections are left out in CI).
+ROLE "axum" is the server role through the axum integration, "sync-server" and "sync-client"
+the roles on the blocking API: each case they ran must have the expected results of the server
+(axum, sync-server) or the client (sync-client); they may run fewer cases (the slow sections
+are left out in CI).
 Exits 1 on any difference. Standard library only.
 """
 import json
@@ -15,6 +17,8 @@ import sys
 from collections import Counter
 
 FIELDS = ("behavior", "behaviorClose")
+# The runs held to another role's expected results, case by case.
+HELD_TO = {"axum": "server", "sync-server": "server", "sync-client": "client"}
 
 
 def case_key(case_id):
@@ -46,12 +50,13 @@ def main(argv):
     actual = {}
     for spec in reports:
         role, _, path = spec.partition("=")
-        if role not in ("server", "client", "axum") or not path:
-            sys.exit(f"bad report argument {spec!r}: use server=, client= or axum=PATH")
+        if role not in ("server", "client", *HELD_TO) or not path:
+            sys.exit(f"bad report argument {spec!r}: use server=, client=, axum=, sync-server= or sync-client=PATH")
         actual[role] = load_report(path)
     if write:
-        # The axum run is held to the server's expectations, not recorded on its own.
-        actual.pop("axum", None)
+        # The other runs are held to a role's expectations, not recorded on their own.
+        for role in HELD_TO:
+            actual.pop(role, None)
         ordered = {
             role: {case: actual[role][case] for case in sorted(actual[role], key=case_key)}
             for role in sorted(actual)
@@ -68,15 +73,16 @@ def main(argv):
     differences = 0
     for role, cases in actual.items():
         print(summary(role, cases))
-        if role == "axum":
+        if role in HELD_TO:
+            held_to = HELD_TO[role]
             if not cases:
                 differences += 1
-                print("  axum: no case ran")
+                print(f"  {role}: no case ran")
             for case in sorted(cases, key=case_key):
-                want = expected.get("server", {}).get(case)
+                want = expected.get(held_to, {}).get(case)
                 if cases[case] != want:
                     differences += 1
-                    print(f"  axum {case}: expected the server's {want}, got {cases[case]}")
+                    print(f"  {role} {case}: expected the {held_to}'s {want}, got {cases[case]}")
             continue
         for case in sorted(expected.get(role, {}), key=case_key):
             want = expected[role][case]

@@ -29,10 +29,11 @@ PY="$AUTOBAHN_VENV/bin/python"
 WSTEST="$AUTOBAHN_VENV/bin/wstest"
 cargo build --release --locked --example autobahn_server --example autobahn_client
 cargo build --release --locked --features axum --example axum_echo
+cargo build --release --locked --features sync --example sync_autobahn_server --example sync_autobahn_client
 
 WORK="$ROOT/autobahn/reports"
 rm -rf "$WORK"
-mkdir -p "$WORK/servers" "$WORK/clients" "$WORK/axum"
+mkdir -p "$WORK/servers" "$WORK/clients" "$WORK/axum" "$WORK/sync-servers" "$WORK/sync-clients"
 # The committed specs, with --fast's exclusions added when asked.
 "$PY" - "$MODE" "$ROOT/autobahn" "$WORK" <<'PYEOF'
 import json, sys
@@ -58,6 +59,25 @@ if os.environ.get("AUTOBAHN_AXUM_FULL") != "1" or mode == "fast":
         f"13.{n}.*" for n in range(2, 8)
     ]
 with open(f"{work}/fuzzingclient-axum.json", "w") as f:
+    json.dump(spec, f, indent=2)
+# Both roles again on the blocking API (examples/sync_autobahn_*): the same protocol and
+# session, driven by threads. The same cases as the axum run unless AUTOBAHN_SYNC_FULL=1.
+slow = ["9.*"] + [f"12.{n}.*" for n in range(2, 6)] + [f"13.{n}.*" for n in range(2, 8)]
+full = os.environ.get("AUTOBAHN_SYNC_FULL") == "1" and mode != "fast"
+with open(f"{src}/fuzzingclient.json") as f:
+    spec = json.load(f)
+spec["outdir"] = "./reports/sync-servers"
+spec["servers"] = [{"agent": "wskit-sync", "url": "ws://127.0.0.1:9004"}]
+if not full:
+    spec["exclude-cases"] = slow
+with open(f"{work}/fuzzingclient-sync.json", "w") as f:
+    json.dump(spec, f, indent=2)
+with open(f"{src}/fuzzingserver.json") as f:
+    spec = json.load(f)
+spec["outdir"] = "./reports/sync-clients"
+if not full:
+    spec["exclude-cases"] = slow
+with open(f"{work}/fuzzingserver-sync.json", "w") as f:
     json.dump(spec, f, indent=2)
 PYEOF
 
@@ -118,7 +138,38 @@ START=$(date +%s)
 echo "   done in $(( $(date +%s) - START )) s"
 "$PY" "$HARNESS/summarize.py" "$WORK/axum" || true
 
-REPORTS=(server="$WORK/servers/index.json" client="$WORK/clients/index.json" axum="$WORK/axum/index.json")
+echo "== server role on the blocking API: wstest -m fuzzingclient against examples/sync_autobahn_server"
+./target/release/examples/sync_autobahn_server 127.0.0.1:9004 > "$WORK/sync-servers/testee.log" 2>&1 &
+PIDS+=($!)
+"$PY" - <<'PYEOF'
+import socket, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", 9004), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    raise SystemExit("the blocking server testee did not start")
+PYEOF
+START=$(date +%s)
+(cd "$ROOT/autobahn" && "$WSTEST" -m fuzzingclient -s reports/fuzzingclient-sync.json > reports/sync-servers/wstest.log 2>&1)
+echo "   done in $(( $(date +%s) - START )) s"
+"$PY" "$HARNESS/summarize.py" "$WORK/sync-servers" || true
+
+echo "== client role on the blocking API: wstest -m fuzzingserver with examples/sync_autobahn_client"
+(cd "$ROOT/autobahn" && exec "$WSTEST" -m fuzzingserver -s reports/fuzzingserver-sync.json -u 0 > reports/sync-clients/wstest.log 2>&1) &
+PIDS+=($!)
+"${CTL[@]}" wait 9002 --timeout 60
+START=$(date +%s)
+./target/release/examples/sync_autobahn_client ws://127.0.0.1:9002 > "$WORK/sync-clients/testee.log" 2>&1
+"${CTL[@]}" update-reports 9002 --agent wskit-sync
+"${CTL[@]}" stop 9002 --timeout 5 || true
+echo "   done in $(( $(date +%s) - START )) s"
+"$PY" "$HARNESS/summarize.py" "$WORK/sync-clients" || true
+
+REPORTS=(server="$WORK/servers/index.json" client="$WORK/clients/index.json" axum="$WORK/axum/index.json"
+  sync-server="$WORK/sync-servers/index.json" sync-client="$WORK/sync-clients/index.json")
 case "$MODE" in
   fast) echo "(--fast: not compared with the expected results)" ;;
   write) "$PY" autobahn/compare.py --write autobahn/expected-results.json "${REPORTS[@]}" ;;

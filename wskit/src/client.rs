@@ -132,6 +132,42 @@ impl WsUri {
 
     /// Resolve a `Location` header against this URI (absolute or absolute-path references;
     /// `http(s)` schemes map to `ws(s)`).
+    /// Where a redirect's `location` leads from here: refused from `wss://` to `ws://`, and
+    /// the credentials in `options` are dropped for another origin.
+    pub(crate) fn redirect(&self, location: &str, options: &mut ClientOptions) -> Result<Self> {
+        let next = self.join(location)?;
+        if self.secure && !next.secure {
+            return Err(Error::InvalidUri(format!(
+                "refusing to follow a redirect from wss:// to ws://: {location}"
+            )));
+        }
+        if !self.same_origin(&next) {
+            // Credentials must not leak to another origin.
+            Arc::make_mut(&mut options.protocol)
+                .extra_headers
+                .retain(|(name, _)| {
+                    !name.eq_ignore_ascii_case("Authorization")
+                        && !name.eq_ignore_ascii_case("Cookie")
+                });
+        }
+        Ok(next)
+    }
+
+    /// The opening handshake request for this URI, with HTTP Basic credentials from its user
+    /// information unless the options set an `Authorization` header.
+    pub(crate) fn request(&self, protocol: &Protocol) -> wskit_proto::Request {
+        let mut request = protocol.connect_request(&self.host_header(), &self.path);
+        if let Some(user_info) = &self.user_info
+            && !request.headers.contains("Authorization")
+        {
+            request.headers.append(
+                "Authorization",
+                format!("Basic {}", base64_encode(user_info.as_bytes())),
+            );
+        }
+        request
+    }
+
     fn join(&self, location: &str) -> Result<Self> {
         if let Some(rest) = strip_prefix_ignore_case(location, "http://") {
             return Self::parse(&format!("ws://{rest}"));
@@ -249,37 +285,7 @@ pub struct Connect {
 impl Connect {
     crate::options::shared_options!();
 
-    /// The `Origin` header to send.
-    pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.options.protocol).origin = Some(origin.into());
-        self
-    }
-
-    /// Subprotocols to offer, in order of preference.
-    pub fn subprotocols<I, S>(mut self, subprotocols: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Arc::make_mut(&mut self.options.protocol).subprotocols =
-            subprotocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Add a header to the handshake request.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.options.protocol)
-            .extra_headers
-            .push((name.into(), value.into()));
-        self
-    }
-
-    /// The `User-Agent` header: `Some(value)`, or `None` to send none.
-    /// Default: `wskit/VERSION`.
-    pub fn user_agent(mut self, value: Option<String>) -> Self {
-        Arc::make_mut(&mut self.options.protocol).user_agent = value;
-        self
-    }
+    crate::options::client_options!();
 
     /// Run the client side of the opening handshake on `stream`, a transport the application
     /// set up itself (a TLS stream of its own, a Unix socket, an in-memory pipe, a stream from
@@ -309,40 +315,6 @@ impl Connect {
                 .unwrap_or(Err(Error::Timeout("opening handshake"))),
             None => attempt.await,
         }
-    }
-
-    /// Connect through this proxy: `http://[user:password@]host[:port]` (HTTP CONNECT, with
-    /// Basic credentials), `socks5://` (the client resolves the server's name) or
-    /// `socks5h://` (the proxy does), with `user:password@` for SOCKS5's username and password
-    /// method. A `wss://` connection through a proxy is TLS end to end with the server; the
-    /// redirects and the reconnecting client's attempts go through the proxy too, and
-    /// `open_timeout` bounds the whole way. Default: the proxy the environment names, as curl
-    /// reads it (`http_proxy` for `ws://`, `https_proxy` for `wss://`, else `all_proxy`;
-    /// upper-case names too, except `HTTP_PROXY`, which CGI programs get from a request's
-    /// `Proxy:` header; `no_proxy` exempts hosts, domains and their subdomains, IP ranges like
-    /// `10.0.0.0/8`, or `*`). A proxy's failures that may pass (it closed, a 5xx, a SOCKS5
-    /// unreachable or refused) are transient for the reconnecting client.
-    pub fn proxy(mut self, url: impl Into<String>) -> Self {
-        self.options.proxy = ProxySetting::Url(url.into());
-        self
-    }
-
-    /// Connect straight to the server, whatever proxy the environment names.
-    pub fn no_proxy(mut self) -> Self {
-        self.options.proxy = ProxySetting::Direct;
-        self
-    }
-
-    /// The most redirects followed. Default: 10.
-    pub fn max_redirects(mut self, count: usize) -> Self {
-        self.options.max_redirects = count;
-        self
-    }
-
-    /// The delays between reconnection attempts (see [`reconnecting`](Self::reconnecting)).
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.options.backoff = backoff;
-        self
     }
 
     /// A reconnecting client: each call to [`Reconnecting::next`] returns a fresh connection,
@@ -390,21 +362,7 @@ impl Connect {
                     let Some(location) = response.headers.get("Location") else {
                         return Err(Error::InvalidStatus(response));
                     };
-                    let next = uri.join(location)?;
-                    if uri.secure && !next.secure {
-                        return Err(Error::InvalidUri(format!(
-                            "refusing to follow a redirect from wss:// to ws://: {location}"
-                        )));
-                    }
-                    if !uri.same_origin(&next) {
-                        // Credentials must not leak to another origin.
-                        Arc::make_mut(&mut options.protocol)
-                            .extra_headers
-                            .retain(|(name, _)| {
-                                !name.eq_ignore_ascii_case("Authorization")
-                                    && !name.eq_ignore_ascii_case("Cookie")
-                            });
-                    }
+                    let next = uri.redirect(location, &mut options)?;
                     tracing::debug!(from = %uri, to = %next, status = response.status, "following redirect");
                     uri = next;
                 }
@@ -585,15 +543,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut protocol = Protocol::client(Arc::clone(&options.protocol));
-    let mut request = protocol.connect_request(&uri.host_header(), &uri.path);
-    if let Some(user_info) = &uri.user_info
-        && !request.headers.contains("Authorization")
-    {
-        request.headers.append(
-            "Authorization",
-            format!("Basic {}", base64_encode(user_info.as_bytes())),
-        );
-    }
+    let request = uri.request(&protocol);
     protocol.send_request(&request)?;
     flush(&mut stream, &mut protocol).await?;
     let Event::Response(response) = read_handshake_event(&mut stream, &mut protocol).await? else {

@@ -39,6 +39,10 @@ struct KeepaliveGuide;
 #[doc = include_str!("../../docs/guide/logging.md")]
 struct LoggingGuide;
 
+#[cfg(feature = "sync")]
+#[doc = include_str!("../../docs/guide/sync.md")]
+struct SyncGuide;
+
 #[doc = include_str!("../../docs/guide/faq.md")]
 struct FaqGuide;
 

@@ -118,6 +118,8 @@ pub mod __fuzz {
     }
 }
 mod session;
+#[cfg(feature = "sync")]
+pub mod sync;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

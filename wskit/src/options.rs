@@ -200,3 +200,78 @@ macro_rules! server_options {
 }
 
 pub(crate) use server_options;
+
+/// Expands to the client's builder methods (the handshake request, proxies, redirects,
+/// backoff) inside an `impl` block whose type has an `options` field with `protocol`,
+/// `proxy`, `max_redirects` and `backoff` fields: the async and the blocking `Connect`.
+macro_rules! client_options {
+    () => {
+        /// The `Origin` header to send.
+        pub fn origin(mut self, origin: impl Into<String>) -> Self {
+            std::sync::Arc::make_mut(&mut self.options.protocol).origin = Some(origin.into());
+            self
+        }
+
+        /// Subprotocols to offer, in order of preference.
+        pub fn subprotocols<I, S>(mut self, subprotocols: I) -> Self
+        where
+            I: IntoIterator<Item = S>,
+            S: Into<String>,
+        {
+            std::sync::Arc::make_mut(&mut self.options.protocol).subprotocols =
+                subprotocols.into_iter().map(Into::into).collect();
+            self
+        }
+
+        /// Add a header to the handshake request.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            std::sync::Arc::make_mut(&mut self.options.protocol)
+                .extra_headers
+                .push((name.into(), value.into()));
+            self
+        }
+
+        /// The `User-Agent` header: `Some(value)`, or `None` to send none.
+        /// Default: `wskit/VERSION`.
+        pub fn user_agent(mut self, value: Option<String>) -> Self {
+            std::sync::Arc::make_mut(&mut self.options.protocol).user_agent = value;
+            self
+        }
+
+        /// Connect through this proxy: `http://[user:password@]host[:port]` (HTTP CONNECT, with
+        /// Basic credentials), `socks5://` (the client resolves the server's name) or
+        /// `socks5h://` (the proxy does), with `user:password@` for SOCKS5's username and password
+        /// method. A `wss://` connection through a proxy is TLS end to end with the server; the
+        /// redirects and the reconnecting client's attempts go through the proxy too, and
+        /// `open_timeout` bounds the whole way. Default: the proxy the environment names, as curl
+        /// reads it (`http_proxy` for `ws://`, `https_proxy` for `wss://`, else `all_proxy`;
+        /// upper-case names too, except `HTTP_PROXY`, which CGI programs get from a request's
+        /// `Proxy:` header; `no_proxy` exempts hosts, domains and their subdomains, IP ranges like
+        /// `10.0.0.0/8`, or `*`). A proxy's failures that may pass (it closed, a 5xx, a SOCKS5
+        /// unreachable or refused) are transient for the reconnecting client.
+        pub fn proxy(mut self, url: impl Into<String>) -> Self {
+            self.options.proxy = $crate::session::proxy::ProxySetting::Url(url.into());
+            self
+        }
+
+        /// Connect straight to the server, whatever proxy the environment names.
+        pub fn no_proxy(mut self) -> Self {
+            self.options.proxy = $crate::session::proxy::ProxySetting::Direct;
+            self
+        }
+
+        /// The most redirects followed. Default: 10.
+        pub fn max_redirects(mut self, count: usize) -> Self {
+            self.options.max_redirects = count;
+            self
+        }
+
+        /// The delays between reconnection attempts (see [`reconnecting`](Self::reconnecting)).
+        pub fn backoff(mut self, backoff: $crate::Backoff) -> Self {
+            self.options.backoff = backoff;
+            self
+        }
+    };
+}
+
+pub(crate) use client_options;

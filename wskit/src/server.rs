@@ -481,6 +481,19 @@ enum BindAddrKind {
     Socket(SocketAddr),
 }
 
+impl BindAddr {
+    /// The addresses to bind, resolved with std's resolver (this blocks: the blocking server's
+    /// way).
+    #[cfg(feature = "sync")]
+    pub(crate) fn resolve_blocking(&self) -> io::Result<Vec<SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        match &self.0 {
+            BindAddrKind::Socket(addr) => Ok(vec![*addr]),
+            BindAddrKind::Name(name) => Ok(name.as_str().to_socket_addrs()?.collect()),
+        }
+    }
+}
+
 impl From<&str> for BindAddr {
     fn from(addr: &str) -> Self {
         Self(BindAddrKind::Name(addr.to_owned()))
@@ -1246,28 +1259,8 @@ where
         let id = self.driver.id();
         let code = match std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
             Ok(Poll::Pending) => return false,
-            Ok(Poll::Ready(output)) => {
-                // A handler stopped by its own connection closing (the client vanished) did
-                // nothing wrong; a closed connection that is not its own (a proxy's upstream,
-                // say) is a failure like any other.
-                let own_closure = output.is_closed_connection() && !self.driver.is_open();
-                match output.into_result() {
-                    Ok(()) => CloseCode::NORMAL,
-                    Err(error) if own_closure => {
-                        tracing::debug!(id, %error, "connection handler ended: connection closed");
-                        CloseCode::NORMAL
-                    }
-                    Err(error) => {
-                        tracing::error!(id, %error, "connection handler failed");
-                        CloseCode::INTERNAL_ERROR
-                    }
-                }
-            }
-            Err(panic) => {
-                let message = panic_message(&panic);
-                tracing::error!(id, panic = message.as_str(), "connection handler panicked");
-                CloseCode::INTERNAL_ERROR
-            }
+            Ok(Poll::Ready(output)) => handler_outcome(id, Ok(output), self.driver.is_open()),
+            Err(panic) => handler_outcome::<F::Output>(id, Err(panic), self.driver.is_open()),
         };
         self.handler = None;
         self.driver.release_handle(code);
@@ -1508,6 +1501,39 @@ where
     tracing::info!(%remote, status = response.status, "connection rejected");
     protocol.send_response(response)?;
     flush(stream, protocol).await
+}
+
+/// The close code once a handler ended, with its output or its panic, logging how it ended.
+/// `open`: whether its connection is still open.
+pub(crate) fn handler_outcome<R: HandlerResult>(
+    id: u64,
+    outcome: std::thread::Result<R>,
+    open: bool,
+) -> CloseCode {
+    match outcome {
+        Ok(output) => {
+            // A handler stopped by its own connection closing (the client vanished) did
+            // nothing wrong; a closed connection that is not its own (a proxy's upstream,
+            // say) is a failure like any other.
+            let own_closure = output.is_closed_connection() && !open;
+            match output.into_result() {
+                Ok(()) => CloseCode::NORMAL,
+                Err(error) if own_closure => {
+                    tracing::debug!(id, %error, "connection handler ended: connection closed");
+                    CloseCode::NORMAL
+                }
+                Err(error) => {
+                    tracing::error!(id, %error, "connection handler failed");
+                    CloseCode::INTERNAL_ERROR
+                }
+            }
+        }
+        Err(panic) => {
+            let message = panic_message(&panic);
+            tracing::error!(id, panic = message.as_str(), "connection handler panicked");
+            CloseCode::INTERNAL_ERROR
+        }
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -133,7 +133,7 @@ impl From<ConfigError> for Error {
 /// tokio-rustls reports TLS errors (a certificate not trusted, an alert from the peer, a peer
 /// that does not speak TLS) as [`io::Error`]s wrapping a [`rustls::Error`]: unwrap those into
 /// [`Error::Tls`]. Other I/O errors (a reset, an early EOF) stay [`Error::Io`].
-fn handshake_error(error: io::Error) -> Error {
+pub(crate) fn handshake_error(error: io::Error) -> Error {
     if error
         .get_ref()
         .is_some_and(|inner| inner.is::<rustls::Error>())
@@ -151,7 +151,7 @@ fn handshake_error(error: io::Error) -> Error {
 
 /// Where the client's trusted root certificates come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Roots {
+pub(crate) enum Roots {
     /// The Mozilla roots bundled by `webpki-roots`.
     #[default]
     WebPki,
@@ -214,23 +214,45 @@ impl ClientTls {
     }
 
     async fn client_config(&self) -> Result<Arc<ClientConfig>> {
-        if let Some(config) = &self.config {
-            return Ok(Arc::clone(config));
-        }
-        if self.is_default() {
-            return default_client_config();
-        }
-        if let Some(config) = lock(&self.cache).as_ref() {
-            return Ok(Arc::clone(config));
+        if let Some(config) = self.ready_config()? {
+            return Ok(config);
         }
         // Reading files and the system's roots blocks: keep it off the runtime's threads.
         let settings = self.clone();
-        let config = tokio::task::spawn_blocking(move || settings.build())
+        tokio::task::spawn_blocking(move || settings.client_config_blocking())
             .await
-            .map_err(|e| ConfigError::new("building the TLS configuration failed").source(e))??;
-        let config = Arc::new(config);
+            .map_err(|e| ConfigError::new("building the TLS configuration failed").source(e))?
+    }
+
+    /// The config if it is at hand without reading anything: given, the default, or cached.
+    fn ready_config(&self) -> Result<Option<Arc<ClientConfig>>> {
+        if let Some(config) = &self.config {
+            return Ok(Some(Arc::clone(config)));
+        }
+        if self.is_default() {
+            return default_client_config().map(Some);
+        }
+        Ok(lock(&self.cache).as_ref().map(Arc::clone))
+    }
+
+    /// The config, built (reading files and the system's roots: this blocks) and cached on
+    /// first use.
+    pub(crate) fn client_config_blocking(&self) -> Result<Arc<ClientConfig>> {
+        if let Some(config) = self.ready_config()? {
+            return Ok(config);
+        }
+        let config = Arc::new(self.build()?);
         *lock(&self.cache) = Some(Arc::clone(&config));
         Ok(config)
+    }
+
+    /// A TLS client for `host`, for the blocking client.
+    #[cfg(feature = "sync")]
+    pub(crate) fn blocking_connection(&self, host: &str) -> Result<rustls::Connection> {
+        let config = self.client_config_blocking()?;
+        rustls::ClientConnection::new(config, server_name(host)?)
+            .map(Into::into)
+            .map_err(|e| Error::Tls(Box::new(e)))
     }
 
     /// Build the config: roots, extra CA certificates, or no verification at all.
@@ -381,46 +403,56 @@ impl ServerCertVerifier for DangerAcceptAnyServerCert {
 /// them); `ws://` URIs stay plain. A setting that cannot be applied (a missing or invalid CA
 /// file, no system roots) fails each connection attempt with [`Error::Tls`].
 impl Connect {
-    /// Use this rustls client config for `wss://`, as is. It takes precedence over
-    /// [`native_roots`](Self::native_roots), [`ca_file`](Self::ca_file) and
-    /// [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs), whatever the order
-    /// of the calls. Set its `alpn_protocols` to `[b"http/1.1"]` if the server needs ALPN.
-    /// Default: a config built by wskit, with the webpki roots and ALPN `http/1.1`.
-    pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Self {
-        self.options.tls.changed().config = Some(config);
-        self
-    }
-
-    /// Also trust the CA certificates in the PEM file at `path` (one or more
-    /// `CERTIFICATE` sections; a self-signed server certificate works too), in addition to
-    /// the root certificates. Call it again to add more files.
-    ///
-    /// The file is read when the first `wss://` connection is made (then cached for clones
-    /// of this builder, such as the attempts of a [`reconnecting`](Self::reconnecting)
-    /// client), not by this method: a missing or invalid file fails the connection with
-    /// [`Error::Tls`], naming the file. Default: no extra CA certificates.
-    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.options.tls.changed().ca_files.push(path.into());
-        self
-    }
-
-    /// Trust the operating system's root certificates (loaded with `rustls-native-certs` when
-    /// the first `wss://` connection is made) instead of the Mozilla roots bundled with
-    /// `webpki-roots`. Default: the bundled roots.
-    pub fn native_roots(mut self) -> Self {
-        self.options.tls.changed().roots = Roots::Native;
-        self
-    }
-
-    /// **Danger:** accept any server certificate, expired, self-signed or for another name.
-    /// The connection is encrypted but the server is not authenticated, so an attacker in the
-    /// middle can read and change everything. For tests and development only. The TLS
-    /// handshake signatures are still checked. Default: certificates are verified.
-    pub fn danger_accept_invalid_certs(mut self) -> Self {
-        self.options.tls.changed().danger_accept_invalid_certs = true;
-        self
-    }
+    crate::tls::client_tls_options!();
 }
+
+/// Expands to the TLS builder methods of a client (`wss://` settings) inside an `impl` block
+/// whose type has an `options.tls` field ([`ClientTls`]): the async and the blocking `Connect`.
+macro_rules! client_tls_options {
+    () => {
+        /// Use this rustls client config for `wss://`, as is. It takes precedence over
+        /// [`native_roots`](Self::native_roots), [`ca_file`](Self::ca_file) and
+        /// [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs), whatever the order
+        /// of the calls. Set its `alpn_protocols` to `[b"http/1.1"]` if the server needs ALPN.
+        /// Default: a config built by wskit, with the webpki roots and ALPN `http/1.1`.
+        pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+            self.options.tls.changed().config = Some(config);
+            self
+        }
+
+        /// Also trust the CA certificates in the PEM file at `path` (one or more
+        /// `CERTIFICATE` sections; a self-signed server certificate works too), in addition to
+        /// the root certificates. Call it again to add more files.
+        ///
+        /// The file is read when the first `wss://` connection is made (then cached for clones
+        /// of this builder, such as the attempts of a [`reconnecting`](Self::reconnecting)
+        /// client), not by this method: a missing or invalid file fails the connection with
+        /// [`Error::Tls`], naming the file. Default: no extra CA certificates.
+        pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.options.tls.changed().ca_files.push(path.into());
+            self
+        }
+
+        /// Trust the operating system's root certificates (loaded with `rustls-native-certs` when
+        /// the first `wss://` connection is made) instead of the Mozilla roots bundled with
+        /// `webpki-roots`. Default: the bundled roots.
+        pub fn native_roots(mut self) -> Self {
+            self.options.tls.changed().roots = $crate::tls::Roots::Native;
+            self
+        }
+
+        /// **Danger:** accept any server certificate, expired, self-signed or for another name.
+        /// The connection is encrypted but the server is not authenticated, so an attacker in the
+        /// middle can read and change everything. For tests and development only. The TLS
+        /// handshake signatures are still checked. Default: certificates are verified.
+        pub fn danger_accept_invalid_certs(mut self) -> Self {
+            self.options.tls.changed().danger_accept_invalid_certs = true;
+            self
+        }
+    };
+}
+
+pub(crate) use client_tls_options;
 
 // ===== server =====
 
@@ -503,6 +535,14 @@ impl ServerTls {
         Self {
             acceptor: TlsAcceptor::from(config),
         }
+    }
+
+    /// A TLS server connection, for the blocking server.
+    #[cfg(feature = "sync")]
+    pub(crate) fn blocking_connection(&self) -> Result<rustls::Connection> {
+        rustls::ServerConnection::new(Arc::clone(self.acceptor.config()))
+            .map(Into::into)
+            .map_err(|e| Error::Tls(Box::new(e)))
     }
 
     fn from_parts(

@@ -22,6 +22,7 @@ mod http2;
 mod hyper;
 mod interop;
 mod keepalive;
+mod layers;
 mod limits;
 mod proxy;
 mod raw;

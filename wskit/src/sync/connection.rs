@@ -1,0 +1,1184 @@
+//! Blocking connections: the [`Connection`] handle, its reader thread, and the transport they
+//! share. See the [threading model](super#threading-model).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wskit_proto::connection::Fragment;
+use wskit_proto::session::{PingError, PingWaiter, Session};
+use wskit_proto::{CloseCode, Event, Message, Protocol, Request, Response, Role, State};
+
+pub use wskit_proto::session::ConnectionConfig;
+
+use crate::PeerAddr;
+use crate::data::ConnectionData;
+use crate::error::{Closed, Error, Result};
+#[cfg(feature = "rustls")]
+use crate::tls::rustls;
+
+/// How long a blocked write waits before it looks at the connection's deadlines (a peer that
+/// stopped reading must not keep a writer, or the keepalive it runs, forever).
+const WRITE_POLL: Duration = Duration::from_secs(1);
+
+/// The reader thread's read buffer.
+const READ_BUF: usize = 16 << 10;
+
+/// The reader threads' stack: they parse, inflate and queue; nothing deep.
+const READER_STACK: usize = 128 << 10;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+// ===== Transport =====
+
+/// A TCP or Unix socket.
+#[derive(Debug)]
+pub(crate) enum Socket {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Socket {
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(timeout),
+        }
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_write_timeout(timeout),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_write_timeout(timeout),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.shutdown(how),
+            #[cfg(unix)]
+            Self::Unix(s) => s.shutdown(how),
+        }
+    }
+
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
+            Self::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
+            Self::Unix(s) => (&*s).write(buf),
+        }
+    }
+}
+
+/// The TLS state of a `wss://` connection. Locked briefly to decrypt what the reader read or
+/// to encrypt what a writer writes; never across a blocking read or write.
+#[cfg(feature = "rustls")]
+pub(crate) type Tls = Mutex<rustls::Connection>;
+
+/// What the connection reads from and writes to.
+pub(crate) struct Transport {
+    pub(crate) socket: Socket,
+    #[cfg(feature = "rustls")]
+    pub(crate) tls: Option<Tls>,
+}
+
+impl Transport {
+    pub(crate) fn plain(socket: Socket) -> Self {
+        Self {
+            socket,
+            #[cfg(feature = "rustls")]
+            tls: None,
+        }
+    }
+
+    /// Read what arrives into `plain` (decrypted): `Ok(0)` at the end of the stream. Blocks
+    /// in the read only, without any lock held.
+    pub(crate) fn read_into(&self, buf: &mut [u8], plain: &mut Vec<u8>) -> io::Result<usize> {
+        let n = self.socket.read(buf)?;
+        #[cfg(feature = "rustls")]
+        if let Some(tls) = &self.tls {
+            let mut tls = lock(tls);
+            if n == 0 {
+                // A TLS stream ends with close_notify; a bare end is still the end here.
+                return Ok(0);
+            }
+            let mut cipher = &buf[..n];
+            while !cipher.is_empty() {
+                tls.read_tls(&mut cipher)?;
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
+            let before = plain.len();
+            let mut chunk = [0u8; 4096];
+            loop {
+                match tls.reader().read(&mut chunk) {
+                    Ok(0) => {
+                        // close_notify: the end.
+                        return Ok(plain.len() - before);
+                    }
+                    Ok(k) => plain.extend_from_slice(&chunk[..k]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            // Handshake messages after the handshake (TLS 1.3 tickets, key updates) may need
+            // an answer: the next write sends it.
+            let got = plain.len() - before;
+            return if got == 0 {
+                Err(io::ErrorKind::Interrupted.into())
+            } else {
+                Ok(got)
+            };
+        }
+        plain.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    /// Write `data` whole (encrypted first under TLS). `give_up` is asked after each
+    /// [`WRITE_POLL`] without progress.
+    pub(crate) fn write_all(&self, data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<()> {
+        #[cfg(feature = "rustls")]
+        if let Some(tls) = &self.tls {
+            let mut cipher = Vec::with_capacity(data.len() + 64);
+            {
+                let mut tls = lock(tls);
+                if !data.is_empty() {
+                    tls.writer().write_all(data)?;
+                }
+                while tls.wants_write() {
+                    tls.write_tls(&mut cipher)?;
+                }
+            }
+            return self.write_raw(&cipher, give_up);
+        }
+        self.write_raw(data, give_up)
+    }
+
+    fn write_raw(&self, mut data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<()> {
+        while !data.is_empty() {
+            match self.socket.write(data) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => data = &data[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    if give_up() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether TLS has records of its own to send (an alert, a post-handshake message).
+    fn wants_write(&self) -> bool {
+        #[cfg(feature = "rustls")]
+        if let Some(tls) = &self.tls {
+            return lock(tls).wants_write();
+        }
+        false
+    }
+
+    /// Say the end of the stream: TLS close_notify, then the socket's FIN.
+    fn shutdown_write(&self) {
+        #[cfg(feature = "rustls")]
+        if let Some(tls) = &self.tls {
+            lock(tls).send_close_notify();
+            let _ = self.write_all(&[], &|| true);
+        }
+        let _ = self.socket.shutdown(Shutdown::Write);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves the state consistent (every protocol method either
+    // completes or returns an error before mutating), so poisoning is ignored.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+// ===== Connection =====
+
+/// An open WebSocket connection, client or server side, for threads.
+///
+/// Cheap to clone: clones are handles to the same connection, usable from several threads at
+/// once: one thread receives while others send (messages from concurrent sends never
+/// interleave). The connection closes with 1000 when the last handle is dropped, if it is
+/// still open. A reader thread per connection reads, answers pings and close frames, and runs
+/// keepalive, whether or not anyone is receiving.
+pub struct Connection {
+    shared: Arc<Shared>,
+}
+
+/// What the I/O layer knows about a connection when it opens it.
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) data: Option<Box<ConnectionData>>,
+    pub(crate) request: Option<Box<Request>>,
+    pub(crate) response: Option<Box<Response>>,
+    pub(crate) local_addr: Option<PeerAddr>,
+    pub(crate) remote_addr: Option<PeerAddr>,
+}
+
+struct Shared {
+    id: u64,
+    role: Role,
+    subprotocol: Option<String>,
+    info: ConnectionInfo,
+    handles: AtomicUsize,
+    transport: Transport,
+    inner: Mutex<Inner>,
+    /// Something changed: a message queued, output written, the connection closed, a
+    /// receiver waiting.
+    changed: Condvar,
+    /// The transport was shut down (close timeout, ping timeout, abort): writers give up.
+    dead: AtomicBool,
+}
+
+struct Inner {
+    session: Session<PongSender>,
+    /// A thread is writing: others queue their frames and it writes them too.
+    writing: bool,
+    /// A thread waits in `recv`.
+    receiving: bool,
+    /// The end of the stream was received (or reading failed).
+    eof: bool,
+    /// [`Connection::abort`] was called.
+    aborted: bool,
+    /// The end of the stream was sent (a server, after the closing handshake).
+    shutdown_sent: bool,
+}
+
+/// What waits for the pong of [`Connection::ping`].
+struct PongSender(mpsc::SyncSender<Duration>);
+
+impl PingWaiter for PongSender {
+    fn answered(self, latency: Duration) {
+        let _ = self.0.try_send(latency);
+    }
+}
+
+/// The answer to a [`Connection::ping`]: the round-trip time, once its pong comes.
+#[derive(Debug)]
+pub struct Pong {
+    rx: mpsc::Receiver<Duration>,
+    shared: Arc<Shared>,
+}
+
+impl Pong {
+    /// Wait for the pong: the round-trip time.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection closes first.
+    pub fn wait(self) -> Result<Duration> {
+        self.rx.recv().map_err(|_| self.closed())
+    }
+
+    /// Wait at most `timeout` for the pong.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when it did not come in time, [`Error::ConnectionClosed`] if the
+    /// connection closed first.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Duration> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(latency) => Ok(latency),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Error::Timeout("pong")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.closed()),
+        }
+    }
+
+    fn closed(&self) -> Error {
+        Error::ConnectionClosed(Box::new(lock(&self.shared.inner).session.closed_so_far()))
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("id", &self.id).finish()
+    }
+}
+
+impl Connection {
+    /// Wrap an open protocol and its transport, and start the reader thread.
+    pub(crate) fn open(
+        protocol: Protocol,
+        transport: Transport,
+        config: Arc<ConnectionConfig>,
+        info: ConnectionInfo,
+    ) -> Result<Self> {
+        let mut protocol = protocol;
+        protocol.release_buffers();
+        let role = protocol.role();
+        let subprotocol = protocol.subprotocol().map(str::to_owned);
+        let session = Session::new(protocol, config, Instant::now());
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        // Writes wake up now and then to look at the deadlines; reads are given their timeout
+        // before each read.
+        transport.socket.set_write_timeout(Some(WRITE_POLL))?;
+        let shared = Arc::new(Shared {
+            id,
+            role,
+            subprotocol,
+            info,
+            handles: AtomicUsize::new(1),
+            transport,
+            inner: Mutex::new(Inner {
+                session,
+                writing: false,
+                receiving: false,
+                eof: false,
+                aborted: false,
+                shutdown_sent: false,
+            }),
+            changed: Condvar::new(),
+            dead: AtomicBool::new(false),
+        });
+        tracing::debug!(id, ?role, remote = ?shared.info.remote_addr, "connection open");
+        let reader = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name(format!("wskit-reader-{id}"))
+            .stack_size(READER_STACK)
+            .spawn(move || reader.run_reader())?;
+        Ok(Self { shared })
+    }
+
+    /// Receive the next message; blocks until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] once the connection is closed and every message received
+    /// before has been taken ([`Error::is_closed_ok`] tells a normal closure), and
+    /// [`Error::Concurrency`] if another thread is already receiving.
+    pub fn recv(&self) -> Result<Message> {
+        self.recv_until(None)?
+            .ok_or(Error::Timeout("recv without a deadline"))
+    }
+
+    /// Receive the next message, waiting at most `timeout`; `Ok(None)` if none came by then.
+    /// Nothing is lost on a timeout: a message arriving later is returned by the next call.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Message>> {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        if inner.receiving {
+            return Err(Error::Concurrency(
+                "another thread is receiving from this connection",
+            ));
+        }
+        loop {
+            let before = inner.session.queued();
+            let message = inner.session.pop_message();
+            if before > inner.session.queued() && inner.session.should_resume_reading() {
+                shared.changed.notify_all();
+            }
+            if let Some(message) = message {
+                return message.map(Some).map_err(Error::Protocol);
+            }
+            if let Some(closed) = inner.session.closed() {
+                return Err(Error::ConnectionClosed(Box::new(closed.clone())));
+            }
+            inner.receiving = true;
+            if inner.session.protocol().pending_failure().is_some() {
+                // Every message before the peer's error is taken: the reader applies it now.
+                shared.changed.notify_all();
+            }
+            inner = match deadline {
+                None => shared
+                    .changed
+                    .wait(inner)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        inner.receiving = false;
+                        return Ok(None);
+                    }
+                    shared
+                        .changed
+                        .wait_timeout(inner, deadline - now)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0
+                }
+            };
+            inner.receiving = false;
+        }
+    }
+
+    /// Receive the next piece of a message as it arrives, without waiting for the whole
+    /// message: the way to stream a large fragmented message. Do not mix with
+    /// [`recv`](Self::recv) in the middle of a message.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_fragment(&self) -> Result<Fragment> {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        loop {
+            if let Some(fragment) = inner.session.pop_fragment() {
+                if inner.session.should_resume_reading() {
+                    shared.changed.notify_all();
+                }
+                return Ok(fragment);
+            }
+            if let Some(closed) = inner.session.closed() {
+                return Err(Error::ConnectionClosed(Box::new(closed.clone())));
+            }
+            inner.receiving = true;
+            inner = shared
+                .changed
+                .wait(inner)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner.receiving = false;
+        }
+    }
+
+    /// Send a message: anything that converts into [`Message`] (`&str`, `String`, `Bytes`,
+    /// `Vec<u8>`, `&[u8]`...). Returns once it is written to the socket, or queued behind
+    /// another thread's write when the write buffer is below the high mark (`write_limit`);
+    /// above it, waits until it drains to the low mark. Messages from concurrent calls never
+    /// interleave.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection is closing or closed.
+    pub fn send(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        while inner.session.fragmented_sender().is_some() {
+            if inner.session.closed().is_some() {
+                return Err(closed_error(&inner));
+            }
+            inner = wait(&shared.changed, inner);
+        }
+        if let Err(error) = inner.session.protocol_mut().send_message(&message) {
+            return Err(send_error(&inner, error));
+        }
+        self.finish_send(inner)
+    }
+
+    /// Write what is queued, or wait for the thread that writes: the end of every send.
+    fn finish_send(&self, inner: MutexGuard<'_, Inner>) -> Result<()> {
+        let shared = &*self.shared;
+        let mut inner = shared.flush(inner);
+        let mut above_high = false;
+        loop {
+            let buffered = inner.session.buffered();
+            let config = inner.session.config();
+            if buffered <= config.write_limit_low || (!above_high && buffered <= config.write_limit)
+            {
+                return Ok(());
+            }
+            if inner.session.closed().is_some() || shared.dead.load(Ordering::Acquire) {
+                return Err(closed_error(&inner));
+            }
+            above_high = true;
+            inner = wait(&shared.changed, inner);
+        }
+    }
+
+    /// Send one message in fragments, from an iterator of chunks, all text or all binary
+    /// (the type of the first chunk), each chunk written as it comes. Other sends wait until
+    /// the last fragment is queued.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection closes meanwhile, and
+    /// [`Error::InvalidState`] if the chunks mix text and binary. A panic or an error in the
+    /// middle leaves the message unfinished: the connection is then failed with 1011, so that
+    /// the peer does not wait forever.
+    pub fn send_fragments<I>(&self, chunks: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Into<Message>,
+    {
+        let shared = &*self.shared;
+        let id = {
+            let mut inner = lock(&shared.inner);
+            let id = inner.session.next_sender_id();
+            while !inner.session.claim_fragmented(id) {
+                if inner.session.closed().is_some() {
+                    return Err(closed_error(&inner));
+                }
+                inner = wait(&shared.changed, inner);
+            }
+            id
+        };
+        let mut guard = FragmentGuard {
+            shared,
+            id,
+            finished: false,
+        };
+        let mut chunks = chunks.into_iter().map(Into::<Message>::into).peekable();
+        let mut first: Option<bool> = None;
+        while let Some(chunk) = chunks.next() {
+            let fin = chunks.peek().is_none();
+            let mut inner = lock(&shared.inner);
+            let is_text = chunk.is_text();
+            let protocol = inner.session.protocol_mut();
+            let result = match first {
+                None if is_text => protocol.send_text(chunk.as_bytes(), fin),
+                None => protocol.send_binary(chunk.as_bytes(), fin),
+                Some(text) if text == is_text => protocol.send_continuation(chunk.as_bytes(), fin),
+                Some(_) => {
+                    return Err(Error::InvalidState(
+                        wskit_proto::InvalidState::FragmentedMessageInProgress,
+                    ));
+                }
+            };
+            first.get_or_insert(is_text);
+            if let Err(error) = result {
+                return Err(send_error(&inner, error));
+            }
+            self.finish_send(inner)?;
+        }
+        if first.is_none() {
+            let mut inner = lock(&shared.inner);
+            if let Err(error) = inner.session.protocol_mut().send_binary(b"", true) {
+                return Err(send_error(&inner, error));
+            }
+            self.finish_send(inner)?;
+        }
+        guard.finished = true;
+        Ok(())
+    }
+
+    /// Send a ping. Returns a [`Pong`] that waits for the answer and gives the round-trip
+    /// time; a pong acknowledges its ping and every earlier one. `data` (at most 125 bytes)
+    /// identifies the ping; pass `""` for a random 4-byte payload.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection is not open, [`Error::Concurrency`] if
+    /// a ping with the same data awaits its pong.
+    pub fn ping(&self, data: impl AsRef<[u8]>) -> Result<Pong> {
+        let data = data.as_ref();
+        let payload = if data.is_empty() {
+            let mut random = [0; 4];
+            getrandom::fill(&mut random).map_err(|e| Error::Io(io::Error::other(e.to_string())))?;
+            Bytes::copy_from_slice(&random)
+        } else {
+            Bytes::copy_from_slice(data)
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        match inner
+            .session
+            .send_ping(payload, Instant::now(), Some(PongSender(tx)))
+        {
+            Ok(()) => {}
+            Err(PingError::Duplicate) => {
+                return Err(Error::Concurrency(
+                    "a ping with the same data is awaiting its pong",
+                ));
+            }
+            Err(PingError::InvalidState(error)) => return Err(send_error(&inner, error)),
+            Err(_) => return Err(Error::Concurrency("the ping could not be sent")),
+        }
+        drop(shared.flush(inner));
+        Ok(Pong {
+            rx,
+            shared: Arc::clone(&self.shared),
+        })
+    }
+
+    /// Send an unsolicited pong (a unidirectional heartbeat). Pings are answered
+    /// automatically.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionClosed`] if the connection is not open.
+    pub fn pong(&self, data: impl AsRef<[u8]>) -> Result<()> {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        if let Err(error) = inner.session.protocol_mut().send_pong(data.as_ref()) {
+            return Err(send_error(&inner, error));
+        }
+        drop(shared.flush(inner));
+        Ok(())
+    }
+
+    /// Close the connection with `code` and `reason`: send a close frame, wait for the
+    /// peer's (at most `close_timeout`), then close the transport. Returns once it is closed.
+    /// Closing a connection that is already closing or closed just waits for the end.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidState`] for a code that cannot be sent, or a reason longer than 123
+    /// bytes.
+    pub fn close(&self, code: impl Into<CloseCode>, reason: &str) -> Result<()> {
+        let code = code.into();
+        {
+            let shared = &*self.shared;
+            let mut inner = lock(&shared.inner);
+            if inner.session.protocol().state() == State::Open {
+                inner.session.protocol_mut().send_close(code, reason)?;
+                drop(shared.flush(inner));
+            }
+        }
+        self.wait_closed();
+        Ok(())
+    }
+
+    /// Start the closing handshake without waiting for it (used by `Server::close`).
+    pub(crate) fn start_close(&self, code: CloseCode, reason: &str) {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        if inner.session.protocol().state() == State::Open
+            && inner
+                .session
+                .protocol_mut()
+                .send_close(code, reason)
+                .is_ok()
+        {
+            drop(shared.flush(inner));
+        }
+    }
+
+    /// Drop the connection at once, without the closing handshake: the transport is shut
+    /// down; the connection is closed with 1006 unless the peer's close frame had arrived.
+    pub fn abort(&self) {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        if inner.session.closed().is_some() || inner.aborted {
+            return;
+        }
+        inner.aborted = true;
+        inner.session.set_cause(|| "aborted".into());
+        let _ = inner.session.protocol_mut().receive_eof();
+        inner.session.protocol_mut().discard_output();
+        drop(inner);
+        shared.kill();
+    }
+
+    /// Wait until the connection is closed, and return how. A closing handshake that takes
+    /// longer than `close_timeout` is cut short: the transport is closed.
+    pub fn wait_closed(&self) -> Closed {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if let Some(closed) = inner.session.closed() {
+                return closed.clone();
+            }
+            if inner.session.closing_soon() {
+                // The reader thread enforces the close timeout when it wakes up; a reader
+                // blocked in a long read is woken by closing the transport at the deadline.
+                let now = Instant::now();
+                let at =
+                    *deadline.get_or_insert_with(|| now + inner.session.config().close_timeout);
+                if now >= at {
+                    inner
+                        .session
+                        .set_cause(|| "timed out waiting for the closing handshake".into());
+                    drop(inner);
+                    shared.kill();
+                    inner = lock(&shared.inner);
+                    inner = shared
+                        .changed
+                        .wait_timeout(inner, WRITE_POLL)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .0;
+                    continue;
+                }
+                inner = shared
+                    .changed
+                    .wait_timeout(inner, at - now)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+            } else {
+                inner = wait(&shared.changed, inner);
+            }
+        }
+    }
+
+    /// A unique id for this connection, within the process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.shared.role
+    }
+
+    /// The connection state: OPEN, CLOSING, or CLOSED.
+    pub fn state(&self) -> State {
+        let inner = lock(&self.shared.inner);
+        if inner.session.closed().is_some() {
+            State::Closed
+        } else {
+            inner.session.protocol().state()
+        }
+    }
+
+    /// Whether the connection is open: messages can be sent.
+    pub fn is_open(&self) -> bool {
+        self.state() == State::Open
+    }
+
+    /// The round-trip time measured by the last ping answered (keepalive or
+    /// [`ping`](Self::ping)); zero before the first.
+    pub fn latency(&self) -> Duration {
+        lock(&self.shared.inner).session.latency()
+    }
+
+    /// The subprotocol negotiated during the handshake, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.shared.subprotocol.as_deref()
+    }
+
+    /// The value of type `T` that the server's handshake hooks stored for this connection
+    /// with [`Handshake::insert`](crate::server::Handshake::insert). `None` if there is none
+    /// (always, on a client).
+    pub fn data<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.shared.info.data.as_ref()?.get::<T>()
+    }
+
+    /// The parameters of the route this connection matched: empty without a router.
+    pub fn params(&self) -> &crate::Params {
+        static NONE: crate::Params = crate::Params::EMPTY;
+        self.data::<crate::Params>().unwrap_or(&NONE)
+    }
+
+    /// The username this connection authenticated with (a server's `basic_auth`), if any.
+    pub fn username(&self) -> Option<&str> {
+        self.data::<crate::Username>().map(|user| user.0.as_str())
+    }
+
+    /// The opening handshake request: received by a server, sent by a client.
+    pub fn request(&self) -> Option<&Request> {
+        self.shared.info.request.as_deref()
+    }
+
+    /// The opening handshake response received by a client; `None` on a server.
+    pub fn response(&self) -> Option<&Response> {
+        self.shared.info.response.as_deref()
+    }
+
+    /// Whether permessage-deflate was negotiated for this connection.
+    pub fn is_compressed(&self) -> bool {
+        lock(&self.shared.inner).session.protocol().is_compressed()
+    }
+
+    /// The request path with its query (e.g. `/chat?room=1`).
+    pub fn path(&self) -> &str {
+        self.shared
+            .info
+            .request
+            .as_ref()
+            .map_or("/", |r| r.path.as_str())
+    }
+
+    /// The local address of the transport.
+    pub fn local_addr(&self) -> Option<&PeerAddr> {
+        self.shared.info.local_addr.as_ref()
+    }
+
+    /// The remote address of the transport.
+    pub fn remote_addr(&self) -> Option<&PeerAddr> {
+        self.shared.info.remote_addr.as_ref()
+    }
+
+    /// The close code, once the connection is closed: the one received, 1006 if none.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        lock(&self.shared.inner)
+            .session
+            .closed()
+            .map(|closed| closed.code())
+    }
+
+    /// The close reason received, once the connection is closed.
+    pub fn close_reason(&self) -> Option<String> {
+        lock(&self.shared.inner)
+            .session
+            .closed()
+            .map(|c| c.reason().to_owned())
+    }
+
+    /// The number of bytes waiting to be written.
+    pub fn buffered_amount(&self) -> usize {
+        lock(&self.shared.inner).session.buffered()
+    }
+
+    /// Queue `message` for a broadcast unless the connection is not open, is sending a
+    /// fragmented message or its write buffer is above the high mark; it is written by the
+    /// thread writing if there is one, or here. `false` when skipped.
+    pub(crate) fn queue_broadcast(&self, message: &Message) -> bool {
+        let shared = &*self.shared;
+        let mut inner = lock(&shared.inner);
+        if inner.session.above_high_mark()
+            || inner.session.fragmented_sender().is_some()
+            || inner.session.protocol_mut().send_message(message).is_err()
+        {
+            return false;
+        }
+        drop(shared.flush(inner));
+        true
+    }
+}
+
+impl Shared {
+    /// Write everything the protocol has to send, unless another thread is writing (it will
+    /// write this too). The lock is released around each write.
+    fn flush<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        if inner.writing || inner.session.closed().is_some() {
+            return inner;
+        }
+        inner.writing = true;
+        loop {
+            let data = inner.session.protocol_mut().take_data_to_send();
+            if data.is_empty() && !self.transport.wants_write() {
+                break;
+            }
+            inner.session.set_in_flight(data.len());
+            drop(inner);
+            let result = self.transport.write_all(&data, &|| self.writer_gives_up());
+            inner = lock(&self.inner);
+            inner.session.set_in_flight(0);
+            self.changed.notify_all();
+            if let Err(error) = result {
+                tracing::debug!(id = self.id, %error, "write failed");
+                inner.session.set_cause(|| error.to_string());
+                let _ = inner.session.protocol_mut().receive_eof();
+                inner.session.protocol_mut().discard_output();
+                inner.writing = false;
+                drop(inner);
+                self.kill();
+                return lock(&self.inner);
+            }
+        }
+        inner.writing = false;
+        if inner.session.protocol().should_close_transport() && !inner.shutdown_sent {
+            // A server closes the TCP connection first, once its close frame is out.
+            inner.shutdown_sent = true;
+            self.transport.shutdown_write();
+        }
+        self.changed.notify_all();
+        inner
+    }
+
+    /// A write made no progress for [`WRITE_POLL`]: run the deadlines (the reader may be the
+    /// one blocked here), and give up if the transport was shut down meanwhile.
+    fn writer_gives_up(&self) -> bool {
+        if self.dead.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut inner = lock(&self.inner);
+        let waiting = inner.receiving;
+        let timeout = inner.session.handle_timeout(Instant::now(), waiting);
+        drop(inner);
+        if timeout.close_transport {
+            self.kill();
+            return true;
+        }
+        false
+    }
+
+    /// Shut the transport down both ways: a blocked read returns, blocked writes fail.
+    fn kill(&self) {
+        self.dead.store(true, Ordering::Release);
+        let _ = self.transport.socket.shutdown(Shutdown::Both);
+        self.changed.notify_all();
+    }
+
+    /// The reader thread: read, feed the protocol, queue what it parsed, answer through
+    /// [`flush`](Self::flush), and run the deadlines through the read timeout, until the
+    /// connection is closed.
+    fn run_reader(self: Arc<Self>) {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut plain = Vec::new();
+        let mut inner = lock(&self.inner);
+        // Frames that arrived right behind the handshake were parsed with it, and the protocol
+        // may have answered them already.
+        self.process(&mut inner);
+        inner = self.flush(inner);
+        loop {
+            // The deadlines, and what they queued.
+            let now = Instant::now();
+            if inner.session.needs_timeout_check()
+                || inner.session.poll_timeout().is_some_and(|at| at <= now)
+            {
+                let waiting = inner.receiving;
+                let timeout = inner.session.handle_timeout(now, waiting);
+                if timeout.close_transport {
+                    tracing::debug!(id = self.id, "close timeout: closing the transport");
+                    drop(inner);
+                    self.kill();
+                    inner = lock(&self.inner);
+                    inner.eof = true;
+                }
+                inner = self.flush(inner);
+            }
+            if inner.aborted || self.dead.load(Ordering::Acquire) {
+                inner.eof = true;
+            }
+            let state = inner.session.protocol().state();
+            let flushed = !inner.writing && inner.session.protocol().data_to_send().is_empty();
+            if inner.eof || (state == State::Closed && flushed) {
+                if state != State::Closed {
+                    let _ = inner.session.protocol_mut().receive_eof();
+                    inner.session.protocol_mut().discard_output();
+                }
+                if !inner.writing || inner.eof {
+                    break;
+                }
+            }
+            let deadline = inner.session.poll_timeout();
+            let blocked = !inner.session.may_read()
+                || inner.session.protocol().pending_failure().is_some()
+                || inner.writing && state == State::Closed;
+            if blocked {
+                // The queue is full (or a failure waits for the receiver): wait for a taker,
+                // or the next deadline.
+                inner = match deadline {
+                    Some(at) => {
+                        let wait = at.saturating_duration_since(Instant::now());
+                        self.changed
+                            .wait_timeout(inner, wait)
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .0
+                    }
+                    None => wait(&self.changed, inner),
+                };
+                continue;
+            }
+            drop(inner);
+            let timeout = deadline.map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(1))
+            });
+            let _ = self.transport.socket.set_read_timeout(timeout);
+            plain.clear();
+            let read = self.transport.read_into(&mut buf, &mut plain);
+            inner = lock(&self.inner);
+            match read {
+                Ok(0) => {
+                    inner.eof = true;
+                    if let Err(error) = inner.session.protocol_mut().receive_eof() {
+                        inner.session.set_cause(|| error.to_string());
+                    }
+                    self.process(&mut inner);
+                }
+                Ok(_) => {
+                    if let Err(error) = inner.session.protocol_mut().receive_data(&plain) {
+                        tracing::debug!(id = self.id, %error, "failing connection");
+                        inner.session.set_cause(|| error.to_string());
+                    }
+                    self.process(&mut inner);
+                    inner = self.flush(inner);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    // A deadline (the loop runs it), or TLS records without data: the
+                    // flush answers what TLS wants to say.
+                    if self.transport.wants_write() {
+                        inner = self.flush(inner);
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(id = self.id, %error, "read failed");
+                    inner.eof = true;
+                    inner.session.set_cause(|| error.to_string());
+                    let _ = inner.session.protocol_mut().receive_eof();
+                    self.process(&mut inner);
+                }
+            }
+        }
+        // Closed: the transport goes; whoever waits learns how it ended.
+        let (closed, cause) = inner.session.finish();
+        match &cause {
+            None => {
+                tracing::debug!(id = self.id, code = %closed.code(), reason = closed.reason(), "connection closed");
+            }
+            Some(cause) => {
+                tracing::debug!(id = self.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed");
+            }
+        }
+        drop(inner);
+        self.dead.store(true, Ordering::Release);
+        let _ = self.transport.socket.shutdown(Shutdown::Both);
+        self.changed.notify_all();
+    }
+
+    /// Queue what the protocol parsed, and wake whoever waits.
+    fn process(&self, inner: &mut Inner) {
+        let id = self.id;
+        let queued = inner
+            .session
+            .handle_events(Instant::now, |event| match event {
+                Event::Ping(data) => tracing::trace!(id, ?data, "ping received"),
+                Event::Close(frame) => tracing::debug!(id, %frame, "close frame received"),
+                _ => {}
+            });
+        if queued || inner.session.protocol().state() != State::Open {
+            self.changed.notify_all();
+        }
+    }
+}
+
+fn wait<'a>(condvar: &Condvar, guard: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    condvar
+        .wait(guard)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn closed_error(inner: &Inner) -> Error {
+    Error::ConnectionClosed(Box::new(inner.session.closed_so_far()))
+}
+
+fn send_error(inner: &Inner, error: wskit_proto::InvalidState) -> Error {
+    match error {
+        wskit_proto::InvalidState::WrongState(State::Closing | State::Closed) => {
+            closed_error(inner)
+        }
+        other => Error::InvalidState(other),
+    }
+}
+
+struct FragmentGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+    finished: bool,
+}
+
+impl Drop for FragmentGuard<'_> {
+    fn drop(&mut self) {
+        let mut inner = lock(&self.shared.inner);
+        inner.session.release_fragmented(self.id, self.finished);
+        let inner = self.shared.flush(inner);
+        drop(inner);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl<'a> IntoIterator for &'a Connection {
+    type Item = Result<Message>;
+    type IntoIter = Messages<'a>;
+
+    fn into_iter(self) -> Messages<'a> {
+        Messages {
+            connection: self,
+            done: false,
+        }
+    }
+}
+
+/// The messages of a connection, as [`Connection::messages`] and `for message in &ws` give
+/// them: ends quietly after a normal closure, with one `Err` after an abnormal one.
+#[derive(Debug)]
+pub struct Messages<'a> {
+    connection: &'a Connection,
+    done: bool,
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<Message>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.connection.recv() {
+            Ok(message) => Some(Ok(message)),
+            Err(error) => {
+                self.done = true;
+                (!error.is_closed_ok()).then_some(Err(error))
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Iterate over the messages: `for message in ws.messages()` (or `for message in &ws`)
+    /// ends quietly once the connection closed normally.
+    pub fn messages(&self) -> Messages<'_> {
+        self.into_iter()
+    }
+}
+
+impl Clone for Connection {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // The last handle: nobody can receive or send any more, so close (the reader thread
+        // finishes the handshake).
+        self.start_close(CloseCode::NORMAL, "");
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.shared.id)
+            .field("role", &self.shared.role)
+            .field("remote_addr", &self.shared.info.remote_addr)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+impl PartialEq for Connection {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+impl Eq for Connection {}
+
+impl std::hash::Hash for Connection {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shared.id.hash(state);
+    }
+}

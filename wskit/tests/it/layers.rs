@@ -1,0 +1,740 @@
+//! One table of cases about protocol behaviour, run against both I/O layers: the async server
+//! and client (`wskit::serve`, `wskit::connect`) and the blocking ones (`wskit::sync`), which
+//! drive the same protocol and session. A server case starts the layer's server with a
+//! handler and options from the table, then plays the client by hand (raw frames over TCP),
+//! so both layers are held to the same bytes; a client case plays the server by hand.
+
+#![cfg(feature = "sync")]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use wskit::proto::frame::OpCode;
+use wskit::{Message, Response};
+
+use crate::raw::{RawWs, close_frame, http_exchange, raw_accept, raw_connect, raw_respond};
+use crate::support::within;
+
+/// The I/O layers under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    Async,
+    Sync,
+}
+
+const LAYERS: [Layer; 2] = [Layer::Async, Layer::Sync];
+
+// ===== Servers =====
+
+/// What a case's handler does.
+#[derive(Clone, Copy, Debug)]
+enum Handler {
+    /// Every message back.
+    Echo,
+    /// Receive until the connection closes.
+    Idle,
+    /// Close at once with this code and reason.
+    Close(u16, &'static str),
+    /// Send one message in three fragments, then wait for the close.
+    Fragments,
+    /// Return an error.
+    Fail,
+    /// Panic.
+    Panic,
+}
+
+/// A server setting, applied with the same builder method on both layers.
+#[derive(Clone, Debug)]
+enum Opt {
+    MaxSize(usize),
+    Origins(&'static [&'static str]),
+    Subprotocols(&'static [&'static str]),
+    NoCompression,
+    PingInterval(Duration),
+    PingTimeout(Duration),
+    CloseTimeout(Duration),
+    MaxConnections(usize),
+    /// `process_request` answers `/private` with 401.
+    Private,
+}
+
+/// Apply `opts` to a `Serve` builder of either layer: the methods have the same names.
+macro_rules! apply {
+    ($builder:expr, $opts:expr) => {{
+        let mut builder = $builder;
+        for opt in $opts {
+            builder = match opt {
+                Opt::MaxSize(n) => builder.max_size(Some(*n)),
+                Opt::Origins(list) => builder.origins(list.iter().copied()),
+                Opt::Subprotocols(list) => builder.subprotocols(list.iter().copied()),
+                Opt::NoCompression => builder.no_compression(),
+                Opt::PingInterval(d) => builder.ping_interval(Some(*d)),
+                Opt::PingTimeout(d) => builder.ping_timeout(Some(*d)),
+                Opt::CloseTimeout(d) => builder.close_timeout(*d),
+                Opt::MaxConnections(n) => builder.max_connections(*n),
+                Opt::Private => builder.process_request(|_, request| {
+                    (request.path == "/private").then(|| Response::new(401, "Who are you?\n"))
+                }),
+            };
+        }
+        builder
+    }};
+}
+
+/// A running server of either layer; closed when dropped.
+enum Running {
+    Async(wskit::Server),
+    Sync(wskit::sync::Server),
+}
+
+impl Running {
+    fn addr(&self) -> SocketAddr {
+        match self {
+            Self::Async(server) => server.local_addr(),
+            Self::Sync(server) => server.local_addr(),
+        }
+        .expect("a TCP address")
+    }
+
+    fn close(&self) {
+        match self {
+            Self::Async(server) => server.close(),
+            Self::Sync(server) => server.close(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+async fn async_handler(handler: Handler, ws: wskit::Connection) -> wskit::Result<()> {
+    match handler {
+        Handler::Echo => {
+            while let Ok(message) = ws.recv().await {
+                ws.send(message).await?;
+            }
+        }
+        Handler::Idle => while ws.recv().await.is_ok() {},
+        Handler::Close(code, reason) => ws.close(code, reason).await?,
+        Handler::Fragments => {
+            ws.send_fragments(["one ", "two ", "three"]).await?;
+            while ws.recv().await.is_ok() {}
+        }
+        Handler::Fail => return Err(wskit::Error::Concurrency("the handler failed")),
+        Handler::Panic => panic!("the handler panicked"),
+    }
+    Ok(())
+}
+
+fn sync_handler(handler: Handler, ws: wskit::sync::Connection) -> wskit::Result<()> {
+    match handler {
+        Handler::Echo => {
+            while let Ok(message) = ws.recv() {
+                ws.send(message)?;
+            }
+        }
+        Handler::Idle => while ws.recv().is_ok() {},
+        Handler::Close(code, reason) => ws.close(code, reason)?,
+        Handler::Fragments => {
+            ws.send_fragments(["one ", "two ", "three"])?;
+            while ws.recv().is_ok() {}
+        }
+        Handler::Fail => return Err(wskit::Error::Concurrency("the handler failed")),
+        Handler::Panic => panic!("the handler panicked"),
+    }
+    Ok(())
+}
+
+async fn start(layer: Layer, handler: Handler, opts: &[Opt]) -> Running {
+    match layer {
+        Layer::Async => {
+            let serve = wskit::serve(
+                move |ws| async move { async_handler(handler, ws).await },
+                "127.0.0.1:0",
+            );
+            Running::Async(within(apply!(serve, opts)).await.expect("serve"))
+        }
+        Layer::Sync => {
+            let serve = wskit::sync::serve(move |ws| sync_handler(handler, ws), "127.0.0.1:0");
+            Running::Sync(apply!(serve, opts).start().expect("serve"))
+        }
+    }
+}
+
+/// Run `case` against a server of each layer.
+async fn each_layer<F, Fut>(handler: Handler, opts: &[Opt], case: F)
+where
+    F: Fn(Layer, SocketAddr) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for layer in LAYERS {
+        let server = start(layer, handler, opts).await;
+        case(layer, server.addr()).await;
+        drop(server);
+    }
+}
+
+/// Send `request` and return the status of the answer.
+async fn status_of(addr: SocketAddr, request: &str) -> (u16, String) {
+    let (head, body) = http_exchange(addr, request.as_bytes()).await;
+    (
+        crate::raw::status(&head),
+        head + &String::from_utf8_lossy(&body),
+    )
+}
+
+/// Send `request` and return the status of the answer's head, without waiting for the end.
+async fn head_status(addr: SocketAddr, request: &str) -> u16 {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let head = within(crate::raw::read_head(&mut stream, &mut buf))
+        .await
+        .unwrap();
+    crate::raw::status(&head)
+}
+
+fn upgrade_with(path: &str, extra: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+}
+
+async fn expect_close(ws: &mut RawWs, code: u16, layer: Layer) -> String {
+    let frame = within(ws.read_non_ping())
+        .await
+        .unwrap_or_else(|| panic!("{layer:?}: a close frame before EOF"));
+    let close = close_frame(&frame);
+    assert_eq!(u16::from(close.code), code, "{layer:?}: {close:?}");
+    close.reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_fragments_are_echoed() {
+    each_layer(Handler::Echo, &[], |layer, addr| async move {
+        let (mut ws, _) = raw_connect(addr, "/").await;
+        ws.send(OpCode::Text, "café".as_bytes(), true)
+            .await
+            .unwrap();
+        let frame = within(ws.read_frame()).await.unwrap();
+        assert_eq!(
+            (frame.opcode, &frame.payload[..]),
+            (OpCode::Text, "café".as_bytes()),
+            "{layer:?}"
+        );
+        // A fragmented message, split in the middle of a code point, comes back whole.
+        let text = "é".as_bytes();
+        ws.send(OpCode::Text, &text[..1], false).await.unwrap();
+        ws.send(OpCode::Continuation, &text[1..], false)
+            .await
+            .unwrap();
+        ws.send(OpCode::Continuation, b"!", true).await.unwrap();
+        let frame = within(ws.read_frame()).await.unwrap();
+        assert_eq!(
+            (frame.opcode, &frame.payload[..]),
+            (OpCode::Text, "é!".as_bytes()),
+            "{layer:?}"
+        );
+        ws.send(OpCode::Binary, &[0, 255], true).await.unwrap();
+        let frame = within(ws.read_frame()).await.unwrap();
+        assert_eq!(
+            (frame.opcode, &frame.payload[..]),
+            (OpCode::Binary, &[0u8, 255][..]),
+            "{layer:?}"
+        );
+        ws.send_close(1000, "bye").await.unwrap();
+        let (_, close) = within(ws.finish_closing()).await;
+        let close = close_frame(&close);
+        assert_eq!(
+            (u16::from(close.code), close.reason.as_str()),
+            (1000, "bye"),
+            "{layer:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_while_the_handler_does_not_receive() {
+    each_layer(
+        Handler::Close(1000, "later"),
+        &[],
+        |layer, addr| async move {
+            let _ = layer;
+            let (mut ws, _) = raw_connect(addr, "/").await;
+            ws.send(OpCode::Ping, b"are you there", true).await.unwrap();
+            // The handler closes at once, but the pong may come before or after its close frame.
+            let mut pong = None;
+            while let Some(frame) = within(ws.read_frame()).await {
+                match frame.opcode {
+                    OpCode::Pong => pong = Some(frame.payload),
+                    OpCode::Close => {
+                        ws.send(OpCode::Close, &frame.payload, true).await.unwrap();
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(pong) = pong {
+                assert_eq!(&pong[..], b"are you there", "{layer:?}");
+            }
+        },
+    )
+    .await;
+    // A handler that does not receive: the pong comes anyway.
+    for layer in LAYERS {
+        let server = match layer {
+            Layer::Async => Running::Async(
+                wskit::serve(
+                    |ws: wskit::Connection| async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        drop(ws);
+                    },
+                    "127.0.0.1:0",
+                )
+                .await
+                .unwrap(),
+            ),
+            Layer::Sync => Running::Sync(
+                wskit::sync::serve(
+                    |ws: wskit::sync::Connection| {
+                        std::thread::sleep(Duration::from_secs(1));
+                        drop(ws);
+                    },
+                    "127.0.0.1:0",
+                )
+                .start()
+                .unwrap(),
+            ),
+        };
+        let (mut ws, _) = raw_connect(server.addr(), "/").await;
+        ws.send(OpCode::Ping, b"ping", true).await.unwrap();
+        let frame = within(ws.read_frame()).await.unwrap();
+        assert_eq!(
+            (frame.opcode, &frame.payload[..]),
+            (OpCode::Pong, &b"ping"[..]),
+            "{layer:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_close_with_their_codes() {
+    for (what, frames, code) in [
+        (
+            "invalid UTF-8",
+            vec![(OpCode::Text, vec![0xff, 0xfe])],
+            1007,
+        ),
+        (
+            "a continuation out of the blue",
+            vec![(OpCode::Continuation, b"x".to_vec())],
+            1002,
+        ),
+        (
+            "a ping longer than 125 bytes",
+            vec![(OpCode::Ping, vec![0; 126])],
+            1002,
+        ),
+        (
+            "a message over max_size",
+            vec![(OpCode::Binary, vec![0; 2000])],
+            1009,
+        ),
+    ] {
+        each_layer(Handler::Echo, &[Opt::MaxSize(1000)], |layer, addr| {
+            let frames = frames.clone();
+            async move {
+                let (mut ws, _) = raw_connect(addr, "/").await;
+                for (opcode, payload) in &frames {
+                    ws.send(*opcode, payload, true).await.unwrap();
+                }
+                let reason = expect_close(&mut ws, code, layer).await;
+                assert!(!reason.is_empty(), "{layer:?} {what}: a reason");
+            }
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_that_fail_or_panic_close_with_1011_and_returning_with_1000() {
+    for (handler, code) in [
+        (Handler::Fail, 1011),
+        (Handler::Panic, 1011),
+        (Handler::Close(4000, "done"), 4000),
+    ] {
+        each_layer(handler, &[], |layer, addr| async move {
+            let (mut ws, _) = raw_connect(addr, "/").await;
+            if matches!(handler, Handler::Fail | Handler::Panic) {
+                ws.send(OpCode::Text, b"hi", true).await.unwrap();
+            }
+            let frame = within(ws.read_non_ping()).await.expect("a close frame");
+            assert_eq!(
+                u16::from(close_frame(&frame).code),
+                code,
+                "{layer:?} {handler:?}"
+            );
+            ws.send(OpCode::Close, &frame.payload, true).await.unwrap();
+            // The server closes the TCP connection after the closing handshake.
+            assert!(within(ws.read_frame()).await.is_none(), "{layer:?}: EOF");
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_http_request_gets_an_http_answer() {
+    each_layer(
+        Handler::Echo,
+        &[Opt::Private, Opt::Origins(&["https://good.example"])],
+        |layer, addr| async move {
+            let http10 = upgrade_with("/", "Origin: https://good.example\r\n")
+                .replace("HTTP/1.1", "HTTP/1.0");
+            assert_eq!(status_of(addr, &http10).await.0, 505, "{layer:?}");
+            let post = upgrade_with("/", "Origin: https://good.example\r\n").replace("GET", "POST");
+            assert_eq!(status_of(addr, &post).await.0, 405, "{layer:?}");
+            let garbage = status_of(addr, "GET / HTTP/1.1\r\nNo colon here\r\n\r\n").await;
+            assert_eq!(garbage.0, 400, "{layer:?}: {}", garbage.1);
+            let plain = "GET / HTTP/1.1\r\nHost: localhost\r\nOrigin: https://good.example\r\n\r\n";
+            assert_eq!(status_of(addr, plain).await.0, 426, "{layer:?}");
+            let bad_origin = upgrade_with("/", "Origin: https://evil.example\r\n");
+            assert_eq!(status_of(addr, &bad_origin).await.0, 403, "{layer:?}");
+            let private = upgrade_with("/private", "Origin: https://good.example\r\n");
+            let (status, text) = status_of(addr, &private).await;
+            assert_eq!(status, 401, "{layer:?}");
+            assert!(text.contains("Who are you?"), "{layer:?}: {text}");
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subprotocols_and_compression_are_negotiated() {
+    each_layer(
+        Handler::Echo,
+        &[Opt::Subprotocols(&["chat", "superchat"])],
+        |layer, addr| async move {
+            let request = upgrade_with(
+                "/",
+                "Sec-WebSocket-Protocol: other, superchat, chat\r\n\
+             Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n",
+            );
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut buf = bytes::BytesMut::new();
+            let head = within(crate::raw::read_head(&mut stream, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(crate::raw::status(&head), 101, "{layer:?}");
+            // The server's preference wins.
+            assert_eq!(
+                crate::raw::header(&head, "Sec-WebSocket-Protocol").as_deref(),
+                Some("chat"),
+                "{layer:?}"
+            );
+            let extensions =
+                crate::raw::header(&head, "Sec-WebSocket-Extensions").unwrap_or_default();
+            assert!(
+                extensions.starts_with("permessage-deflate"),
+                "{layer:?}: {extensions}"
+            );
+            assert!(
+                extensions.contains("server_max_window_bits=12"),
+                "{layer:?}: {extensions}"
+            );
+        },
+    )
+    .await;
+    each_layer(
+        Handler::Echo,
+        &[Opt::NoCompression],
+        |layer, addr| async move {
+            let request = upgrade_with("/", "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut buf = bytes::BytesMut::new();
+            let head = within(crate::raw::read_head(&mut stream, &mut buf))
+                .await
+                .unwrap();
+            assert_eq!(
+                crate::raw::header(&head, "Sec-WebSocket-Extensions"),
+                None,
+                "{layer:?}"
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_sends_go_out_as_fragments() {
+    each_layer(Handler::Fragments, &[], |layer, addr| async move {
+        let (mut ws, _) = raw_connect(addr, "/").await;
+        let mut frames = Vec::new();
+        for _ in 0..3 {
+            frames.push(within(ws.read_non_ping()).await.expect("a frame"));
+        }
+        let opcodes: Vec<OpCode> = frames.iter().map(|f| f.opcode).collect();
+        assert_eq!(
+            opcodes,
+            [OpCode::Text, OpCode::Continuation, OpCode::Continuation],
+            "{layer:?}"
+        );
+        let text: Vec<u8> = frames.iter().flat_map(|f| f.payload.to_vec()).collect();
+        assert_eq!(text, b"one two three", "{layer:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_and_their_timeout() {
+    let opts = [
+        Opt::PingInterval(Duration::from_millis(100)),
+        Opt::PingTimeout(Duration::from_millis(200)),
+    ];
+    each_layer(Handler::Idle, &opts, |layer, addr| async move {
+        let (mut ws, _) = raw_connect(addr, "/").await;
+        // The raw client never answers: a ping, then 1011 once the timeout passes.
+        let frame = within(ws.read_frame()).await.expect("a ping");
+        assert_eq!(frame.opcode, OpCode::Ping, "{layer:?}");
+        let reason = expect_close(&mut ws, 1011, layer).await;
+        assert_eq!(reason, "keepalive ping timeout", "{layer:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_the_close_is_dropped_after_close_timeout() {
+    let opts = [Opt::CloseTimeout(Duration::from_millis(300))];
+    each_layer(Handler::Close(1000, ""), &opts, |layer, addr| async move {
+        let (mut ws, _) = raw_connect(addr, "/").await;
+        let start = std::time::Instant::now();
+        let frame = within(ws.read_frame()).await.expect("the close frame");
+        assert_eq!(frame.opcode, OpCode::Close, "{layer:?}");
+        // No answer: the server closes the TCP connection once close_timeout has passed.
+        assert!(within(ws.read_frame()).await.is_none(), "{layer:?}");
+        assert!(
+            start.elapsed() >= Duration::from_millis(250),
+            "{layer:?}: {:?}",
+            start.elapsed()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_refuses_with_503_and_close_sends_1001() {
+    each_layer(
+        Handler::Idle,
+        &[Opt::MaxConnections(1)],
+        |layer, addr| async move {
+            let (mut first, _) = raw_connect(addr, "/").await;
+            let (status, _) = status_of(addr, &upgrade_with("/", "")).await;
+            assert_eq!(status, 503, "{layer:?}");
+            first.send_close(1000, "").await.unwrap();
+            within(first.finish_closing()).await;
+            // The place is given back once the first connection is closed.
+            let mut opened = false;
+            for _ in 0..100 {
+                if head_status(addr, &upgrade_with("/", "")).await == 101 {
+                    opened = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(opened, "{layer:?}: the place was not given back");
+        },
+    )
+    .await;
+    for layer in LAYERS {
+        let server = start(layer, Handler::Idle, &[]).await;
+        let (mut ws, _) = raw_connect(server.addr(), "/").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        server.close();
+        assert_eq!(expect_close(&mut ws, 1001, layer).await, "", "{layer:?}");
+    }
+}
+
+// ===== Clients =====
+
+/// A client connection of either layer, driven from async code (the blocking one on a
+/// blocking thread).
+#[derive(Clone)]
+enum Client {
+    Async(wskit::Connection),
+    Sync(Arc<wskit::sync::Connection>),
+}
+
+async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Client> {
+    match layer {
+        Layer::Async => Ok(Client::Async(wskit::connect(uri).no_proxy().await?)),
+        Layer::Sync => {
+            let connection =
+                tokio::task::spawn_blocking(move || wskit::sync::connect(uri).no_proxy().open())
+                    .await
+                    .unwrap()?;
+            Ok(Client::Sync(Arc::new(connection)))
+        }
+    }
+}
+
+impl Client {
+    async fn recv(&self) -> wskit::Result<Message> {
+        match self {
+            Self::Async(ws) => within(ws.recv()).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || ws.recv())
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    async fn send(&self, message: &'static str) -> wskit::Result<()> {
+        match self {
+            Self::Async(ws) => ws.send(message).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || ws.send(message))
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    async fn ping(&self) -> wskit::Result<Duration> {
+        match self {
+            Self::Async(ws) => within(ws.ping("").await?).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || {
+                    ws.ping("")?.wait_timeout(Duration::from_secs(10))
+                })
+                .await
+                .unwrap()
+            }
+        }
+    }
+
+    async fn close(&self, code: u16) -> wskit::Result<()> {
+        match self {
+            Self::Async(ws) => within(ws.close(code, "")).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || ws.close(code, ""))
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_receive_answer_pings_and_learn_how_the_server_closed() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, head) = raw_accept(&listener).await;
+            assert!(head.starts_with("GET / HTTP/1.1"), "{head}");
+            ws.send(OpCode::Ping, b"hb", true).await.unwrap();
+            let pong = within(ws.read_frame()).await.expect("a pong");
+            assert_eq!((pong.opcode, &pong.payload[..]), (OpCode::Pong, &b"hb"[..]));
+            ws.send(OpCode::Text, b"hello", true).await.unwrap();
+            let frame = within(ws.read_frame()).await.expect("the client's message");
+            assert_eq!(&frame.payload[..], b"hello back");
+            ws.send_close(4001, "going").await.unwrap();
+            let frame = within(ws.read_frame()).await.expect("the client's close");
+            assert_eq!(u16::from(close_frame(&frame).code), 4001);
+            let _ = ws.stream.shutdown().await;
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        assert_eq!(client.recv().await.unwrap(), "hello", "{layer:?}");
+        client.send("hello back").await.unwrap();
+        let error = client.recv().await.expect_err("closed");
+        let closed = error.closed().expect("a closed connection");
+        assert_eq!(
+            (u16::from(closed.code()), closed.reason()),
+            (4001, "going"),
+            "{layer:?}"
+        );
+        assert!(!error.is_closed_ok(), "{layer:?}");
+        within(server).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_measure_latency_and_close_normally() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            let ping = within(ws.read_frame()).await.expect("a ping");
+            assert_eq!(ping.opcode, OpCode::Ping);
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            ws.send(OpCode::Pong, &ping.payload, true).await.unwrap();
+            let (_, close) = within(ws.finish_closing()).await;
+            u16::from(close_frame(&close).code)
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        let latency = client.ping().await.expect("a pong");
+        assert!(
+            latency >= Duration::from_millis(25),
+            "{layer:?}: {latency:?}"
+        );
+        client.close(1000).await.unwrap();
+        assert_eq!(within(server).await.unwrap(), 1000, "{layer:?}");
+        let error = client.send("late").await.expect_err("closed");
+        assert!(error.is_closed_ok(), "{layer:?}: {error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_report_refusals_and_bad_frames() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            raw_respond(
+                &listener,
+                "HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope",
+            )
+            .await
+        });
+        match client_connect(layer, uri).await {
+            Err(wskit::Error::InvalidStatus(response)) => {
+                assert_eq!(response.status, 403, "{layer:?}");
+                assert_eq!(&response.body[..], b"nope", "{layer:?}");
+            }
+            Err(other) => panic!("{layer:?}: {other}"),
+            Ok(_) => panic!("{layer:?}: connected"),
+        }
+        within(server).await.unwrap();
+
+        // A masked frame from a server is a protocol error: 1002.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (ws, _) = raw_accept(&listener).await;
+            let mut ws = RawWs::client(ws.stream, bytes::BytesMut::new());
+            ws.send(OpCode::Text, b"masked", true).await.unwrap();
+            let frame = within(ws.read_frame()).await.expect("a close frame");
+            u16::from(close_frame(&frame).code)
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        let error = client.recv().await.expect_err("a protocol error");
+        assert!(!error.is_closed_ok(), "{layer:?}: {error}");
+        assert_eq!(within(server).await.unwrap(), 1002, "{layer:?}");
+    }
+}
