@@ -164,10 +164,10 @@ pub(crate) enum Roots {
 /// client reads its CA files once); every setter starts a fresh cache.
 #[derive(Clone, Default)]
 pub(crate) struct ClientTls {
-    roots: Roots,
-    ca_files: Vec<PathBuf>,
-    danger_accept_invalid_certs: bool,
-    config: Option<Arc<ClientConfig>>,
+    pub(crate) roots: Roots,
+    pub(crate) ca_files: Vec<PathBuf>,
+    pub(crate) danger_accept_invalid_certs: bool,
+    pub(crate) config: Option<Arc<ClientConfig>>,
     cache: Arc<Mutex<Option<Arc<ClientConfig>>>>,
 }
 
@@ -201,7 +201,7 @@ impl ClientTls {
     }
 
     /// Forget the cached config (and stop sharing it with clones) before a setting changes.
-    fn changed(&mut self) -> &mut Self {
+    pub(crate) fn changed(&mut self) -> &mut Self {
         self.cache = Arc::default();
         self
     }
@@ -415,7 +415,7 @@ macro_rules! client_tls_options {
         /// [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs), whatever the order
         /// of the calls. Set its `alpn_protocols` to `[b"http/1.1"]` if the server needs ALPN.
         /// Default: a config built by wskit, with the webpki roots and ALPN `http/1.1`.
-        pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        pub fn tls_config(mut self, config: std::sync::Arc<$crate::tls::rustls::ClientConfig>) -> Self {
             self.options.tls.changed().config = Some(config);
             self
         }

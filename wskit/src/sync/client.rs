@@ -177,6 +177,12 @@ impl Connect {
     }
 }
 
+/// TLS settings of `wss://` clients, as the async client's: they apply to `wss://` URIs only.
+#[cfg(feature = "rustls")]
+impl Connect {
+    crate::tls::client_tls_options!();
+}
+
 impl fmt::Debug for Connect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connect")

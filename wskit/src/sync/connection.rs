@@ -110,9 +110,13 @@ impl Transport {
     /// Read what arrives into `plain` (decrypted): `Ok(0)` at the end of the stream. Blocks
     /// in the read only, without any lock held.
     pub(crate) fn read_into(&self, buf: &mut [u8], plain: &mut Vec<u8>) -> io::Result<usize> {
-        let n = self.socket.read(buf)?;
         #[cfg(feature = "rustls")]
         if let Some(tls) = &self.tls {
+            // What TLS decrypted already (it may read past the end of its handshake).
+            if let Some(got) = take_plaintext(&mut lock(tls), plain)? {
+                return Ok(got);
+            }
+            let n = self.socket.read(buf)?;
             let mut tls = lock(tls);
             if n == 0 {
                 // A TLS stream ends with close_notify; a bare end is still the end here.
@@ -124,28 +128,13 @@ impl Transport {
                 tls.process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             }
-            let before = plain.len();
-            let mut chunk = [0u8; 4096];
-            loop {
-                match tls.reader().read(&mut chunk) {
-                    Ok(0) => {
-                        // close_notify: the end.
-                        return Ok(plain.len() - before);
-                    }
-                    Ok(k) => plain.extend_from_slice(&chunk[..k]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            // Handshake messages after the handshake (TLS 1.3 tickets, key updates) may need
-            // an answer: the next write sends it.
-            let got = plain.len() - before;
-            return if got == 0 {
-                Err(io::ErrorKind::Interrupted.into())
-            } else {
-                Ok(got)
+            return match take_plaintext(&mut tls, plain)? {
+                Some(got) => Ok(got),
+                // Records without data (a TLS 1.3 ticket): nothing for the protocol yet.
+                None => Err(io::ErrorKind::Interrupted.into()),
             };
         }
+        let n = self.socket.read(buf)?;
         plain.extend_from_slice(&buf[..n]);
         Ok(n)
     }
@@ -211,6 +200,24 @@ impl Transport {
         }
         let _ = self.socket.shutdown(Shutdown::Write);
     }
+}
+
+/// Move what TLS has decrypted into `plain`: `Some(n)` with the bytes moved, `Some(0)` at
+/// close_notify, `None` when there is nothing yet.
+#[cfg(feature = "rustls")]
+fn take_plaintext(tls: &mut rustls::Connection, plain: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let before = plain.len();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tls.reader().read(&mut chunk) {
+            // close_notify: the end (after what came before it).
+            Ok(0) => return Ok(Some(plain.len() - before)),
+            Ok(k) => plain.extend_from_slice(&chunk[..k]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((plain.len() > before).then(|| plain.len() - before))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

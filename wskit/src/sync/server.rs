@@ -139,7 +139,7 @@ impl<H> Serve<H> {
     }
 
     /// Require HTTP Basic authentication for everything the server answers. An async check
-    /// ([`BasicAuth::check`](crate::BasicAuth::check)) is run to completion on the
+    /// ([`BasicAuth::check_async`](crate::BasicAuth::check_async)) is run to completion on the
     /// connection's thread. Default: none.
     pub fn basic_auth(mut self, auth: crate::BasicAuth) -> Self {
         self.options.policy.basic_auth = Some(Arc::new(auth));

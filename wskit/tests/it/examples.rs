@@ -34,7 +34,22 @@ const WAIT: Duration = Duration::from_secs(20);
 fn example_path(name: &str) -> PathBuf {
     static EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     static AXUM_EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    let examples = if name.starts_with("axum_") {
+    static SYNC_EXAMPLES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let examples = if name.starts_with("sync_") {
+        // The blocking API's, behind the `sync` feature.
+        SYNC_EXAMPLES.get_or_init(|| {
+            crate::example_support::build_examples(&[
+                "--features",
+                "sync",
+                "--example",
+                "sync_hello_server",
+                "--example",
+                "sync_hello_client",
+                "--example",
+                "sync_echo_server",
+            ])
+        })
+    } else if name.starts_with("axum_") {
         // They need the `axum` feature, which a plain `--examples` build leaves out.
         AXUM_EXAMPLES.get_or_init(|| {
             crate::example_support::build_examples(&[
@@ -333,6 +348,54 @@ async fn hello_client_greets_through_hello_server() {
     assert!(out.contains(">>> Alice\n"), "{out}");
     assert!(out.contains("<<< Hello Alice!\n"), "{out}");
     server.wait_stdout("<<< Alice\n>>> Hello Alice!\n").await;
+}
+
+/// The blocking twins: the sync client greets through the sync server, and each speaks with
+/// the async other; SIGTERM stops the blocking server gracefully (1001 to its clients).
+#[tokio::test]
+async fn sync_hello_client_greets_through_sync_hello_server_and_sigterm_stops_it() {
+    let (mut server, addr) = Example::server("sync_hello_server", &[]).await;
+    let (async_server, async_addr) = Example::server("hello_server", &[]).await;
+    for (target, server) in [(addr, &server), (async_addr, &async_server)] {
+        let mut client = Example::start("sync_hello_client", &[&format!("ws://{target}")]);
+        client.write_stdin("Alice\n");
+        let status = client.wait_exit().await;
+        assert!(status.success(), "{status}\n{}", client.outputs());
+        let out = client.stdout();
+        assert!(out.starts_with("What's your name? "), "{out}");
+        assert!(out.contains(">>> Alice\n<<< Hello Alice!\n"), "{out}");
+        server.wait_stdout("<<< Alice\n>>> Hello Alice!\n").await;
+    }
+    let mut client = Example::start("hello_client", &[&format!("ws://{addr}")]);
+    client.write_stdin("Bob\n");
+    assert!(client.wait_exit().await.success(), "{}", client.outputs());
+    assert!(client.stdout().contains("<<< Hello Bob!\n"), "{}", client.outputs());
+    // A client that stays: SIGTERM closes it with 1001, then the server exits with 0.
+    let ws = connect(addr, "/").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    server.terminate();
+    let error = within(ws.recv()).await.unwrap_err();
+    assert_eq!(error.close_code(), Some(CloseCode::GOING_AWAY), "{error}");
+    let status = server.wait_exit().await;
+    assert!(status.success(), "{status}\n{}", server.outputs());
+}
+
+/// The blocking echo server echoes a 16 MiB message (its limit) and refuses one byte more.
+#[tokio::test]
+async fn sync_echo_server_echoes_up_to_16_mib() {
+    let (_server, addr) = Example::server("sync_echo_server", &[]).await;
+    let ws = wskit::connect(format!("ws://{addr}/"))
+        .max_size(Some(32 << 20))
+        .await
+        .unwrap();
+    let big = vec![7u8; 16 << 20];
+    ws.send(big.clone()).await.unwrap();
+    let echoed = within(ws.recv()).await.unwrap();
+    assert_eq!(echoed.len(), big.len());
+    assert!(echoed.as_bytes() == &big[..]);
+    ws.send(vec![0u8; (16 << 20) + 1]).await.unwrap();
+    let error = within(ws.recv()).await.unwrap_err();
+    assert_eq!(error.close_code(), Some(CloseCode::MESSAGE_TOO_BIG), "{error}");
 }
 
 #[cfg(feature = "rustls")]

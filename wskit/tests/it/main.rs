@@ -30,5 +30,6 @@ mod reconnecting;
 mod routes;
 mod server;
 mod stream;
+mod sync;
 mod timeouts;
 mod tls;

@@ -20,9 +20,9 @@ use crate::example_support::{TempDir, on_ci};
 use crate::support::{echo, free_addr, within};
 
 /// A proxy process, killed when dropped.
-struct ProxyProcess {
+pub(crate) struct ProxyProcess {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     _dir: TempDir,
 }
 
@@ -74,7 +74,7 @@ async fn start(mut command: Command, addr: SocketAddr, dir: TempDir) -> ProxyPro
 
 /// tinyproxy on a free port, without the default `ConnectPort` restriction (443 and 563
 /// only), with Basic credentials if given.
-async fn tinyproxy(credentials: Option<(&str, &str)>) -> Option<ProxyProcess> {
+pub(crate) async fn tinyproxy(credentials: Option<(&str, &str)>) -> Option<ProxyProcess> {
     let program = find("tinyproxy")?;
     let addr = free_addr();
     let dir = TempDir::new();
@@ -93,7 +93,7 @@ async fn tinyproxy(credentials: Option<(&str, &str)>) -> Option<ProxyProcess> {
 }
 
 /// microsocks on a free port, with a username and password.
-async fn microsocks(user: &str, password: &str) -> Option<ProxyProcess> {
+pub(crate) async fn microsocks(user: &str, password: &str) -> Option<ProxyProcess> {
     let program = find("microsocks")?;
     let addr = free_addr();
     let mut command = Command::new(program);
@@ -235,7 +235,7 @@ async fn socks5_through_microsocks() {
 
 /// A proxy of this test's own: answers every connection with `answer` (after reading what the
 /// client sends first), then does nothing, or closes at once when `answer` is `None`.
-async fn hostile(answer: Option<&'static [u8]>) -> SocketAddr {
+pub(crate) async fn hostile(answer: Option<&'static [u8]>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

@@ -34,16 +34,16 @@ impl Drop for TempDir {
 
 /// A self-signed certificate for `names` (DNS names or IP addresses), and its key, as PEM in
 /// memory and in files.
-struct TestCert {
+pub(crate) struct TestCert {
     cert_pem: String,
     key_pem: String,
-    cert_path: PathBuf,
+    pub(crate) cert_path: PathBuf,
     key_path: PathBuf,
     _dir: TempDir,
 }
 
 impl TestCert {
-    fn new(names: &[&str]) -> Self {
+    pub(crate) fn new(names: &[&str]) -> Self {
         let names: Vec<String> = names.iter().map(|&n| n.to_owned()).collect();
         let certified = rcgen::generate_simple_self_signed(names).unwrap();
         let cert_pem = certified.cert.pem();
@@ -62,7 +62,7 @@ impl TestCert {
         }
     }
 
-    fn server_tls(&self) -> ServerTls {
+    pub(crate) fn server_tls(&self) -> ServerTls {
         ServerTls::from_pem_files(&self.cert_path, &self.key_path).unwrap()
     }
 }

@@ -1,0 +1,445 @@
+//! The blocking API (`wskit::sync`) over real sockets, beyond the protocol cases both layers
+//! share (layers.rs): TLS, Unix sockets, proxies, threads, timeouts, broadcast, the
+//! reconnecting client, authentication, and the async layer on the other end.
+
+#![cfg(feature = "sync")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use wskit::sync::{self, Connection};
+use wskit::{Backoff, BasicAuth, CloseCode, Error, Message, ProxyError};
+
+use crate::support::{echo, within};
+
+/// A blocking echo handler.
+fn sync_echo(ws: Connection) -> wskit::Result<()> {
+    for message in &ws {
+        ws.send(message?)?;
+    }
+    Ok(())
+}
+
+/// Run blocking `f` off the runtime's threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    within(tokio::task::spawn_blocking(f)).await.unwrap()
+}
+
+/// Send, receive it back, close normally.
+fn round_trip(ws: &Connection) {
+    ws.send("Hello!").unwrap();
+    assert_eq!(ws.recv().unwrap(), "Hello!");
+    ws.send(vec![1u8, 2, 3]).unwrap();
+    assert_eq!(ws.recv().unwrap(), Message::from(vec![1u8, 2, 3]));
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    let closed = ws.wait_closed();
+    assert!(closed.is_ok(), "{closed}");
+}
+
+#[cfg(feature = "rustls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_between_the_layers_both_ways() {
+    let cert = crate::tls::TestCert::new(&["localhost"]);
+    // A blocking TLS server, and an async one.
+    let sync_server = sync::serve(sync_echo, "127.0.0.1:0")
+        .tls(cert.server_tls())
+        .start()
+        .unwrap();
+    let async_server = wskit::serve(echo, "127.0.0.1:0")
+        .tls(cert.server_tls())
+        .await
+        .unwrap();
+    for port in [
+        sync_server.local_addr().unwrap().port(),
+        async_server.local_addr().unwrap().port(),
+    ] {
+        let ca = cert.cert_path.clone();
+        blocking(move || {
+            let ws = sync::connect(format!("wss://localhost:{port}/"))
+                .ca_file(ca)
+                .no_proxy()
+                .open()
+                .unwrap();
+            assert!(ws.is_compressed());
+            // Large enough for many TLS records, both ways at once.
+            let big = "x".repeat(300_000);
+            ws.send(big.as_str()).unwrap();
+            assert_eq!(ws.recv().unwrap().len(), big.len());
+            round_trip(&ws);
+        })
+        .await;
+    }
+    // The async client against the blocking TLS server.
+    let port = sync_server.local_addr().unwrap().port();
+    let ws = wskit::connect(format!("wss://localhost:{port}/"))
+        .ca_file(cert.cert_path.clone())
+        .no_proxy()
+        .await
+        .unwrap();
+    ws.send("over TLS").await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap(), "over TLS");
+    // A plain client gets nothing from a TLS server; it keeps serving.
+    let plain = blocking(move || {
+        sync::connect(format!("ws://127.0.0.1:{port}/"))
+            .no_proxy()
+            .open_timeout(Some(Duration::from_secs(2)))
+            .open()
+    })
+    .await;
+    assert!(plain.is_err());
+    // Without the CA, the certificate is refused: a TLS error, not retried.
+    let error = blocking(move || {
+        sync::connect(format!("wss://localhost:{port}/"))
+            .no_proxy()
+            .open()
+            .unwrap_err()
+    })
+    .await;
+    assert!(matches!(error, Error::Tls(_)), "{error:?}");
+    assert!(!error.is_transient());
+    sync_server.close();
+    blocking(move || sync_server.wait_closed()).await;
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unix_sockets_both_ways() {
+    let dir = crate::example_support::TempDir::new();
+    let path = dir.0.join("ws.sock");
+    let server = sync::unix_serve(sync_echo, &path).start().unwrap();
+    let client_path = path.clone();
+    blocking(move || {
+        let ws = sync::unix_connect(client_path, "ws://localhost/chat")
+            .open()
+            .unwrap();
+        assert_eq!(ws.path(), "/chat");
+        round_trip(&ws);
+    })
+    .await;
+    // The async client on the blocking server's socket.
+    let ws = wskit::unix_connect(&path, "ws://localhost/").await.unwrap();
+    ws.send("async").await.unwrap();
+    assert_eq!(within(ws.recv()).await.unwrap(), "async");
+    server.close();
+    blocking(move || server.wait_closed()).await;
+    assert!(!path.exists(), "the socket file is removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_tinyproxy_and_microsocks() {
+    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
+    let target = format!("ws://{}/", server.local_addr().unwrap());
+    let Some(http) = crate::proxy::tinyproxy(None).await else {
+        return;
+    };
+    let Some(socks) = crate::proxy::microsocks("user", "pass").await else {
+        return;
+    };
+    for proxy in [
+        format!("http://{}", http.addr),
+        format!("socks5://user:pass@{}", socks.addr),
+        format!("socks5h://user:pass@{}", socks.addr),
+    ] {
+        let target = target.clone();
+        blocking(move || {
+            let ws = sync::connect(target).proxy(&proxy).open().unwrap();
+            ws.send("through the proxy").unwrap();
+            assert_eq!(ws.recv().unwrap(), "through the proxy", "{proxy}");
+        })
+        .await;
+    }
+    // Wrong SOCKS5 credentials: refused, not retried.
+    let socks_addr = socks.addr;
+    let error = blocking(move || {
+        sync::connect(target)
+            .proxy(format!("socks5://user:wrong@{socks_addr}"))
+            .open()
+            .unwrap_err()
+    })
+    .await;
+    assert!(matches!(error, Error::Proxy(_)), "{error:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_proxies_get_typed_errors_within_open_timeout() {
+    for (answer, check) in [
+        (
+            Some(&b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"[..]),
+            (|e: &Error| matches!(e, Error::Proxy(ProxyError::Status(407)))) as fn(&Error) -> bool,
+        ),
+        (Some(&b"garbage\r\n\r\n"[..]), |e: &Error| matches!(e, Error::Proxy(_))),
+        (None, |e: &Error| matches!(e, Error::Proxy(ProxyError::Closed))),
+        (Some(&b""[..]), |e: &Error| matches!(e, Error::Timeout(_))),
+    ] {
+        let proxy = crate::proxy::hostile(answer).await;
+        let error = blocking(move || {
+            let start = Instant::now();
+            let error = sync::connect("ws://example.invalid/")
+                .proxy(format!("http://{proxy}"))
+                .open_timeout(Some(Duration::from_millis(500)))
+                .open()
+                .unwrap_err();
+            assert!(start.elapsed() < Duration::from_secs(5), "{error}");
+            error
+        })
+        .await;
+        assert!(check(&error), "{answer:?}: {error:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_from_many_threads_never_interleave() {
+    // The async server echoes; the blocking client sends from four threads at once, large
+    // compressed messages whose frames take many writes, while a fifth thread receives.
+    let server = wskit::serve(echo, "127.0.0.1:0")
+        .max_size(Some(1 << 20))
+        .await
+        .unwrap();
+    let uri = format!("ws://{}/", server.local_addr().unwrap());
+    blocking(move || {
+        let ws = Arc::new(sync::connect(uri).no_proxy().open().unwrap());
+        assert!(ws.is_compressed());
+        const PER_THREAD: usize = 40;
+        let receiver = {
+            let ws = Arc::clone(&ws);
+            std::thread::spawn(move || {
+                let mut next = [0usize; 4];
+                for _ in 0..4 * PER_THREAD {
+                    let message = ws.recv().unwrap();
+                    let text = message.as_text().unwrap();
+                    let (head, body) = text.split_once(':').unwrap();
+                    let (thread, n) = head.split_once('/').unwrap();
+                    let (thread, n): (usize, usize) = (thread.parse().unwrap(), n.parse().unwrap());
+                    assert_eq!(n, next[thread], "messages of one thread stay in order");
+                    next[thread] += 1;
+                    assert!(body.bytes().all(|b| b == b'a' + thread as u8), "not interleaved");
+                    assert_eq!(body.len(), 20_000 + n);
+                }
+            })
+        };
+        let senders: Vec<_> = (0..4)
+            .map(|thread| {
+                let ws = Arc::clone(&ws);
+                std::thread::spawn(move || {
+                    for n in 0..PER_THREAD {
+                        // Random-looking enough not to compress to nothing: a run, but long.
+                        let body = String::from(char::from(b'a' + thread as u8)).repeat(20_000 + n);
+                        ws.send(format!("{thread}/{n}:{body}")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        receiver.join().unwrap();
+        ws.close(CloseCode::NORMAL, "").unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recv_timeout_iteration_and_a_cut_connection() {
+    let server = wskit::serve(
+        |ws: wskit::Connection| async move {
+            let _ = ws.recv().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = ws.send("late").await;
+            let _ = ws.send("later").await;
+            // Abort drops what is not written yet: let it go out first.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            ws.abort();
+        },
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let uri = format!("ws://{}/", server.local_addr().unwrap());
+    blocking(move || {
+        let ws = sync::connect(uri).no_proxy().open().unwrap();
+        ws.send("go").unwrap();
+        let start = Instant::now();
+        assert_eq!(ws.recv_timeout(Duration::from_millis(50)).unwrap(), None);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // Nothing lost: the late message comes to the next call.
+        let message = ws.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(message.as_ref().map(Message::as_text), Some(Ok("late")));
+        // Iteration: the rest, then one error for the abnormal end (1006), then nothing.
+        let mut messages = ws.messages();
+        assert_eq!(messages.next().unwrap().unwrap(), "later");
+        let error = messages.next().unwrap().unwrap_err();
+        assert_eq!(error.close_code(), Some(CloseCode::ABNORMAL), "{error}");
+        assert!(messages.next().is_none());
+        // After the end, every call says how it ended.
+        assert!(matches!(ws.recv(), Err(Error::ConnectionClosed(_))));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_receiver_at_a_time() {
+    let server = wskit::serve(crate::support::idle, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let uri = format!("ws://{}/", server.local_addr().unwrap());
+    blocking(move || {
+        let ws = Arc::new(sync::connect(uri).no_proxy().open().unwrap());
+        let waiting = {
+            let ws = Arc::clone(&ws);
+            std::thread::spawn(move || ws.recv())
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(matches!(ws.recv(), Err(Error::Concurrency(_))));
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        let error = waiting.join().unwrap().unwrap_err();
+        assert!(error.is_closed_ok(), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_reaches_every_open_connection() {
+    let server = sync::serve(
+        |ws: Connection| {
+            while ws.recv().is_ok() {}
+        },
+        "127.0.0.1:0",
+    )
+    .start()
+    .unwrap();
+    let uri = format!("ws://{}/", server.local_addr().unwrap());
+    let report = blocking(move || {
+        let clients: Vec<Connection> = (0..3)
+            .map(|_| sync::connect(uri.clone()).no_proxy().open().unwrap())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connections().len() < 3 {
+            assert!(Instant::now() < deadline, "the server sees its connections");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let connections = server.connections();
+        // One is closed first: skipped and reported.
+        connections[0].close(CloseCode::NORMAL, "").unwrap();
+        let report = sync::broadcast(&connections, "news");
+        let received = clients
+            .iter()
+            .filter(|ws| ws.recv_timeout(Duration::from_secs(2)).ok().flatten().is_some())
+            .count();
+        server.close();
+        server.wait_closed();
+        (report.sent, report.skipped.len(), received)
+    })
+    .await;
+    assert_eq!(report, (2, 1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconnecting_client_waits_for_the_server() {
+    let addr = crate::support::free_addr();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let uri = format!("ws://{addr}/");
+    let client = {
+        let attempts = Arc::clone(&attempts);
+        tokio::task::spawn_blocking(move || {
+            let mut backoff = Backoff::default();
+            backoff.initial = Duration::from_millis(50);
+            backoff.min = Duration::from_millis(50);
+            backoff.max = Duration::from_millis(100);
+            let mut connections = sync::connect(uri).no_proxy().backoff(backoff).reconnecting();
+            let ws = connections.next().unwrap();
+            attempts.store(1, Ordering::SeqCst);
+            ws.send("back").unwrap();
+            ws.recv().unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 0, "no server yet");
+    let server = sync::serve(sync_echo, addr).start().unwrap();
+    assert_eq!(within(client).await.unwrap(), "back");
+    server.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_process_response_and_typed_data() {
+    #[derive(Debug)]
+    struct Seen(&'static str);
+    let server = sync::serve(
+        |ws: Connection| {
+            let seen = ws.data::<Seen>().map(|s| s.0).unwrap_or("none");
+            ws.send(format!("{} {seen}", ws.username().unwrap_or("?")))
+        },
+        "127.0.0.1:0",
+    )
+    .basic_auth(BasicAuth::new("test").check_async(|user, password| async move {
+        user == "alice" && password == "secret"
+    }))
+    .process_request(|handshake, _| {
+        handshake.insert(Seen("hooked"));
+        None
+    })
+    .process_response(|_, response| response.headers.append("X-Seen", "yes"))
+    .start()
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    blocking(move || {
+        let ws = sync::connect(format!("ws://alice:secret@{addr}/"))
+            .no_proxy()
+            .open()
+            .unwrap();
+        assert_eq!(ws.response().unwrap().headers.get("X-Seen"), Some("yes"));
+        assert_eq!(ws.recv().unwrap(), "alice hooked");
+        match sync::connect(format!("ws://alice:wrong@{addr}/")).no_proxy().open() {
+            Err(Error::InvalidStatus(response)) => {
+                assert_eq!(response.status, 401);
+                assert!(response.headers.get("WWW-Authenticate").is_some());
+                assert_eq!(response.headers.get("X-Seen"), Some("yes"));
+            }
+            other => panic!("{other:?}"),
+        }
+        server.close();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_timeout_bounds_a_silent_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let (_stream, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let (error, elapsed) = blocking(move || {
+        let start = Instant::now();
+        let error = sync::connect(format!("ws://{addr}/"))
+            .no_proxy()
+            .open_timeout(Some(Duration::from_millis(300)))
+            .open()
+            .unwrap_err();
+        (error, start.elapsed())
+    })
+    .await;
+    assert!(matches!(error, Error::Timeout(_)), "{error:?}");
+    assert!(error.is_transient());
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    hold.abort();
+    // And a server whose client never sends its request drops it after open_timeout, while
+    // it keeps serving others.
+    let server = sync::serve(sync_echo, "127.0.0.1:0")
+        .open_timeout(Some(Duration::from_millis(300)))
+        .start()
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let uri = format!("ws://{addr}/");
+    blocking(move || {
+        let ws = sync::connect(uri).no_proxy().open().unwrap();
+        ws.send("served").unwrap();
+        assert_eq!(ws.recv().unwrap(), "served");
+    })
+    .await;
+    let mut buf = [0u8; 16];
+    let read = within(tokio::io::AsyncReadExt::read(&mut silent, &mut buf)).await;
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
