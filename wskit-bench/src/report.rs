@@ -425,6 +425,8 @@ fn colour(outcome: &Outcome) -> &'static str {
         (Lib::TokioWebsockets, _) => "#805ad5",
         (Lib::AxumWskit, _) => "#63b3ed",
         (Lib::AxumWs, _) => "#d69e2e",
+        (Lib::WskitSync, _) => "#2c5282",
+        (Lib::TungsteniteSync, _) => "#c05621",
     }
 }
 

@@ -179,6 +179,40 @@ pub fn groups() -> Vec<Group> {
             ],
         },
         Group {
+            id: "sync-pingpong",
+            title: "Blocking servers, ping-pong, 20 B",
+            description: "100 connections x 20 B text, one message in flight per connection; \
+                          a thread per connection (wskit::sync: and its reader thread)",
+            kind: GroupKind::Server,
+            targets: [Lib::WskitSync, Lib::TungsteniteSync]
+                .map(|lib| Target {
+                    label: lib.label().to_owned(),
+                    lib,
+                    deflate: false,
+                    scenario: Scenario::PingPong,
+                    echo_first: None,
+                    conns: None,
+                })
+                .to_vec(),
+        },
+        Group {
+            id: "sync-idle",
+            title: "Blocking servers, idle connections",
+            description: "1,000 connections, each echoes one 2,000-byte text message, then held \
+                          for 12 s; server memory per connection, threads included",
+            kind: GroupKind::Memory,
+            targets: [Lib::WskitSync, Lib::TungsteniteSync]
+                .map(|lib| Target {
+                    label: lib.label().to_owned(),
+                    lib,
+                    deflate: false,
+                    scenario: Scenario::Idle,
+                    echo_first: Some(IDLE_ECHO_LEN),
+                    conns: Some(1_000),
+                })
+                .to_vec(),
+        },
+        Group {
             id: "client",
             title: "Client side, 20 B ping-pong",
             description: Scenario::ClientWskit.describe(),

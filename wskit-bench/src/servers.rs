@@ -36,6 +36,10 @@ pub enum Lib {
     AxumWskit,
     /// The same axum app with axum's own `extract::ws`.
     AxumWs,
+    /// wskit's blocking server (`wskit::sync`): a thread per connection, and its reader.
+    WskitSync,
+    /// tungstenite's blocking API, a thread per connection (the usual way to serve with it).
+    TungsteniteSync,
 }
 
 impl Lib {
@@ -58,6 +62,8 @@ impl Lib {
             Self::TokioWebsockets => "tokio-websockets",
             Self::AxumWskit => "axum-wskit",
             Self::AxumWs => "axum-ws",
+            Self::WskitSync => "wskit-sync",
+            Self::TungsteniteSync => "tungstenite-sync",
         }
     }
 
@@ -66,6 +72,8 @@ impl Lib {
         match self {
             Self::AxumWskit => "axum + wskit",
             Self::AxumWs => "axum + extract::ws",
+            Self::WskitSync => "wskit::sync (threads)",
+            Self::TungsteniteSync => "tungstenite (threads)",
             other => other.crate_name(),
         }
     }
@@ -78,6 +86,8 @@ impl Lib {
             Self::Fastwebsockets => "fastwebsockets",
             Self::TokioWebsockets => "tokio-websockets",
             Self::AxumWskit | Self::AxumWs => "axum",
+            Self::WskitSync => "wskit",
+            Self::TungsteniteSync => "tungstenite",
         }
     }
 
@@ -85,6 +95,7 @@ impl Lib {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
+            .chain([Self::WskitSync, Self::TungsteniteSync])
             .find(|lib| lib.name() == name || lib.label() == name)
     }
 
@@ -131,6 +142,9 @@ pub async fn start(lib: Lib, addr: SocketAddr, deflate: bool) -> Result<(SocketA
             local,
             Box::pin(async move { server.run().await.map_err(Into::into) }),
         ));
+    }
+    if matches!(lib, Lib::WskitSync | Lib::TungsteniteSync) {
+        return start_blocking(lib, addr);
     }
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -221,6 +235,65 @@ where
     })
 }
 
+/// A blocking server on threads of its own; the future only keeps it.
+fn start_blocking(lib: Lib, addr: SocketAddr) -> Result<(SocketAddr, Serving)> {
+    if lib == Lib::WskitSync {
+        let server = wskit::sync::serve(wskit_sync_echo, addr)
+            .max_size(Some(MAX_MESSAGE))
+            .ping_interval(None)
+            .no_compression()
+            .start()?;
+        let local = server
+            .local_addr()
+            .ok_or("wskit server has no TCP address")?;
+        return Ok((
+            local,
+            Box::pin(async move {
+                let _server = server;
+                std::future::pending::<Result<()>>().await
+            }),
+        ));
+    }
+    let listener = std::net::TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || tungstenite_sync_echo(stream));
+        }
+    });
+    Ok((local, Box::pin(std::future::pending::<Result<()>>())))
+}
+
+/// wskit's blocking echo handler.
+fn wskit_sync_echo(ws: wskit::sync::Connection) -> wskit::Result<()> {
+    for message in &ws {
+        ws.send(message?)?;
+    }
+    Ok(())
+}
+
+/// tungstenite's blocking echo, on the connection's thread.
+fn tungstenite_sync_echo(stream: std::net::TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let Ok(mut ws) = tungstenite::accept_with_config(stream, Some(config)) else {
+        return;
+    };
+    loop {
+        match ws.read() {
+            Ok(message) if message.is_text() || message.is_binary() => {
+                if ws.send(message).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
 /// wskit's echo handler.
 async fn wskit_echo(mut ws: wskit::Connection) -> wskit::Result<()> {
     while let Some(message) = ws.next().await {
@@ -243,8 +316,8 @@ async fn accept_loop(listener: TcpListener, lib: Lib) -> Result<()> {
             Lib::Tungstenite => drop(tokio::spawn(tungstenite_echo(stream))),
             Lib::Fastwebsockets => drop(tokio::spawn(fastwebsockets_echo(stream))),
             Lib::TokioWebsockets => drop(tokio::spawn(tokio_websockets_echo(stream))),
-            Lib::Wskit | Lib::AxumWskit | Lib::AxumWs => {
-                unreachable!("wskit and axum accept their own connections")
+            Lib::Wskit | Lib::AxumWskit | Lib::AxumWs | Lib::WskitSync | Lib::TungsteniteSync => {
+                unreachable!("wskit, axum and the blocking servers accept their own connections")
             }
         }
     }

@@ -13,7 +13,6 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -46,28 +45,7 @@ pub struct Connection {
     shared: Arc<Shared>,
 }
 
-/// Where a connection's transport is: a TCP or Unix socket address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PeerAddr {
-    /// A TCP address.
-    Tcp(SocketAddr),
-    /// A Unix socket path (may be unnamed).
-    Unix(Option<std::path::PathBuf>),
-    /// Not known: a stream given to [`accept`](crate::accept) without an address.
-    Unknown,
-}
-
-impl fmt::Display for PeerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Tcp(addr) => write!(f, "{addr}"),
-            Self::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
-            Self::Unix(None) => f.write_str("unix:(unnamed)"),
-            Self::Unknown => f.write_str("unknown"),
-        }
-    }
-}
+pub use crate::addr::PeerAddr;
 
 /// What the I/O layer knows about a connection when it opens it.
 #[derive(Debug, Default)]

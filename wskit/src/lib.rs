@@ -43,22 +43,37 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// Without an I/O layer (neither `tokio` nor `sync`), only the shared pieces are built.
+#![cfg_attr(
+    not(any(feature = "tokio", feature = "sync")),
+    allow(dead_code, unused_imports, unused_macros, unreachable_pub)
+)]
 
+mod addr;
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "tokio")]
 mod broadcast;
+#[cfg(feature = "tokio")]
 mod channels;
+#[cfg(feature = "tokio")]
 pub mod client;
+#[cfg(feature = "tokio")]
 pub mod connection;
+#[cfg(feature = "tokio")]
 mod connection_set;
 mod data;
 pub mod error;
+#[cfg(feature = "tokio")]
 mod guides;
+#[cfg(feature = "tokio")]
 mod handshake;
 #[cfg(feature = "hyper")]
 pub mod hyper;
 mod options;
+#[cfg(feature = "tokio")]
 mod router;
+#[cfg(feature = "tokio")]
 pub mod server;
 
 /// The runtime-free parsers of the session layer, for the fuzz targets in `fuzz/`. Not part
@@ -120,35 +135,45 @@ pub mod __fuzz {
 mod session;
 #[cfg(feature = "sync")]
 pub mod sync;
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 pub mod tls;
 
+pub use addr::PeerAddr;
+#[cfg(feature = "tokio")]
 pub use broadcast::{Broadcast, broadcast};
+#[cfg(feature = "tokio")]
 pub use channels::Channels;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "tokio"))]
 pub use client::unix_connect;
-pub use client::{Backoff, Connect, Reconnecting, WsUri, connect};
-pub use connection::{Connection, ConnectionConfig, PeerAddr, Pong};
+#[cfg(feature = "tokio")]
+pub use client::{Connect, Reconnecting, connect};
+#[cfg(feature = "tokio")]
+pub use connection::{Connection, Pong};
+#[cfg(feature = "tokio")]
 pub use connection_set::ConnectionSet;
 pub use error::{Closed, Error, ProxyError, Result};
-#[cfg(unix)]
+#[cfg(all(unix, feature = "tokio"))]
 pub use router::unix_route;
+#[cfg(feature = "tokio")]
 pub use router::{Routed, Router, route};
-#[cfg(unix)]
+#[cfg(all(unix, feature = "tokio"))]
 pub use server::unix_serve;
+#[cfg(feature = "tokio")]
 pub use server::{Server, accept, serve, serve_listener, shutdown_signal};
 pub use session::auth::{BasicAuth, Username};
+pub use session::client::{Backoff, WsUri};
 pub use session::route::Params;
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 pub use tls::ServerTls;
 pub use wskit_proto as proto;
 pub use wskit_proto::connection::Fragment;
+pub use wskit_proto::session::ConnectionConfig;
 pub use wskit_proto::{
     CloseCode, CloseFrame, DeflateConfig, Headers, HttpLimits, HttpVersion, Limits, Message,
     Request, Response, Role, State, Utf8Bytes,
 };
 
 /// The README's examples, compiled as doc tests so they cannot rot.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "tokio"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

@@ -112,7 +112,11 @@ pub(crate) use shared_options;
 /// subprotocols, the hooks, headers. Shared by [`Serve`](crate::server::Serve) and
 /// [`Accept`](crate::server::Accept).
 macro_rules! server_options {
+    // The async API's: its `Handshake` and `Connection` in the docs.
     () => {
+        $crate::options::server_options!("crate::server::Handshake", "crate::Connection");
+    };
+    ($handshake:literal, $connection:literal) => {
         /// Allowed values of the `Origin` header: exact (`"https://example.com"`) or patterns with
         /// `*` (`"https://*.example.com"`). Others get 403. Default: any origin, or none.
         pub fn origins<I, T>(mut self, origins: I) -> Self
@@ -162,13 +166,12 @@ macro_rules! server_options {
         /// or `None` to go on with the WebSocket handshake. Every request that parses comes here,
         /// whatever its method and HTTP version.
         ///
-        /// The [`Handshake`](crate::server::Handshake) gives the client's address and takes data for the handler
-        /// ([`Handshake::insert`](crate::server::Handshake::insert), read with
-        /// [`Connection::data`](crate::Connection::data)): the user a token belongs to,
-        /// say.
+        #[doc = concat!("The [`Handshake`](", $handshake, ") gives the client's address and takes data for the handler")]
+        #[doc = concat!("([`Handshake::insert`](", $handshake, "::insert), read with")]
+        #[doc = concat!("[`Connection::data`](", $connection, "::data)): the user a token belongs to, say.")]
         pub fn process_request(
             mut self,
-            process: impl Fn(&mut $crate::server::Handshake<'_>, &wskit_proto::Request) -> Option<wskit_proto::Response> + Send + Sync + 'static,
+            process: impl Fn(&mut $crate::session::policy::Handshake<'_>, &wskit_proto::Request) -> Option<wskit_proto::Response> + Send + Sync + 'static,
         ) -> Self {
             self.options.policy.process_request = Some(std::sync::Arc::new(process));
             self

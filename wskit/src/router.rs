@@ -40,22 +40,7 @@ use crate::connection::Connection;
 use crate::server::{HandlerResult, Serve};
 use crate::session::route::{RouteIndex, RouteTable};
 
-/// What a route's handler returned, for the server's logs and close code.
-#[derive(Debug)]
-pub struct Routed {
-    result: Result<(), String>,
-    closed_connection: bool,
-}
-
-impl HandlerResult for Routed {
-    fn into_result(self) -> Result<(), String> {
-        self.result
-    }
-
-    fn is_closed_connection(&self) -> bool {
-        self.closed_connection
-    }
-}
+pub use crate::session::handler::Routed;
 
 type BoxHandler =
     Box<dyn Fn(Connection) -> Pin<Box<dyn Future<Output = Routed> + Send>> + Send + Sync>;
@@ -91,14 +76,7 @@ impl Router {
         self.table.insert(pattern);
         self.handlers.push(Box::new(move |ws| {
             let future = handler(ws);
-            Box::pin(async move {
-                let output = future.await;
-                let closed_connection = output.is_closed_connection();
-                Routed {
-                    result: output.into_result(),
-                    closed_connection,
-                }
-            })
+            Box::pin(async move { Routed::of(future.await) })
         }));
         self
     }
@@ -124,12 +102,7 @@ impl Router {
     pub fn handle(&self, ws: Connection) -> impl Future<Output = Routed> + Send + 'static {
         match ws.data::<RouteIndex>().and_then(|i| self.handlers.get(i.0)) {
             Some(handler) => handler(ws),
-            None => Box::pin(async {
-                Routed {
-                    result: Err("the connection matched no route of this router".to_owned()),
-                    closed_connection: false,
-                }
-            }),
+            None => Box::pin(async { Routed::unmatched() }),
         }
     }
 

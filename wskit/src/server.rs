@@ -471,112 +471,10 @@ impl fmt::Debug for Upgrading {
     }
 }
 
-/// An address to bind: a string to resolve (`"localhost:8765"`) or a socket address.
-#[derive(Clone, Debug)]
-pub struct BindAddr(BindAddrKind);
-
-#[derive(Clone, Debug)]
-enum BindAddrKind {
-    Name(String),
-    Socket(SocketAddr),
-}
-
-impl BindAddr {
-    /// The addresses to bind, resolved with std's resolver (this blocks: the blocking server's
-    /// way).
-    #[cfg(feature = "sync")]
-    pub(crate) fn resolve_blocking(&self) -> io::Result<Vec<SocketAddr>> {
-        use std::net::ToSocketAddrs;
-        match &self.0 {
-            BindAddrKind::Socket(addr) => Ok(vec![*addr]),
-            BindAddrKind::Name(name) => Ok(name.as_str().to_socket_addrs()?.collect()),
-        }
-    }
-}
-
-impl From<&str> for BindAddr {
-    fn from(addr: &str) -> Self {
-        Self(BindAddrKind::Name(addr.to_owned()))
-    }
-}
-
-impl From<String> for BindAddr {
-    fn from(addr: String) -> Self {
-        Self(BindAddrKind::Name(addr))
-    }
-}
-
-impl From<&String> for BindAddr {
-    fn from(addr: &String) -> Self {
-        Self(BindAddrKind::Name(addr.clone()))
-    }
-}
-
-impl From<SocketAddr> for BindAddr {
-    fn from(addr: SocketAddr) -> Self {
-        Self(BindAddrKind::Socket(addr))
-    }
-}
-
-impl From<(&str, u16)> for BindAddr {
-    fn from((host, port): (&str, u16)) -> Self {
-        if host.contains(':') && !host.starts_with('[') {
-            Self(BindAddrKind::Name(format!("[{host}]:{port}")))
-        } else {
-            Self(BindAddrKind::Name(format!("{host}:{port}")))
-        }
-    }
-}
-
-/// What a handler may return: `()` or `Result<(), E>` with a displayable error.
-pub trait HandlerResult: Send {
-    /// `Err` with a description when the handler failed.
-    fn into_result(self) -> std::result::Result<(), String>;
-
-    /// Whether the handler ended with a [`wskit::Error`](Error) saying that a connection is
-    /// closed (abnormally: a normal closure is `Ok` already). When its own connection is
-    /// closed too, the server logs that at debug level rather than as a handler failure.
-    #[doc(hidden)]
-    fn is_closed_connection(&self) -> bool {
-        false
-    }
-}
-
-impl HandlerResult for () {
-    fn into_result(self) -> std::result::Result<(), String> {
-        Ok(())
-    }
-}
-
-/// A [`wskit::Error`](Error) saying that the connection closed normally (1000/1001 both
-/// ways) is not a failure of the handler: a handler that sends with `?` until its client leaves
-/// ends that way. The error may also come boxed (`Box<dyn std::error::Error + Send + Sync>`).
-impl<E: fmt::Display + Send + 'static> HandlerResult for std::result::Result<(), E> {
-    fn into_result(self) -> std::result::Result<(), String> {
-        match self {
-            Ok(()) => Ok(()),
-            Err(e) if wskit_error(&e).is_some_and(Error::is_closed_ok) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    fn is_closed_connection(&self) -> bool {
-        matches!(self, Err(e) if wskit_error(e).is_some_and(Error::is_closed))
-    }
-}
-
-/// The [`wskit::Error`](Error) in a handler's error, if it is one or a boxed one.
-fn wskit_error(error: &dyn std::any::Any) -> Option<&Error> {
-    if let Some(error) = error.downcast_ref::<Error>() {
-        return Some(error);
-    }
-    if let Some(boxed) = error.downcast_ref::<Box<dyn std::error::Error + Send + Sync>>() {
-        return boxed.downcast_ref::<Error>();
-    }
-    error
-        .downcast_ref::<Box<dyn std::error::Error + Send>>()
-        .and_then(|boxed| boxed.downcast_ref::<Error>())
-}
+pub use crate::addr::BindAddr;
+use crate::addr::BindAddrKind;
+pub use crate::session::handler::HandlerResult;
+pub(crate) use crate::session::handler::handler_outcome;
 
 /// Server options, with Python websockets' defaults.
 #[derive(Clone)]
@@ -1501,49 +1399,6 @@ where
     tracing::info!(%remote, status = response.status, "connection rejected");
     protocol.send_response(response)?;
     flush(stream, protocol).await
-}
-
-/// The close code once a handler ended, with its output or its panic, logging how it ended.
-/// `open`: whether its connection is still open.
-pub(crate) fn handler_outcome<R: HandlerResult>(
-    id: u64,
-    outcome: std::thread::Result<R>,
-    open: bool,
-) -> CloseCode {
-    match outcome {
-        Ok(output) => {
-            // A handler stopped by its own connection closing (the client vanished) did
-            // nothing wrong; a closed connection that is not its own (a proxy's upstream,
-            // say) is a failure like any other.
-            let own_closure = output.is_closed_connection() && !open;
-            match output.into_result() {
-                Ok(()) => CloseCode::NORMAL,
-                Err(error) if own_closure => {
-                    tracing::debug!(id, %error, "connection handler ended: connection closed");
-                    CloseCode::NORMAL
-                }
-                Err(error) => {
-                    tracing::error!(id, %error, "connection handler failed");
-                    CloseCode::INTERNAL_ERROR
-                }
-            }
-        }
-        Err(panic) => {
-            let message = panic_message(&panic);
-            tracing::error!(id, panic = message.as_str(), "connection handler panicked");
-            CloseCode::INTERNAL_ERROR
-        }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_owned()
-    }
 }
 
 #[cfg(test)]

@@ -43,17 +43,22 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+#[cfg(feature = "rustls")]
 use tokio::net::TcpStream;
+#[cfg(feature = "rustls")]
 use tokio_rustls::client::TlsStream;
+#[cfg(feature = "rustls")]
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+#[cfg(feature = "rustls")]
 use crate::client::Connect;
 use crate::error::{Error, Result};
+#[cfg(feature = "rustls")]
 use crate::server::Serve;
 
 /// The rustls crate that wskit uses, to build a [`rustls::ClientConfig`] or a
 /// [`rustls::ServerConfig`] for [`Connect::tls_config`] or [`ServerTls::from_config`].
-pub use tokio_rustls::rustls;
+pub use rustls;
 
 /// The ALPN protocol offered and accepted: WebSocket runs over HTTP/1.1.
 const ALPN_HTTP_1_1: &[u8] = b"http/1.1";
@@ -187,6 +192,7 @@ impl fmt::Debug for ClientTls {
 
 impl ClientTls {
     /// Run the TLS handshake with `host` over `stream`.
+    #[cfg(feature = "rustls")]
     pub(crate) async fn connect(
         &self,
         host: &str,
@@ -213,6 +219,7 @@ impl ClientTls {
             && !self.danger_accept_invalid_certs
     }
 
+    #[cfg(feature = "rustls")]
     async fn client_config(&self) -> Result<Arc<ClientConfig>> {
         if let Some(config) = self.ready_config()? {
             return Ok(config);
@@ -402,6 +409,7 @@ impl ServerCertVerifier for DangerAcceptAnyServerCert {
 /// TLS settings of `wss://` clients. These apply to `wss://` URIs only (including redirects to
 /// them); `ws://` URIs stay plain. A setting that cannot be applied (a missing or invalid CA
 /// file, no system roots) fails each connection attempt with [`Error::Tls`].
+#[cfg(feature = "rustls")]
 impl Connect {
     crate::tls::client_tls_options!();
 }
@@ -415,7 +423,10 @@ macro_rules! client_tls_options {
         /// [`danger_accept_invalid_certs`](Self::danger_accept_invalid_certs), whatever the order
         /// of the calls. Set its `alpn_protocols` to `[b"http/1.1"]` if the server needs ALPN.
         /// Default: a config built by wskit, with the webpki roots and ALPN `http/1.1`.
-        pub fn tls_config(mut self, config: std::sync::Arc<$crate::tls::rustls::ClientConfig>) -> Self {
+        pub fn tls_config(
+            mut self,
+            config: std::sync::Arc<$crate::tls::rustls::ClientConfig>,
+        ) -> Self {
             self.options.tls.changed().config = Some(config);
             self
         }
@@ -463,7 +474,7 @@ pub(crate) use client_tls_options;
 /// no client authentication, and ALPN `http/1.1`. Cloning is cheap: the config is shared.
 #[derive(Clone)]
 pub struct ServerTls {
-    acceptor: TlsAcceptor,
+    config: Arc<ServerConfig>,
 }
 
 impl fmt::Debug for ServerTls {
@@ -532,15 +543,13 @@ impl ServerTls {
     /// Use this rustls server config, as is. Set its `alpn_protocols` to `[b"http/1.1"]` for
     /// clients that need ALPN.
     pub fn from_config(config: Arc<ServerConfig>) -> Self {
-        Self {
-            acceptor: TlsAcceptor::from(config),
-        }
+        Self { config }
     }
 
     /// A TLS server connection, for the blocking server.
     #[cfg(feature = "sync")]
     pub(crate) fn blocking_connection(&self) -> Result<rustls::Connection> {
-        rustls::ServerConnection::new(Arc::clone(self.acceptor.config()))
+        rustls::ServerConnection::new(Arc::clone(&self.config))
             .map(Into::into)
             .map_err(|e| Error::Tls(Box::new(e)))
     }
@@ -560,13 +569,14 @@ impl ServerTls {
     }
 }
 
+#[cfg(feature = "rustls")]
 impl<H> Serve<H> {
     /// Serve `wss://`: run a TLS handshake on each accepted connection, before the WebSocket
     /// handshake and within [`open_timeout`](Self::open_timeout). A client whose TLS
     /// handshake fails or times out is dropped (logged at debug level) and the server keeps
     /// serving. Default: no TLS (`ws://`).
     pub fn tls(mut self, tls: ServerTls) -> Self {
-        self.options.tls = Some(tls.acceptor);
+        self.options.tls = Some(TlsAcceptor::from(tls.config));
         self
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use wskit_proto::{HandshakeError, Protocol, Request, Response};
 
-use crate::connection::PeerAddr;
+use crate::addr::PeerAddr;
 use crate::data::ConnectionData;
 use crate::session::auth::{BasicAuth, Username};
 use crate::session::route::{RouteIndex, RouteTable};

@@ -20,8 +20,8 @@ use wskit_proto::{Event, Protocol};
 use super::connection::{Connection, ConnectionInfo, Socket, Transport};
 use super::handshake::{flush, io_error, read_handshake_event, remaining};
 use crate::PeerAddr;
-use crate::client::{ClientOptions, WsUri};
 use crate::error::{Error, ProxyError, Result};
+use crate::session::client::{ClientOptions, WsUri};
 use crate::session::proxy::{self, Proxy, ProxySetting};
 
 /// Connect to `uri` (`ws://` or `wss://`): returns a builder with the options of the async
@@ -157,13 +157,13 @@ impl Connect {
         let remote = PeerAddr::Tcp(stream.peer_addr()?);
         let socket = Socket::Tcp(stream);
         if uri.secure {
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "tls")]
             {
                 let tls = options.tls.blocking_connection(&uri.host)?;
                 let transport = super::handshake::tls_handshake(socket, tls, deadline)?;
                 return handshake(transport, uri, options, local, remote, deadline);
             }
-            #[cfg(not(feature = "rustls"))]
+            #[cfg(not(feature = "tls"))]
             return Err(Error::Tls("wss:// needs the `rustls` feature".into()));
         }
         handshake(
@@ -178,7 +178,7 @@ impl Connect {
 }
 
 /// TLS settings of `wss://` clients, as the async client's: they apply to `wss://` URIs only.
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 impl Connect {
     crate::tls::client_tls_options!();
 }

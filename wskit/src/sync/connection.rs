@@ -19,7 +19,7 @@ pub use wskit_proto::session::ConnectionConfig;
 use crate::PeerAddr;
 use crate::data::ConnectionData;
 use crate::error::{Closed, Error, Result};
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 use crate::tls::rustls;
 
 /// How long a blocked write waits before it looks at the connection's deadlines (a peer that
@@ -88,13 +88,13 @@ impl Socket {
 
 /// The TLS state of a `wss://` connection. Locked briefly to decrypt what the reader read or
 /// to encrypt what a writer writes; never across a blocking read or write.
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 pub(crate) type Tls = Mutex<rustls::Connection>;
 
 /// What the connection reads from and writes to.
 pub(crate) struct Transport {
     pub(crate) socket: Socket,
-    #[cfg(feature = "rustls")]
+    #[cfg(feature = "tls")]
     pub(crate) tls: Option<Tls>,
 }
 
@@ -102,7 +102,7 @@ impl Transport {
     pub(crate) fn plain(socket: Socket) -> Self {
         Self {
             socket,
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -110,7 +110,7 @@ impl Transport {
     /// Read what arrives into `plain` (decrypted): `Ok(0)` at the end of the stream. Blocks
     /// in the read only, without any lock held.
     pub(crate) fn read_into(&self, buf: &mut [u8], plain: &mut Vec<u8>) -> io::Result<usize> {
-        #[cfg(feature = "rustls")]
+        #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             // What TLS decrypted already (it may read past the end of its handshake).
             if let Some(got) = take_plaintext(&mut lock(tls), plain)? {
@@ -142,7 +142,7 @@ impl Transport {
     /// Write `data` whole (encrypted first under TLS). `give_up` is asked after each
     /// [`WRITE_POLL`] without progress.
     pub(crate) fn write_all(&self, data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<()> {
-        #[cfg(feature = "rustls")]
+        #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             let mut cipher = Vec::with_capacity(data.len() + 64);
             {
@@ -184,7 +184,7 @@ impl Transport {
 
     /// Whether TLS has records of its own to send (an alert, a post-handshake message).
     fn wants_write(&self) -> bool {
-        #[cfg(feature = "rustls")]
+        #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             return lock(tls).wants_write();
         }
@@ -193,7 +193,7 @@ impl Transport {
 
     /// Say the end of the stream: TLS close_notify, then the socket's FIN.
     fn shutdown_write(&self) {
-        #[cfg(feature = "rustls")]
+        #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             lock(tls).send_close_notify();
             let _ = self.write_all(&[], &|| true);
@@ -204,7 +204,7 @@ impl Transport {
 
 /// Move what TLS has decrypted into `plain`: `Some(n)` with the bytes moved, `Some(0)` at
 /// close_notify, `None` when there is nothing yet.
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 fn take_plaintext(tls: &mut rustls::Connection, plain: &mut Vec<u8>) -> io::Result<Option<usize>> {
     let before = plain.len();
     let mut chunk = [0u8; 4096];
@@ -771,7 +771,7 @@ impl Connection {
     }
 
     /// The value of type `T` that the server's handshake hooks stored for this connection
-    /// with [`Handshake::insert`](crate::server::Handshake::insert). `None` if there is none
+    /// with [`Handshake::insert`](super::server::Handshake::insert). `None` if there is none
     /// (always, on a client).
     pub fn data<T: Send + Sync + 'static>(&self) -> Option<&T> {
         self.shared.info.data.as_ref()?.get::<T>()

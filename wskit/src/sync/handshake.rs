@@ -1,14 +1,16 @@
 //! Driving the TLS and WebSocket opening handshakes over a blocking socket, for both roles,
 //! within a deadline.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::Instant;
 
 use wskit_proto::{Event, Protocol};
 
-use super::connection::{Socket, Transport};
+#[cfg(feature = "tls")]
+use super::connection::Socket;
+use super::connection::Transport;
 use crate::error::{Error, Result};
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 use crate::tls::rustls;
 
 /// The time left before `deadline`, as a socket timeout (`None`: no deadline); a timeout error
@@ -95,15 +97,18 @@ pub(crate) fn read_handshake_event(
 }
 
 /// A socket as `Read + Write`, for rustls' handshake.
+#[cfg(feature = "tls")]
 struct SocketIo<'a>(&'a Socket);
 
-impl Read for SocketIo<'_> {
+#[cfg(feature = "tls")]
+impl io::Read for SocketIo<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.read(buf)
     }
 }
 
-impl Write for SocketIo<'_> {
+#[cfg(feature = "tls")]
+impl io::Write for SocketIo<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)
     }
@@ -114,7 +119,7 @@ impl Write for SocketIo<'_> {
 }
 
 /// Run the TLS handshake of `tls` over `socket`, within `deadline`.
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 pub(crate) fn tls_handshake(
     socket: Socket,
     mut tls: rustls::Connection,

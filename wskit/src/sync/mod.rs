@@ -67,6 +67,7 @@ pub mod broadcast;
 pub mod client;
 pub mod connection;
 mod handshake;
+pub mod router;
 pub mod server;
 
 pub use broadcast::{Broadcast, broadcast};
@@ -75,5 +76,8 @@ pub use client::unix_connect;
 pub use client::{Connect, Reconnecting, connect};
 pub use connection::{Connection, ConnectionConfig, Messages, Pong};
 #[cfg(unix)]
+pub use router::unix_route;
+pub use router::{Router, route};
+#[cfg(unix)]
 pub use server::unix_serve;
-pub use server::{Serve, Server, serve, serve_listener};
+pub use server::{HandlerResult, Handshake, Serve, Server, serve, serve_listener};

@@ -31,8 +31,11 @@ use wskit_proto::{CloseCode, Event, HandshakeError, Protocol, Request, Response}
 use super::connection::{Connection, ConnectionConfig, ConnectionInfo, Socket, Transport};
 use super::handshake::{flush, read_handshake_event};
 use crate::PeerAddr;
+use crate::addr::BindAddr;
 use crate::error::{Error, Result};
-use crate::server::{BindAddr, HandlerResult, handler_outcome};
+pub use crate::session::handler::HandlerResult;
+use crate::session::handler::handler_outcome;
+pub use crate::session::policy::Handshake;
 use crate::session::policy::{Answer, HandshakePolicy};
 
 /// Serve `handler` on `addr` (a `host:port` string or a socket address; a name that resolves
@@ -88,7 +91,7 @@ pub(crate) struct ServerOptions {
     pub(crate) open_timeout: Option<Duration>,
     pub(crate) policy: HandshakePolicy,
     max_connections: Option<usize>,
-    #[cfg(feature = "rustls")]
+    #[cfg(feature = "tls")]
     tls: Option<crate::ServerTls>,
 }
 
@@ -104,7 +107,7 @@ impl Default for ServerOptions {
             open_timeout: Some(Duration::from_secs(10)),
             policy: HandshakePolicy::default(),
             max_connections: None,
-            #[cfg(feature = "rustls")]
+            #[cfg(feature = "tls")]
             tls: None,
         }
     }
@@ -128,7 +131,7 @@ pub struct Serve<H> {
 impl<H> Serve<H> {
     crate::options::shared_options!();
 
-    crate::options::server_options!();
+    crate::options::server_options!("crate::sync::Handshake", "crate::sync::Connection");
 
     /// The most open connections (and so handler threads); handshakes beyond it get 503.
     /// Answers from [`process_request`](Self::process_request) take no place and are still
@@ -148,7 +151,7 @@ impl<H> Serve<H> {
 
     /// Serve `wss://`: a TLS handshake on each accepted connection, on its thread and within
     /// [`open_timeout`](Self::open_timeout). Default: no TLS.
-    #[cfg(feature = "rustls")]
+    #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: crate::ServerTls) -> Self {
         self.options.tls = Some(tls);
         self
@@ -571,7 +574,7 @@ fn open(
     }
 }
 
-#[cfg(feature = "rustls")]
+#[cfg(feature = "tls")]
 fn tls(socket: Socket, options: &ServerOptions, deadline: Option<Instant>) -> Result<Transport> {
     match &options.tls {
         Some(tls) => super::handshake::tls_handshake(socket, tls.blocking_connection()?, deadline),
@@ -579,7 +582,7 @@ fn tls(socket: Socket, options: &ServerOptions, deadline: Option<Instant>) -> Re
     }
 }
 
-#[cfg(not(feature = "rustls"))]
+#[cfg(not(feature = "tls"))]
 fn tls(socket: Socket, _: &ServerOptions, _: Option<Instant>) -> Result<Transport> {
     Ok(Transport::plain(socket))
 }

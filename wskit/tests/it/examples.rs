@@ -369,7 +369,11 @@ async fn sync_hello_client_greets_through_sync_hello_server_and_sigterm_stops_it
     let mut client = Example::start("hello_client", &[&format!("ws://{addr}")]);
     client.write_stdin("Bob\n");
     assert!(client.wait_exit().await.success(), "{}", client.outputs());
-    assert!(client.stdout().contains("<<< Hello Bob!\n"), "{}", client.outputs());
+    assert!(
+        client.stdout().contains("<<< Hello Bob!\n"),
+        "{}",
+        client.outputs()
+    );
     // A client that stays: SIGTERM closes it with 1001, then the server exits with 0.
     let ws = connect(addr, "/").await;
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -395,7 +399,11 @@ async fn sync_echo_server_echoes_up_to_16_mib() {
     assert!(echoed.as_bytes() == &big[..]);
     ws.send(vec![0u8; (16 << 20) + 1]).await.unwrap();
     let error = within(ws.recv()).await.unwrap_err();
-    assert_eq!(error.close_code(), Some(CloseCode::MESSAGE_TOO_BIG), "{error}");
+    assert_eq!(
+        error.close_code(),
+        Some(CloseCode::MESSAGE_TOO_BIG),
+        "{error}"
+    );
 }
 
 #[cfg(feature = "rustls")]

@@ -168,8 +168,12 @@ async fn hostile_proxies_get_typed_errors_within_open_timeout() {
             Some(&b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"[..]),
             (|e: &Error| matches!(e, Error::Proxy(ProxyError::Status(407)))) as fn(&Error) -> bool,
         ),
-        (Some(&b"garbage\r\n\r\n"[..]), |e: &Error| matches!(e, Error::Proxy(_))),
-        (None, |e: &Error| matches!(e, Error::Proxy(ProxyError::Closed))),
+        (Some(&b"garbage\r\n\r\n"[..]), |e: &Error| {
+            matches!(e, Error::Proxy(_))
+        }),
+        (None, |e: &Error| {
+            matches!(e, Error::Proxy(ProxyError::Closed))
+        }),
         (Some(&b""[..]), |e: &Error| matches!(e, Error::Timeout(_))),
     ] {
         let proxy = crate::proxy::hostile(answer).await;
@@ -213,7 +217,10 @@ async fn sends_from_many_threads_never_interleave() {
                     let (thread, n): (usize, usize) = (thread.parse().unwrap(), n.parse().unwrap());
                     assert_eq!(n, next[thread], "messages of one thread stay in order");
                     next[thread] += 1;
-                    assert!(body.bytes().all(|b| b == b'a' + thread as u8), "not interleaved");
+                    assert!(
+                        body.bytes().all(|b| b == b'a' + thread as u8),
+                        "not interleaved"
+                    );
                     assert_eq!(body.len(), 20_000 + n);
                 }
             })
@@ -324,7 +331,12 @@ async fn broadcast_reaches_every_open_connection() {
         let report = sync::broadcast(&connections, "news");
         let received = clients
             .iter()
-            .filter(|ws| ws.recv_timeout(Duration::from_secs(2)).ok().flatten().is_some())
+            .filter(|ws| {
+                ws.recv_timeout(Duration::from_secs(2))
+                    .ok()
+                    .flatten()
+                    .is_some()
+            })
             .count();
         server.close();
         server.wait_closed();
@@ -346,7 +358,10 @@ async fn the_reconnecting_client_waits_for_the_server() {
             backoff.initial = Duration::from_millis(50);
             backoff.min = Duration::from_millis(50);
             backoff.max = Duration::from_millis(100);
-            let mut connections = sync::connect(uri).no_proxy().backoff(backoff).reconnecting();
+            let mut connections = sync::connect(uri)
+                .no_proxy()
+                .backoff(backoff)
+                .reconnecting();
             let ws = connections.next().unwrap();
             attempts.store(1, Ordering::SeqCst);
             ws.send("back").unwrap();
@@ -371,9 +386,10 @@ async fn basic_auth_process_response_and_typed_data() {
         },
         "127.0.0.1:0",
     )
-    .basic_auth(BasicAuth::new("test").check_async(|user, password| async move {
-        user == "alice" && password == "secret"
-    }))
+    .basic_auth(
+        BasicAuth::new("test")
+            .check_async(|user, password| async move { user == "alice" && password == "secret" }),
+    )
     .process_request(|handshake, _| {
         handshake.insert(Seen("hooked"));
         None
@@ -389,7 +405,10 @@ async fn basic_auth_process_response_and_typed_data() {
             .unwrap();
         assert_eq!(ws.response().unwrap().headers.get("X-Seen"), Some("yes"));
         assert_eq!(ws.recv().unwrap(), "alice hooked");
-        match sync::connect(format!("ws://alice:wrong@{addr}/")).no_proxy().open() {
+        match sync::connect(format!("ws://alice:wrong@{addr}/"))
+            .no_proxy()
+            .open()
+        {
             Err(Error::InvalidStatus(response)) => {
                 assert_eq!(response.status, 401);
                 assert!(response.headers.get("WWW-Authenticate").is_some());
