@@ -10,7 +10,9 @@ use super::connection::Connection;
 /// websockets' `broadcast`: a connection that is not open, is in the middle of a fragmented
 /// message, or whose write buffer is above the high mark (a slow client) is skipped rather than
 /// waited for. Each connection's frame is written by the thread writing to it if there is one,
-/// or by this one (which may then block until the socket takes it).
+/// or by this one, which waits for a full socket at most a second, once per slow client: what
+/// it could not write is kept for the connection's next writer (or its reader thread, within a
+/// second), and counts toward the high mark, so the next broadcasts skip that client.
 pub fn broadcast<'a, I>(connections: I, message: impl Into<Message>) -> Broadcast
 where
     I: IntoIterator<Item = &'a Connection>,

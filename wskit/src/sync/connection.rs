@@ -26,6 +26,9 @@ use crate::tls::rustls;
 /// stopped reading must not keep a writer, or the keepalive it runs, forever).
 const WRITE_POLL: Duration = Duration::from_secs(1);
 
+/// The longest a reader thread waits in a read before it looks at the connection again.
+const READ_POLL: Duration = Duration::from_secs(1);
+
 /// The reader thread's read buffer.
 const READ_BUF: usize = 16 << 10;
 
@@ -140,30 +143,43 @@ impl Transport {
     }
 
     /// Write `data` whole (encrypted first under TLS). `give_up` is asked after each
-    /// [`WRITE_POLL`] without progress.
+    /// [`WRITE_POLL`] without progress; the write fails with `TimedOut` when it says so.
     pub(crate) fn write_all(&self, data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<()> {
+        let sealed = self.seal(data)?;
+        let raw = sealed.as_deref().unwrap_or(data);
+        if self.write_raw(raw, give_up)? < raw.len() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        Ok(())
+    }
+
+    /// What goes on the wire for `data`: `None` when it is `data` itself (no TLS), the TLS
+    /// records otherwise (with any record TLS has to send of its own).
+    pub(crate) fn seal(&self, data: &[u8]) -> io::Result<Option<Vec<u8>>> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             let mut cipher = Vec::with_capacity(data.len() + 64);
-            {
-                let mut tls = lock(tls);
-                if !data.is_empty() {
-                    tls.writer().write_all(data)?;
-                }
-                while tls.wants_write() {
-                    tls.write_tls(&mut cipher)?;
-                }
+            let mut tls = lock(tls);
+            if !data.is_empty() {
+                tls.writer().write_all(data)?;
             }
-            return self.write_raw(&cipher, give_up);
+            while tls.wants_write() {
+                tls.write_tls(&mut cipher)?;
+            }
+            return Ok(Some(cipher));
         }
-        self.write_raw(data, give_up)
+        let _ = data;
+        Ok(None)
     }
 
-    fn write_raw(&self, mut data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<()> {
-        while !data.is_empty() {
-            match self.socket.write(data) {
+    /// Write raw bytes; returns how many were written, fewer than all only when `give_up`
+    /// said so after a [`WRITE_POLL`] without progress.
+    pub(crate) fn write_raw(&self, data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<usize> {
+        let mut written = 0;
+        while written < data.len() {
+            match self.socket.write(&data[written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => data = &data[n..],
+                Ok(n) => written += n,
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -173,13 +189,13 @@ impl Transport {
                     ) =>
                 {
                     if give_up() {
-                        return Err(io::ErrorKind::TimedOut.into());
+                        return Ok(written);
                     }
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Whether TLS has records of its own to send (an alert, a post-handshake message).
@@ -278,6 +294,18 @@ struct Inner {
     aborted: bool,
     /// The end of the stream was sent (a server, after the closing handshake).
     shutdown_sent: bool,
+    /// Bytes for the wire (TLS records already) that a broadcast could not write without
+    /// waiting: the next writer writes them first. Empty (no memory) otherwise.
+    leftover: Vec<u8>,
+}
+
+/// Whether a flush waits for the socket to take everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// As long as it takes (the deadlines still run: see [`Shared::writer_gives_up`]).
+    Yes,
+    /// At most one [`WRITE_POLL`], then the rest is kept (a broadcast).
+    Once,
 }
 
 /// What waits for the pong of [`Connection::ping`].
@@ -362,6 +390,7 @@ impl Connection {
                 eof: false,
                 aborted: false,
                 shutdown_sent: false,
+                leftover: Vec::new(),
             }),
             changed: Condvar::new(),
             dead: AtomicBool::new(false),
@@ -662,8 +691,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Start the closing handshake without waiting for it (used by `Server::close`).
-    pub(crate) fn start_close(&self, code: CloseCode, reason: &str) {
+    /// Start the closing handshake without waiting for it: the close frame is written here
+    /// unless the socket is full for a second (a peer that stopped reading), then by the
+    /// reader thread.
+    fn start_close(&self, code: CloseCode, reason: &str) {
         let shared = &*self.shared;
         let mut inner = lock(&shared.inner);
         if inner.session.protocol().state() == State::Open
@@ -673,7 +704,16 @@ impl Connection {
                 .send_close(code, reason)
                 .is_ok()
         {
-            drop(shared.flush(inner));
+            drop(shared.flush_as(inner, Waiting::Once));
+        }
+    }
+
+    /// Queue a close frame without writing it: the reader thread writes it within a
+    /// [`READ_POLL`] (used by `Server::close`, for every connection in turn).
+    pub(crate) fn queue_close(&self, code: CloseCode, reason: &str) {
+        let mut inner = lock(&self.shared.inner);
+        if inner.session.protocol().state() == State::Open {
+            let _ = inner.session.protocol_mut().send_close(code, reason);
         }
     }
 
@@ -845,7 +885,8 @@ impl Connection {
 
     /// Queue `message` for a broadcast unless the connection is not open, is sending a
     /// fragmented message or its write buffer is above the high mark; it is written by the
-    /// thread writing if there is one, or here. `false` when skipped.
+    /// thread writing if there is one, or here without waiting more than once for a full
+    /// socket (see [`Shared::flush_as`]). `false` when skipped.
     pub(crate) fn queue_broadcast(&self, message: &Message) -> bool {
         let shared = &*self.shared;
         let mut inner = lock(&shared.inner);
@@ -855,7 +896,7 @@ impl Connection {
         {
             return false;
         }
-        drop(shared.flush(inner));
+        drop(shared.flush_as(inner, Waiting::Once));
         true
     }
 }
@@ -863,35 +904,75 @@ impl Connection {
 impl Shared {
     /// Write everything the protocol has to send, unless another thread is writing (it will
     /// write this too). The lock is released around each write.
-    fn flush<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    fn flush<'a>(&'a self, inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        self.flush_as(inner, Waiting::Yes)
+    }
+
+    /// [`flush`](Self::flush), waiting for the socket as `waiting` says. A broadcast writes
+    /// without waiting twice: if the socket is full (for a [`WRITE_POLL`]), the rest is kept
+    /// for the next writer, and while something is kept it writes nothing.
+    fn flush_as<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        waiting: Waiting,
+    ) -> MutexGuard<'a, Inner> {
         if inner.writing || inner.session.closed().is_some() {
+            return inner;
+        }
+        if waiting == Waiting::Once && !inner.leftover.is_empty() {
             return inner;
         }
         inner.writing = true;
         loop {
+            let mut raw = std::mem::take(&mut inner.leftover);
             let data = inner.session.protocol_mut().take_data_to_send();
-            if data.is_empty() && !self.transport.wants_write() {
+            if raw.is_empty() && data.is_empty() && !self.transport.wants_write() {
                 break;
             }
-            inner.session.set_in_flight(data.len());
+            inner.session.set_in_flight(raw.len() + data.len());
             drop(inner);
-            let result = self.transport.write_all(&data, &|| self.writer_gives_up());
+            let result = self.transport.seal(&data).and_then(|sealed| {
+                let start = raw.len();
+                match sealed {
+                    Some(cipher) => raw.extend_from_slice(&cipher),
+                    None => raw.extend_from_slice(&data),
+                }
+                debug_assert!(raw.len() >= start);
+                match waiting {
+                    Waiting::Yes => self.transport.write_raw(&raw, &|| self.writer_gives_up()),
+                    Waiting::Once => self.transport.write_raw(&raw, &|| true),
+                }
+            });
             inner = lock(&self.inner);
             inner.session.set_in_flight(0);
             self.changed.notify_all();
-            if let Err(error) = result {
-                tracing::debug!(id = self.id, %error, "write failed");
-                inner.session.set_cause(|| error.to_string());
-                let _ = inner.session.protocol_mut().receive_eof();
-                inner.session.protocol_mut().discard_output();
-                inner.writing = false;
-                drop(inner);
-                self.kill();
-                return lock(&self.inner);
-            }
+            let error = match result {
+                Ok(n) if n == raw.len() => continue,
+                Ok(n) if waiting == Waiting::Once && !self.dead.load(Ordering::Acquire) => {
+                    // The socket is full: keep the rest for the next writer.
+                    inner.leftover = raw[n..].to_vec();
+                    let kept = inner.leftover.len();
+                    inner.session.set_in_flight(kept);
+                    break;
+                }
+                Ok(_) => io::Error::from(io::ErrorKind::TimedOut),
+                Err(error) => error,
+            };
+            tracing::debug!(id = self.id, %error, "write failed");
+            inner.session.set_cause(|| error.to_string());
+            let _ = inner.session.protocol_mut().receive_eof();
+            inner.session.protocol_mut().discard_output();
+            inner.leftover = Vec::new();
+            inner.writing = false;
+            drop(inner);
+            self.kill();
+            return lock(&self.inner);
         }
         inner.writing = false;
-        if inner.session.protocol().should_close_transport() && !inner.shutdown_sent {
+        if inner.session.protocol().should_close_transport()
+            && !inner.shutdown_sent
+            && inner.leftover.is_empty()
+        {
             // A server closes the TCP connection first, once its close frame is out.
             inner.shutdown_sent = true;
             self.transport.shutdown_write();
@@ -966,6 +1047,13 @@ impl Shared {
                     break;
                 }
             }
+            if !inner.writing
+                && (!inner.leftover.is_empty()
+                    || !inner.session.protocol().data_to_send().is_empty())
+            {
+                // What a broadcast or a close could not write without waiting, or only queued.
+                inner = self.flush(inner);
+            }
             let deadline = inner.session.poll_timeout();
             let blocked = !inner.session.may_read()
                 || inner.session.protocol().pending_failure().is_some()
@@ -986,11 +1074,14 @@ impl Shared {
                 continue;
             }
             drop(inner);
-            let timeout = deadline.map(|at| {
-                at.saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(1))
-            });
-            let _ = self.transport.socket.set_read_timeout(timeout);
+            // At least once a READ_POLL: a close started by another thread (a dropped handle,
+            // a closing server) gets its deadline, and bytes a broadcast left get written.
+            let timeout = deadline
+                .map_or(READ_POLL, |at| {
+                    at.saturating_duration_since(Instant::now()).min(READ_POLL)
+                })
+                .max(Duration::from_millis(1));
+            let _ = self.transport.socket.set_read_timeout(Some(timeout));
             plain.clear();
             let read = self.transport.read_into(&mut buf, &mut plain);
             inner = lock(&self.inner);

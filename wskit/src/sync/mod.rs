@@ -28,9 +28,10 @@
 //! - **A reader thread per connection** (128 KiB stack) reads from the socket, feeds the
 //!   protocol, queues the messages for [`Connection::recv`], answers pings and close frames
 //!   whether or not anyone receives, and runs every deadline: before each read it sets the
-//!   socket's read timeout to the session's next deadline ([`Session::poll_timeout`]), so a
-//!   read that times out is the moment to send a keepalive ping, fail a connection whose
-//!   pong is late (1011), or close one whose closing handshake is overdue. It stops reading
+//!   socket's read timeout to the session's next deadline ([`Session::poll_timeout`]), at
+//!   most a second away, so a read that times out is the moment to send a keepalive ping,
+//!   fail a connection whose pong is late (1011), or close one whose closing handshake is
+//!   overdue (a close started by another thread is seen within a second). It stops reading
 //!   while `max_queue` messages wait, and resumes when a receiver has taken them down to a
 //!   quarter.
 //! - **Writes happen on the thread that sends**, outside every lock: a sender queues its

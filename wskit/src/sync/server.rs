@@ -347,7 +347,9 @@ impl Server {
             .cloned()
             .collect();
         for connection in connections {
-            connection.start_close(CloseCode::GOING_AWAY, "");
+            // Queued only: each reader thread writes it within a second, so that a client
+            // whose socket is full cannot hold up the others' closes.
+            connection.queue_close(CloseCode::GOING_AWAY, "");
         }
         self.shared.changed.notify_all();
     }
@@ -518,7 +520,7 @@ fn serve_connection<H, R>(
         .insert(id, connection.clone());
     if shared.closing.load(Ordering::Acquire) {
         // Closed while this one was opening: it missed the server's round of closes.
-        connection.start_close(CloseCode::GOING_AWAY, "");
+        connection.queue_close(CloseCode::GOING_AWAY, "");
     }
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| handler(connection.clone())));
     let code = handler_outcome(id, outcome, connection.is_open());

@@ -45,6 +45,8 @@ enum Handler {
     Fail,
     /// Panic.
     Panic,
+    /// Drop the connection at once (the last handle: it closes with 1000).
+    Drop,
 }
 
 /// A server setting, applied with the same builder method on both layers.
@@ -57,6 +59,7 @@ enum Opt {
     PingInterval(Duration),
     PingTimeout(Duration),
     CloseTimeout(Duration),
+    NoKeepalive,
     MaxConnections(usize),
     /// `process_request` answers `/private` with 401.
     Private,
@@ -75,6 +78,7 @@ macro_rules! apply {
                 Opt::PingInterval(d) => builder.ping_interval(Some(*d)),
                 Opt::PingTimeout(d) => builder.ping_timeout(Some(*d)),
                 Opt::CloseTimeout(d) => builder.close_timeout(*d),
+                Opt::NoKeepalive => builder.ping_interval(None),
                 Opt::MaxConnections(n) => builder.max_connections(*n),
                 Opt::Private => builder.process_request(|_, request| {
                     (request.path == "/private").then(|| Response::new(401, "Who are you?\n"))
@@ -129,6 +133,12 @@ async fn async_handler(handler: Handler, ws: wskit::Connection) -> wskit::Result
         }
         Handler::Fail => return Err(wskit::Error::Concurrency("the handler failed")),
         Handler::Panic => panic!("the handler panicked"),
+        Handler::Drop => {
+            drop(ws);
+            // The server's own handle goes when the handler returns: wait so that the close
+            // comes from the dropped handle.
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
     }
     Ok(())
 }
@@ -148,6 +158,10 @@ fn sync_handler(handler: Handler, ws: wskit::sync::Connection) -> wskit::Result<
         }
         Handler::Fail => return Err(wskit::Error::Concurrency("the handler failed")),
         Handler::Panic => panic!("the handler panicked"),
+        Handler::Drop => {
+            drop(ws);
+            std::thread::sleep(Duration::from_secs(3));
+        }
     }
     Ok(())
 }
@@ -526,6 +540,29 @@ async fn a_peer_that_never_answers_the_close_is_dropped_after_close_timeout() {
             start.elapsed() >= Duration::from_millis(250),
             "{layer:?}: {:?}",
             start.elapsed()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_closes_within_close_timeout_without_keepalive() {
+    let opts = [
+        Opt::CloseTimeout(Duration::from_millis(300)),
+        Opt::NoKeepalive,
+    ];
+    each_layer(Handler::Drop, &opts, |layer, addr| async move {
+        let (mut ws, _) = raw_connect(addr, "/").await;
+        let frame = within(ws.read_frame()).await.expect("the close frame");
+        assert_eq!(u16::from(close_frame(&frame).code), 1000, "{layer:?}");
+        // Never answered, and no keepalive deadline to wake for: the transport is closed
+        // after close_timeout anyway, well before the handler returns (3 s).
+        let start = std::time::Instant::now();
+        assert!(within(ws.read_frame()).await.is_none(), "{layer:?}");
+        let waited = start.elapsed();
+        assert!(
+            waited < Duration::from_millis(2500),
+            "{layer:?}: {waited:?}"
         );
     })
     .await;

@@ -462,3 +462,116 @@ async fn open_timeout_bounds_a_silent_server() {
     let read = within(tokio::io::AsyncReadExt::read(&mut silent, &mut buf)).await;
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_routes_with_typed_parameters_and_refuses_the_rest() {
+    let router = sync::Router::new()
+        .route("/rooms/{room}", |ws: Connection| {
+            let room = ws.params().get("room").unwrap_or_default().to_owned();
+            ws.send(format!("room {room}"))
+        })
+        .route("/users/{id}", |ws: Connection| {
+            let id: u64 = ws.params().parse("id").expect("checked by the router");
+            ws.send(format!("user {id}"))
+        })
+        .param::<u64>("id");
+    let server = sync::route(router, "127.0.0.1:0").start().unwrap();
+    let addr = server.local_addr().unwrap();
+    blocking(move || {
+        for (path, answer) in [("/rooms/caf%C3%A9", "room café"), ("/users/42", "user 42")] {
+            let ws = sync::connect(format!("ws://{addr}{path}"))
+                .no_proxy()
+                .open()
+                .unwrap();
+            assert_eq!(ws.recv().unwrap(), answer, "{path}");
+        }
+        for (path, status) in [("/users/abc", 404), ("/nowhere", 404), ("/rooms/%FF", 400)] {
+            match sync::connect(format!("ws://{addr}{path}"))
+                .no_proxy()
+                .open()
+            {
+                Err(Error::InvalidStatus(response)) => {
+                    assert_eq!(response.status, status, "{path}")
+                }
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        server.close();
+        server.wait_closed();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_does_not_stall_broadcasts() {
+    let server = sync::serve(
+        |ws: Connection| {
+            while ws.recv().is_ok() {}
+        },
+        "127.0.0.1:0",
+    )
+    .no_compression()
+    // Room for a reading client to be a few messages behind; a client that reads nothing
+    // reaches the mark.
+    .write_limit(4 << 20)
+    .start()
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    // A client that completes the handshake and never reads again, and one that reads.
+    let (slow, _) = crate::raw::raw_connect(addr, "/").await;
+    let uri = format!("ws://{addr}/");
+    let (sent_to_slow, received) = blocking(move || {
+        let fast = sync::connect(uri)
+            .no_proxy()
+            .no_compression()
+            .open()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.connections().len() < 2 {
+            assert!(Instant::now() < deadline, "the server sees its connections");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let connections = server.connections();
+        let reader = std::thread::spawn(move || {
+            let mut received = 0;
+            while let Ok(Some(_)) = fast.recv_timeout(Duration::from_secs(5)) {
+                received += 1;
+                if received == 200 {
+                    break;
+                }
+            }
+            received
+        });
+        // 200 broadcasts of 64 KiB: 12.5 MiB, far more than the slow client's socket takes.
+        let message = vec![b'x'; 64 << 10];
+        let start = Instant::now();
+        let mut sent_to_slow = 0;
+        for _ in 0..200 {
+            let report = sync::broadcast(&connections, message.clone());
+            sent_to_slow += usize::from(report.sent == 2);
+        }
+        // One second at most is spent on the full socket, once; the rest is skipped at once.
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "{:?}",
+            start.elapsed()
+        );
+        let received = reader.join().unwrap();
+        // Closing does not wait for the client that does not read either.
+        let closing = Instant::now();
+        server.close();
+        assert!(
+            closing.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            closing.elapsed()
+        );
+        (sent_to_slow, received)
+    })
+    .await;
+    assert_eq!(received, 200, "the reading client got every message");
+    assert!(
+        sent_to_slow < 200,
+        "the slow client was skipped ({sent_to_slow})"
+    );
+    drop(slow);
+}
