@@ -15,7 +15,8 @@ usage:
   wskit-bench serve LIB ADDR [--deflate]
       Run LIB's echo server on ADDR (e.g. 127.0.0.1:9000, or :0 for any port) on a
       current-thread runtime; prints `listening on ADDR`.
-      LIB: wskit | tungstenite | fastwebsockets | tokio-websockets | axum-wskit | axum-ws
+      LIB: wskit | tungstenite | fastwebsockets | tokio-websockets | axum-wskit | axum-ws |
+           wskit-sync | tungstenite-sync (blocking: a thread per connection)
 
   wskit-bench load SCENARIO ADDR [--secs N] [--warmup N] [--conns N] [--server-pid PID]
                   [--echo-first BYTES]
@@ -30,7 +31,8 @@ usage:
       Every scenario against every server, servers pinned to core 1 and the load generator
       to core 0, interleaved over rounds; writes the Markdown report and an SVG chart beside
       it. Defaults: --secs 10 --rounds 5 --warmup 1.
-      Groups: pingpong, 16k, 1m, pipelined, idle, idle-echo, idle-deflate, deflate, client
+      Groups: pingpong, 16k, 1m, pipelined, idle, idle-echo, idle-deflate, deflate,
+              sync-pingpong, sync-idle, client
 
   wskit-bench fanout-serve LIB ADDR [--redis URL]
       Run LIB's fan-out server (every message to every connection) on ADDR; with --redis

@@ -208,6 +208,15 @@ impl Assembler {
     /// [`ProtocolError::InvalidUtf8`] when the pieces of a text message do not make UTF-8
     /// (only when they did not all come, in order, from one protocol).
     pub fn push(&mut self, fragment: Fragment) -> Option<Result<Message, ProtocolError>> {
+        let fragment = if self.partial.is_none() {
+            // A message in one piece: validated whole by the protocol, no copy.
+            match fragment.into_message() {
+                Ok(message) => return Some(Ok(message)),
+                Err(fragment) => fragment,
+            }
+        } else {
+            fragment
+        };
         let (is_text, data) = self.append(fragment)?;
         Some(if is_text {
             // The protocol validated the pieces as a stream; checking again is cheap (SIMD),
@@ -627,14 +636,22 @@ impl<W: PingWaiter> Session<W> {
     /// `false`, nothing happens before the deadline already known.
     #[inline]
     pub fn needs_timeout_check(&self) -> bool {
-        (self.closing_soon() && self.close_deadline().is_none())
-            || self.protocol.pending_failure().is_some()
+        self.close_deadline_unset() || self.protocol.pending_failure().is_some()
     }
 
-    /// Whether any deadline is set (keepalive, close, ping timeout, a held-back failure).
+    /// Whether a deadline may be set (keepalive, close, ping timeout, a held-back failure):
+    /// when this is `false`, [`poll_timeout`](Self::poll_timeout) is `None`. Cheaper than
+    /// asking it.
     #[inline]
     pub fn has_deadlines(&self) -> bool {
         self.next_ping.is_some() || self.closing.is_some() || !self.pings.is_empty()
+    }
+
+    /// Whether the connection should end within `close_timeout` and its deadline is not set
+    /// yet: [`handle_timeout`](Self::handle_timeout) sets it.
+    #[inline]
+    pub fn close_deadline_unset(&self) -> bool {
+        self.closing_soon() && self.close_deadline().is_none()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next, if ever: the
@@ -643,13 +660,18 @@ impl<W: PingWaiter> Session<W> {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let mut next: Option<Instant> = self.close_deadline();
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-        if let Some(since) = self.closing.as_ref().and_then(|c| c.failure_pending_since) {
+        // Only the deadlines that still apply: one in the past that handle_timeout would not
+        // clear would have the I/O layer come back at once, again and again.
+        if self.protocol.pending_failure().is_some()
+            && let Some(since) = self.closing.as_ref().and_then(|c| c.failure_pending_since)
+        {
             consider(since + FAILURE_GRACE);
         }
         if let Some(at) = self.next_ping {
             consider(at);
         }
         if let Some(timeout) = self.config.ping_timeout
+            && self.protocol.state() == State::Open
             && let Some(oldest) = self.pings.iter().find(|p| p.keepalive)
         {
             consider(oldest.sent_at + timeout);
@@ -828,5 +850,101 @@ mod tests {
         };
         assert!(!error.is_ok());
         assert_eq!(error.reason(), "oops");
+    }
+
+    /// A client and a server session, open, connected by hand.
+    fn pair(config: ConnectionConfig) -> (Session, Session, Instant) {
+        let settings = crate::Config::default().with_streaming(true);
+        let mut client = Protocol::client(settings.clone());
+        let mut server = Protocol::server(settings);
+        let request = client.connect_request("localhost", "/");
+        client.send_request(&request).unwrap();
+        server.receive_data(&client.take_data_to_send()).unwrap();
+        let Some(Event::Request(request)) = server.poll_event() else {
+            panic!("no request")
+        };
+        let response = server.accept(&request).unwrap();
+        server.send_response(&response).unwrap();
+        client.receive_data(&server.take_data_to_send()).unwrap();
+        let _ = client.poll_event();
+        let start = Instant::now();
+        let config = Arc::new(config);
+        (
+            Session::new(client, Arc::clone(&config), start),
+            Session::new(server, config, start),
+            start,
+        )
+    }
+
+    #[test]
+    fn no_deadline_stays_in_the_past_once_handled() {
+        // A keepalive ping goes unanswered, then the application closes before its timeout:
+        // the ping's timeout no longer applies (the close timeout does), so after
+        // handle_timeout the next deadline is never behind us.
+        let config = ConnectionConfig::default();
+        let (mut client, _server, start) = pair(config);
+        let ping_at = start + Duration::from_secs(20);
+        assert!(client.handle_timeout(ping_at, false).fired);
+        client
+            .protocol_mut()
+            .send_close(CloseCode::NORMAL, "")
+            .unwrap();
+        let closing_at = ping_at + Duration::from_secs(15);
+        client.handle_timeout(closing_at, false);
+        for step in 0..200 {
+            let now = closing_at + Duration::from_millis(step * 50);
+            client.handle_timeout(now, false);
+            if let Some(next) = client.poll_timeout() {
+                assert!(
+                    next > now,
+                    "a deadline in the past at {step}: {next:?} <= {now:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pongs_measure_latency_and_acknowledge_earlier_pings() {
+        let (mut client, mut server, start) = pair(ConnectionConfig::default());
+        let (tx1, rx1) = std::sync::mpsc::channel();
+        struct Tx(std::sync::mpsc::Sender<Duration>);
+        impl PingWaiter for Tx {
+            fn answered(self, latency: Duration) {
+                self.0.send(latency).unwrap();
+            }
+        }
+        let mut client: Session<Tx> = Session::new(
+            std::mem::replace(
+                client.protocol_mut(),
+                Protocol::client(crate::Config::default()),
+            ),
+            Arc::new(ConnectionConfig::default()),
+            start,
+        );
+        let (tx2, rx2) = std::sync::mpsc::channel();
+        client
+            .send_ping(Bytes::from_static(b"one"), start, Some(Tx(tx1)))
+            .unwrap();
+        let later = start + Duration::from_millis(5);
+        client
+            .send_ping(Bytes::from_static(b"two"), later, Some(Tx(tx2)))
+            .unwrap();
+        assert_eq!(
+            client.send_ping(Bytes::from_static(b"two"), later, None),
+            Err(PingError::Duplicate)
+        );
+        // The server answers only the second: it acknowledges both.
+        server
+            .protocol_mut()
+            .receive_data(&client.protocol_mut().take_data_to_send())
+            .unwrap();
+        server.handle_events(|| later, |_| {});
+        let pongs = server.protocol_mut().take_data_to_send();
+        let second_pong = &pongs[pongs.len() / 2..];
+        client.protocol_mut().receive_data(second_pong).unwrap();
+        client.handle_events(|| start + Duration::from_millis(30), |_| {});
+        assert_eq!(rx1.try_recv(), Ok(Duration::from_millis(30)));
+        assert_eq!(rx2.try_recv(), Ok(Duration::from_millis(25)));
+        assert_eq!(client.latency(), Duration::from_millis(25));
     }
 }

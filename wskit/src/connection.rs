@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use wskit_proto::connection::Fragment;
 use wskit_proto::{CloseCode, Event, Message, Output, Protocol, Request, Response, Role, State};
 
@@ -153,7 +153,7 @@ impl Connection {
         let config = config.into();
         let role = protocol.role();
         let subprotocol = protocol.subprotocol().map(str::to_owned);
-        let session = Session::new(protocol, Arc::clone(&config), std::time::Instant::now());
+        let session = Session::new(protocol, Arc::clone(&config), now_std());
         let shared = Arc::new(Shared {
             id,
             role,
@@ -461,7 +461,7 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.shared.lock();
-            let now = std::time::Instant::now();
+            let now = Instant::now().into_std();
             match inner.session.send_ping(payload, now, Some(PongSender(tx))) {
                 Ok(()) => {}
                 Err(PingError::Duplicate) => {
@@ -1181,6 +1181,11 @@ impl Shared {
     }
 }
 
+/// The runtime's clock (tokio's, which tests can pause) as the session's `Instant`.
+fn now_std() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
 // ===== Driver =====
 
 /// The future that runs a connection's I/O. It completes when the connection is closed.
@@ -1512,19 +1517,17 @@ where
     /// that polls the driver (`waker`) is not woken: it is flagged instead (`receiver_ready`).
     fn process_events(&mut self, shared: &Shared, inner: &mut Inner, waker: Option<&Waker>) {
         let id = shared.id;
-        let queued = inner
-            .session
-            .handle_events(std::time::Instant::now, |event| match event {
-                Event::Fragment(fragment) => tracing::trace!(
-                    id,
-                    len = fragment.data().len(),
-                    fin = fragment.is_fin(),
-                    "frame received"
-                ),
-                Event::Ping(data) => tracing::trace!(id, ?data, "ping received"),
-                Event::Close(frame) => tracing::debug!(id, %frame, "close frame received"),
-                _ => {}
-            });
+        let queued = inner.session.handle_events(now_std, |event| match event {
+            Event::Fragment(fragment) => tracing::trace!(
+                id,
+                len = fragment.data().len(),
+                fin = fragment.is_fin(),
+                "frame received"
+            ),
+            Event::Ping(data) => tracing::trace!(id, ?data, "ping received"),
+            Event::Close(frame) => tracing::debug!(id, %frame, "close frame received"),
+            _ => {}
+        });
         if queued && let Some(receiver) = &inner.recv_waker {
             if waker.is_some_and(|waker| receiver.will_wake(waker)) {
                 self.receiver_ready = true;
@@ -1609,7 +1612,7 @@ where
         if !inner.session.needs_timeout_check() {
             let idle = match &mut self.timer {
                 Some(timer) => timer.as_mut().poll(cx).is_pending(),
-                None => inner.session.poll_timeout().is_none(),
+                None => !inner.session.has_deadlines(),
             };
             if idle {
                 return Poll::Pending;
@@ -1618,7 +1621,7 @@ where
         let receiver_waiting = inner.recv_waker.is_some();
         let timeout = inner
             .session
-            .handle_timeout(std::time::Instant::now(), receiver_waiting);
+            .handle_timeout(Instant::now().into_std(), receiver_waiting);
         if timeout.close_transport {
             tracing::debug!(id = shared.id, "close timeout: closing the transport");
             self.eof_received = true;
@@ -1629,7 +1632,7 @@ where
         match inner.session.poll_timeout() {
             None => self.timer = None,
             Some(deadline) => {
-                let deadline = tokio::time::Instant::from_std(deadline);
+                let deadline = Instant::from_std(deadline);
                 let timer = self
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -1745,7 +1748,7 @@ where
                 let waiting_output =
                     io.out.is_empty() && !inner.session.protocol().data_to_send().is_empty();
                 let resume_reading = inner.session.should_resume_reading();
-                let unarmed_close = inner.session.needs_timeout_check();
+                let unarmed_close = inner.session.close_deadline_unset();
                 if waiting_output || resume_reading || unarmed_close {
                     continue;
                 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use wskit_proto::{Event, Protocol};
 
 use super::connection::{Connection, ConnectionInfo, Socket, Transport};
-use super::handshake::{flush, io_error, read_handshake_event, remaining};
+use super::handshake::{Deadlined, flush, io_error, read_handshake_event, remaining};
 use crate::PeerAddr;
 use crate::error::{Error, ProxyError, Result};
 use crate::session::client::{ClientOptions, WsUri};
@@ -216,11 +216,14 @@ fn tcp_connect(host: &str, port: u16, deadline: Option<Instant>) -> Result<TcpSt
 
 /// Open a tunnel to `host:port` through `proxy`.
 fn tunnel(proxy: &Proxy, host: &str, port: u16, deadline: Option<Instant>) -> Result<TcpStream> {
-    let mut stream = tcp_connect(&proxy.host, proxy.port, deadline)?;
+    let stream = tcp_connect(&proxy.host, proxy.port, deadline)?;
     let _ = stream.set_nodelay(true);
-    stream.set_read_timeout(remaining(deadline)?)?;
-    stream.set_write_timeout(remaining(deadline)?)?;
-    tunnel_exchange(&mut stream, proxy, host, port).map_err(|error| match error {
+    let socket = Socket::Tcp(stream);
+    let mut io = Deadlined {
+        socket: &socket,
+        deadline,
+    };
+    tunnel_exchange(&mut io, proxy, host, port).map_err(|error| match error {
         Error::Io(e)
             if matches!(
                 e.kind(),
@@ -235,12 +238,16 @@ fn tunnel(proxy: &Proxy, host: &str, port: u16, deadline: Option<Instant>) -> Re
         Error::Io(e) => io_error(e),
         other => other,
     })?;
-    Ok(stream)
+    match socket {
+        Socket::Tcp(stream) => Ok(stream),
+        #[cfg(unix)]
+        Socket::Unix(_) => unreachable!("a proxy is reached over TCP"),
+    }
 }
 
 /// The proxy's exchange on `stream`, connected to it: the same runtime-free requests and
 /// parsers as the async client's.
-fn tunnel_exchange(stream: &mut TcpStream, proxy: &Proxy, host: &str, port: u16) -> Result<()> {
+fn tunnel_exchange(stream: &mut Deadlined<'_>, proxy: &Proxy, host: &str, port: u16) -> Result<()> {
     match proxy.kind {
         proxy::Kind::Http => {
             stream.write_all(&proxy::http_connect_request(proxy, host, port))?;

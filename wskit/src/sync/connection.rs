@@ -126,15 +126,21 @@ impl Transport {
                 return Ok(0);
             }
             let mut cipher = &buf[..n];
+            let before = plain.len();
             while !cipher.is_empty() {
                 tls.read_tls(&mut cipher)?;
                 tls.process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                // Drained as it comes: rustls holds little decrypted data before it refuses
+                // to read more.
+                if take_plaintext(&mut tls, plain)? == Some(0) && plain.len() == before {
+                    return Ok(0);
+                }
             }
-            return match take_plaintext(&mut tls, plain)? {
-                Some(got) => Ok(got),
+            return match plain.len() - before {
                 // Records without data (a TLS 1.3 ticket): nothing for the protocol yet.
-                None => Err(io::ErrorKind::Interrupted.into()),
+                0 => Err(io::ErrorKind::Interrupted.into()),
+                got => Ok(got),
             };
         }
         let n = self.socket.read(buf)?;
@@ -147,7 +153,7 @@ impl Transport {
     pub(crate) fn write_all(&self, data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<()> {
         let sealed = self.seal(data)?;
         let raw = sealed.as_deref().unwrap_or(data);
-        if self.write_raw(raw, give_up)? < raw.len() {
+        if self.write_raw(raw, None, give_up)? < raw.len() {
             return Err(io::ErrorKind::TimedOut.into());
         }
         Ok(())
@@ -158,13 +164,26 @@ impl Transport {
     pub(crate) fn seal(&self, data: &[u8]) -> io::Result<Option<Vec<u8>>> {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
-            let mut cipher = Vec::with_capacity(data.len() + 64);
+            let mut cipher = Vec::with_capacity(data.len() + data.len() / 256 + 64);
             let mut tls = lock(tls);
-            if !data.is_empty() {
-                tls.writer().write_all(data)?;
-            }
-            while tls.wants_write() {
-                tls.write_tls(&mut cipher)?;
+            let mut rest = data;
+            loop {
+                // rustls buffers a limited amount: seal, drain, again.
+                let n = if rest.is_empty() {
+                    0
+                } else {
+                    tls.writer().write(rest)?
+                };
+                rest = &rest[n..];
+                while tls.wants_write() {
+                    tls.write_tls(&mut cipher)?;
+                }
+                if rest.is_empty() {
+                    break;
+                }
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
             }
             return Ok(Some(cipher));
         }
@@ -172,14 +191,25 @@ impl Transport {
         Ok(None)
     }
 
-    /// Write raw bytes; returns how many were written, fewer than all only when `give_up`
-    /// said so after a [`WRITE_POLL`] without progress.
-    pub(crate) fn write_raw(&self, data: &[u8], give_up: &dyn Fn() -> bool) -> io::Result<usize> {
+    /// Write raw bytes; returns how many were written: fewer than all only once `deadline`
+    /// has passed, or when `give_up` says so after a [`WRITE_POLL`] without progress.
+    pub(crate) fn write_raw(
+        &self,
+        data: &[u8],
+        deadline: Option<Instant>,
+        give_up: &dyn Fn() -> bool,
+    ) -> io::Result<usize> {
         let mut written = 0;
+        let overdue = || deadline.is_some_and(|deadline| Instant::now() >= deadline);
         while written < data.len() {
             match self.socket.write(&data[written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    if written < data.len() && overdue() {
+                        return Ok(written);
+                    }
+                }
                 Err(e)
                     if matches!(
                         e.kind(),
@@ -188,7 +218,7 @@ impl Transport {
                             | io::ErrorKind::Interrupted
                     ) =>
                 {
-                    if give_up() {
+                    if overdue() || give_up() {
                         return Ok(written);
                     }
                 }
@@ -212,7 +242,9 @@ impl Transport {
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             lock(tls).send_close_notify();
-            let _ = self.write_all(&[], &|| true);
+            if let Ok(Some(records)) = self.seal(&[]) {
+                let _ = self.write_raw(&records, Some(Instant::now() + WRITE_POLL), &|| true);
+            }
         }
         let _ = self.socket.shutdown(Shutdown::Write);
     }
@@ -294,17 +326,27 @@ struct Inner {
     aborted: bool,
     /// The end of the stream was sent (a server, after the closing handshake).
     shutdown_sent: bool,
-    /// Bytes for the wire (TLS records already) that a broadcast could not write without
-    /// waiting: the next writer writes them first. Empty (no memory) otherwise.
+    /// Bytes for the wire (TLS records already) that a writer could not write without
+    /// waiting (the reader thread, a broadcast): the next writer writes them first. Empty
+    /// (no memory) otherwise.
     leftover: Vec<u8>,
+    /// Bytes taken from the protocol for writing, since the start.
+    taken: u64,
+    /// Of those, the bytes written (the end of the last batch written whole).
+    written: u64,
+    /// Senders waiting for their bytes to be written, who take over the writing when the
+    /// thread writing is done with its batch.
+    waiting_writers: usize,
 }
 
 /// Whether a flush waits for the socket to take everything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Waiting {
-    /// As long as it takes (the deadlines still run: see [`Shared::writer_gives_up`]).
+    /// As long as it takes (the deadlines still run: see [`Shared::writer_gives_up`]): a
+    /// sender, whose call returns once its bytes are written.
     Yes,
-    /// At most one [`WRITE_POLL`], then the rest is kept (a broadcast).
+    /// At most a [`WRITE_POLL`] in all, then the rest is kept for the next writer: the
+    /// reader thread (which must get back to reading), a broadcast, a dropped handle.
     Once,
 }
 
@@ -391,6 +433,9 @@ impl Connection {
                 aborted: false,
                 shutdown_sent: false,
                 leftover: Vec::new(),
+                taken: 0,
+                written: 0,
+                waiting_writers: 0,
             }),
             changed: Condvar::new(),
             dead: AtomicBool::new(false),
@@ -423,7 +468,8 @@ impl Connection {
     ///
     /// As [`recv`](Self::recv).
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
-        self.recv_until(Some(Instant::now() + timeout))
+        // A timeout too long to be a date is no timeout.
+        self.recv_until(Instant::now().checked_add(timeout))
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Option<Message>> {
@@ -483,6 +529,11 @@ impl Connection {
     pub fn recv_fragment(&self) -> Result<Fragment> {
         let shared = &*self.shared;
         let mut inner = lock(&shared.inner);
+        if inner.receiving {
+            return Err(Error::Concurrency(
+                "another thread is receiving from this connection",
+            ));
+        }
         loop {
             if let Some(fragment) = inner.session.pop_fragment() {
                 if inner.session.should_resume_reading() {
@@ -503,14 +554,14 @@ impl Connection {
     }
 
     /// Send a message: anything that converts into [`Message`] (`&str`, `String`, `Bytes`,
-    /// `Vec<u8>`, `&[u8]`...). Returns once it is written to the socket, or queued behind
-    /// another thread's write when the write buffer is below the high mark (`write_limit`);
-    /// above it, waits until it drains to the low mark. Messages from concurrent calls never
+    /// `Vec<u8>`, `&[u8]`...). Returns once it is written to the socket: by this thread, or
+    /// by the thread that was writing when it was queued. Messages from concurrent calls never
     /// interleave.
     ///
     /// # Errors
     ///
-    /// [`Error::ConnectionClosed`] if the connection is closing or closed.
+    /// [`Error::ConnectionClosed`] if the connection is closing or closed, or closes before
+    /// the message is written.
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         let shared = &*self.shared;
@@ -524,27 +575,7 @@ impl Connection {
         if let Err(error) = inner.session.protocol_mut().send_message(&message) {
             return Err(send_error(&inner, error));
         }
-        self.finish_send(inner)
-    }
-
-    /// Write what is queued, or wait for the thread that writes: the end of every send.
-    fn finish_send(&self, inner: MutexGuard<'_, Inner>) -> Result<()> {
-        let shared = &*self.shared;
-        let mut inner = shared.flush(inner);
-        let mut above_high = false;
-        loop {
-            let buffered = inner.session.buffered();
-            let config = inner.session.config();
-            if buffered <= config.write_limit_low || (!above_high && buffered <= config.write_limit)
-            {
-                return Ok(());
-            }
-            if inner.session.closed().is_some() || shared.dead.load(Ordering::Acquire) {
-                return Err(closed_error(&inner));
-            }
-            above_high = true;
-            inner = wait(&shared.changed, inner);
-        }
+        shared.write_queued(inner)
     }
 
     /// Send one message in fragments, from an iterator of chunks, all text or all binary
@@ -600,14 +631,14 @@ impl Connection {
             if let Err(error) = result {
                 return Err(send_error(&inner, error));
             }
-            self.finish_send(inner)?;
+            shared.write_queued(inner)?;
         }
         if first.is_none() {
             let mut inner = lock(&shared.inner);
             if let Err(error) = inner.session.protocol_mut().send_binary(b"", true) {
                 return Err(send_error(&inner, error));
             }
-            self.finish_send(inner)?;
+            shared.write_queued(inner)?;
         }
         guard.finished = true;
         Ok(())
@@ -646,7 +677,7 @@ impl Connection {
             Err(PingError::InvalidState(error)) => return Err(send_error(&inner, error)),
             Err(_) => return Err(Error::Concurrency("the ping could not be sent")),
         }
-        drop(shared.flush(inner));
+        shared.write_queued(inner)?;
         Ok(Pong {
             rx,
             shared: Arc::clone(&self.shared),
@@ -665,8 +696,7 @@ impl Connection {
         if let Err(error) = inner.session.protocol_mut().send_pong(data.as_ref()) {
             return Err(send_error(&inner, error));
         }
-        drop(shared.flush(inner));
-        Ok(())
+        shared.write_queued(inner)
     }
 
     /// Close the connection with `code` and `reason`: send a close frame, wait for the
@@ -684,7 +714,8 @@ impl Connection {
             let mut inner = lock(&shared.inner);
             if inner.session.protocol().state() == State::Open {
                 inner.session.protocol_mut().send_close(code, reason)?;
-                drop(shared.flush(inner));
+                // Written, or the close timeout passed (wait_closed says how it ended).
+                let _ = shared.write_queued(inner);
             }
         }
         self.wait_closed();
@@ -714,6 +745,8 @@ impl Connection {
         let mut inner = lock(&self.shared.inner);
         if inner.session.protocol().state() == State::Open {
             let _ = inner.session.protocol_mut().send_close(code, reason);
+            // A reader paused on a full queue waits on this.
+            self.shared.changed.notify_all();
         }
     }
 
@@ -902,15 +935,30 @@ impl Connection {
 }
 
 impl Shared {
-    /// Write everything the protocol has to send, unless another thread is writing (it will
-    /// write this too). The lock is released around each write.
-    fn flush<'a>(&'a self, inner: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
-        self.flush_as(inner, Waiting::Yes)
+    /// The end of a send: wait until everything queued so far (this thread's frames
+    /// included) is written, writing it here unless another thread is writing.
+    fn write_queued<'a>(&'a self, mut inner: MutexGuard<'a, Inner>) -> Result<()> {
+        let mine = inner.taken + inner.session.protocol().bytes_to_send() as u64;
+        loop {
+            if inner.written >= mine {
+                return Ok(());
+            }
+            if inner.session.closed().is_some() || self.dead.load(Ordering::Acquire) {
+                return Err(closed_error(&inner));
+            }
+            if inner.writing {
+                inner.waiting_writers += 1;
+                inner = wait(&self.changed, inner);
+                inner.waiting_writers -= 1;
+            } else {
+                inner = self.flush_as(inner, Waiting::Yes);
+            }
+        }
     }
 
-    /// [`flush`](Self::flush), waiting for the socket as `waiting` says. A broadcast writes
-    /// without waiting twice: if the socket is full (for a [`WRITE_POLL`]), the rest is kept
-    /// for the next writer, and while something is kept it writes nothing.
+    /// Write what is queued, unless another thread is writing (it writes this too, or a
+    /// waiting sender does): see [`Waiting`] for how long it may take. The lock is released
+    /// around each write.
     fn flush_as<'a>(
         &'a self,
         mut inner: MutexGuard<'a, Inner>,
@@ -919,9 +967,10 @@ impl Shared {
         if inner.writing || inner.session.closed().is_some() {
             return inner;
         }
-        if waiting == Waiting::Once && !inner.leftover.is_empty() {
-            return inner;
-        }
+        let deadline = match waiting {
+            Waiting::Yes => None,
+            Waiting::Once => Some(Instant::now() + WRITE_POLL),
+        };
         inner.writing = true;
         loop {
             let mut raw = std::mem::take(&mut inner.leftover);
@@ -929,27 +978,39 @@ impl Shared {
             if raw.is_empty() && data.is_empty() && !self.transport.wants_write() {
                 break;
             }
+            inner.taken += data.len() as u64;
+            let end = inner.taken;
             inner.session.set_in_flight(raw.len() + data.len());
             drop(inner);
             let result = self.transport.seal(&data).and_then(|sealed| {
-                let start = raw.len();
                 match sealed {
                     Some(cipher) => raw.extend_from_slice(&cipher),
                     None => raw.extend_from_slice(&data),
                 }
-                debug_assert!(raw.len() >= start);
                 match waiting {
-                    Waiting::Yes => self.transport.write_raw(&raw, &|| self.writer_gives_up()),
-                    Waiting::Once => self.transport.write_raw(&raw, &|| true),
+                    Waiting::Yes => self
+                        .transport
+                        .write_raw(&raw, None, &|| self.writer_gives_up()),
+                    Waiting::Once => self.transport.write_raw(&raw, deadline, &|| true),
                 }
             });
             inner = lock(&self.inner);
             inner.session.set_in_flight(0);
-            self.changed.notify_all();
             let error = match result {
-                Ok(n) if n == raw.len() => continue,
+                Ok(n) if n == raw.len() => {
+                    inner.written = end;
+                    self.changed.notify_all();
+                    // Senders waiting for their bytes take over; a thread that must not wait
+                    // long stops at its deadline.
+                    if inner.waiting_writers > 0
+                        || deadline.is_some_and(|deadline| Instant::now() >= deadline)
+                    {
+                        break;
+                    }
+                    continue;
+                }
                 Ok(n) if waiting == Waiting::Once && !self.dead.load(Ordering::Acquire) => {
-                    // The socket is full: keep the rest for the next writer.
+                    // The socket does not take it: keep the rest for the next writer.
                     inner.leftover = raw[n..].to_vec();
                     let kept = inner.leftover.len();
                     inner.session.set_in_flight(kept);
@@ -968,15 +1029,19 @@ impl Shared {
             self.kill();
             return lock(&self.inner);
         }
-        inner.writing = false;
         if inner.session.protocol().should_close_transport()
             && !inner.shutdown_sent
             && inner.leftover.is_empty()
+            && inner.session.protocol().bytes_to_send() == 0
         {
-            // A server closes the TCP connection first, once its close frame is out.
+            // A server closes the TCP connection first, once its close frame is out; still
+            // the writer, with the lock released (TLS writes its close_notify).
             inner.shutdown_sent = true;
+            drop(inner);
             self.transport.shutdown_write();
+            inner = lock(&self.inner);
         }
+        inner.writing = false;
         self.changed.notify_all();
         inner
     }
@@ -1009,13 +1074,41 @@ impl Shared {
     /// [`flush`](Self::flush), and run the deadlines through the read timeout, until the
     /// connection is closed.
     fn run_reader(self: Arc<Self>) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.read_loop()));
+        let mut inner = lock(&self.inner);
+        if outcome.is_err() {
+            // A bug, not the peer: whoever waits must still learn that the connection ended.
+            tracing::error!(id = self.id, "the reader thread panicked");
+            inner
+                .session
+                .set_cause(|| "the reader thread panicked".into());
+            let _ = inner.session.protocol_mut().receive_eof();
+        }
+        // Closed: the transport goes; whoever waits learns how it ended.
+        let (closed, cause) = inner.session.finish();
+        match &cause {
+            None => {
+                tracing::debug!(id = self.id, code = %closed.code(), reason = closed.reason(), "connection closed");
+            }
+            Some(cause) => {
+                tracing::debug!(id = self.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed");
+            }
+        }
+        drop(inner);
+        self.dead.store(true, Ordering::Release);
+        let _ = self.transport.socket.shutdown(Shutdown::Both);
+        self.changed.notify_all();
+    }
+
+    /// The reader thread's loop, until the connection is closed.
+    fn read_loop(&self) {
         let mut buf = vec![0u8; READ_BUF];
         let mut plain = Vec::new();
         let mut inner = lock(&self.inner);
         // Frames that arrived right behind the handshake were parsed with it, and the protocol
         // may have answered them already.
         self.process(&mut inner);
-        inner = self.flush(inner);
+        inner = self.flush_as(inner, Waiting::Once);
         loop {
             // The deadlines, and what they queued.
             let now = Instant::now();
@@ -1031,13 +1124,15 @@ impl Shared {
                     inner = lock(&self.inner);
                     inner.eof = true;
                 }
-                inner = self.flush(inner);
+                inner = self.flush_as(inner, Waiting::Once);
             }
             if inner.aborted || self.dead.load(Ordering::Acquire) {
                 inner.eof = true;
             }
             let state = inner.session.protocol().state();
-            let flushed = !inner.writing && inner.session.protocol().data_to_send().is_empty();
+            let flushed = !inner.writing
+                && inner.session.protocol().bytes_to_send() == 0
+                && inner.leftover.is_empty();
             if inner.eof || (state == State::Closed && flushed) {
                 if state != State::Closed {
                     let _ = inner.session.protocol_mut().receive_eof();
@@ -1048,11 +1143,10 @@ impl Shared {
                 }
             }
             if !inner.writing
-                && (!inner.leftover.is_empty()
-                    || !inner.session.protocol().data_to_send().is_empty())
+                && (!inner.leftover.is_empty() || inner.session.protocol().bytes_to_send() > 0)
             {
                 // What a broadcast or a close could not write without waiting, or only queued.
-                inner = self.flush(inner);
+                inner = self.flush_as(inner, Waiting::Once);
             }
             let deadline = inner.session.poll_timeout();
             let blocked = !inner.session.may_read()
@@ -1060,17 +1154,15 @@ impl Shared {
                 || inner.writing && state == State::Closed;
             if blocked {
                 // The queue is full (or a failure waits for the receiver): wait for a taker,
-                // or the next deadline.
-                inner = match deadline {
-                    Some(at) => {
-                        let wait = at.saturating_duration_since(Instant::now());
-                        self.changed
-                            .wait_timeout(inner, wait)
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .0
-                    }
-                    None => wait(&self.changed, inner),
-                };
+                // or the next deadline, at most a READ_POLL.
+                let wait = deadline.map_or(READ_POLL, |at| {
+                    at.saturating_duration_since(Instant::now()).min(READ_POLL)
+                });
+                inner = self
+                    .changed
+                    .wait_timeout(inner, wait)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
                 continue;
             }
             drop(inner);
@@ -1099,7 +1191,7 @@ impl Shared {
                         inner.session.set_cause(|| error.to_string());
                     }
                     self.process(&mut inner);
-                    inner = self.flush(inner);
+                    inner = self.flush_as(inner, Waiting::Once);
                 }
                 Err(e)
                     if matches!(
@@ -1112,7 +1204,7 @@ impl Shared {
                     // A deadline (the loop runs it), or TLS records without data: the
                     // flush answers what TLS wants to say.
                     if self.transport.wants_write() {
-                        inner = self.flush(inner);
+                        inner = self.flush_as(inner, Waiting::Once);
                     }
                 }
                 Err(error) => {
@@ -1124,20 +1216,6 @@ impl Shared {
                 }
             }
         }
-        // Closed: the transport goes; whoever waits learns how it ended.
-        let (closed, cause) = inner.session.finish();
-        match &cause {
-            None => {
-                tracing::debug!(id = self.id, code = %closed.code(), reason = closed.reason(), "connection closed");
-            }
-            Some(cause) => {
-                tracing::debug!(id = self.id, code = %closed.code(), reason = closed.reason(), cause = cause.as_str(), "connection closed");
-            }
-        }
-        drop(inner);
-        self.dead.store(true, Ordering::Release);
-        let _ = self.transport.socket.shutdown(Shutdown::Both);
-        self.changed.notify_all();
     }
 
     /// Queue what the protocol parsed, and wake whoever waits.
@@ -1185,8 +1263,7 @@ impl Drop for FragmentGuard<'_> {
     fn drop(&mut self) {
         let mut inner = lock(&self.shared.inner);
         inner.session.release_fragmented(self.id, self.finished);
-        let inner = self.shared.flush(inner);
-        drop(inner);
+        drop(self.shared.flush_as(inner, Waiting::Once));
         self.shared.changed.notify_all();
     }
 }

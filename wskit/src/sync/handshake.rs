@@ -6,9 +6,7 @@ use std::time::Instant;
 
 use wskit_proto::{Event, Protocol};
 
-#[cfg(feature = "tls")]
-use super::connection::Socket;
-use super::connection::Transport;
+use super::connection::{Socket, Transport};
 use crate::error::{Error, Result};
 #[cfg(feature = "tls")]
 use crate::tls::rustls;
@@ -96,21 +94,31 @@ pub(crate) fn read_handshake_event(
     }
 }
 
-/// A socket as `Read + Write`, for rustls' handshake.
-#[cfg(feature = "tls")]
-struct SocketIo<'a>(&'a Socket);
+/// A socket as `Read + Write` whose every read and write ends by `deadline`: for rustls'
+/// handshake and a proxy's exchange, which read and write many times (a peer that sends a
+/// byte now and then must not stretch the deadline).
+pub(crate) struct Deadlined<'a> {
+    pub(crate) socket: &'a Socket,
+    pub(crate) deadline: Option<Instant>,
+}
 
-#[cfg(feature = "tls")]
-impl io::Read for SocketIo<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+impl Deadlined<'_> {
+    fn timeout(&self) -> io::Result<Option<std::time::Duration>> {
+        remaining(self.deadline).map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
     }
 }
 
-#[cfg(feature = "tls")]
-impl io::Write for SocketIo<'_> {
+impl io::Read for Deadlined<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.socket.set_read_timeout(self.timeout()?)?;
+        self.socket.read(buf)
+    }
+}
+
+impl io::Write for Deadlined<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        self.socket.set_write_timeout(self.timeout()?)?;
+        self.socket.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -125,10 +133,11 @@ pub(crate) fn tls_handshake(
     mut tls: rustls::Connection,
     deadline: Option<Instant>,
 ) -> Result<Transport> {
-    let mut io = SocketIo(&socket);
+    let mut io = Deadlined {
+        socket: &socket,
+        deadline,
+    };
     while tls.is_handshaking() {
-        socket.set_read_timeout(remaining(deadline)?)?;
-        socket.set_write_timeout(remaining(deadline)?)?;
         match tls.complete_io(&mut io) {
             Ok(_) => {}
             Err(e)

@@ -35,20 +35,22 @@
 //!   while `max_queue` messages wait, and resumes when a receiver has taken them down to a
 //!   quarter.
 //! - **Writes happen on the thread that sends**, outside every lock: a sender queues its
-//!   frames in the protocol under the connection's lock, and if no other thread is writing,
-//!   it writes whatever is queued; otherwise the writing thread writes them too, in order (so
-//!   that compressed messages reach the peer in the order they were compressed). `send`
-//!   returns once the frames are written or queued below the high mark (`write_limit`), and
-//!   waits above it. Pongs and close frames from the reader go the same way. A write that
-//!   makes no progress for a second runs the deadlines itself, so a peer that stopped
-//!   reading cannot stop keepalive or the close timeout.
+//!   frames in the protocol under the connection's lock, then writes whatever is queued,
+//!   unless another thread is writing: it waits for that thread's batch, and takes over if
+//!   its frames are not in it. So frames go out in the order they were queued (compressed
+//!   messages in the order they were compressed), and `send` returns once its frames are in
+//!   the socket's buffer. A write that makes no progress for a second runs the deadlines
+//!   itself, so a peer that stopped reading cannot stop keepalive or the close timeout. The
+//!   reader thread writes pongs and close frames for at most a second at a time, keeping the
+//!   rest for the next writer, and goes back to reading.
 //! - **TLS** (`wss://`, rustls) keeps its state under a lock of its own, taken to decrypt
 //!   what the reader read and to encrypt what a writer writes, never across a blocking read
 //!   or write.
 //! - **A server** runs an accept thread per listener and a thread per connection, which runs
 //!   the TLS and WebSocket handshakes (within `open_timeout`), then the handler, then the
 //!   closing handshake (1000, or 1011 if the handler failed or panicked). `max_connections`
-//!   bounds the handler threads: handshakes beyond it get 503.
+//!   bounds the open connections and their threads: handshakes beyond it get 503; a
+//!   handshake in progress has a thread for at most `open_timeout`.
 //! - **Graceful shutdown**: [`Server::close`] stops accepting (it wakes the accept threads by
 //!   connecting to them), closes every connection with 1001 and [`Server::wait_closed`]
 //!   waits for the handlers; [`Server::run_until_signal`] does it on SIGTERM or Ctrl-C, learnt

@@ -55,6 +55,7 @@ async fn wss_between_the_layers_both_ways() {
         async_server.local_addr().unwrap().port(),
     ] {
         let ca = cert.cert_path.clone();
+        let cert_path = ca.clone();
         blocking(move || {
             let ws = sync::connect(format!("wss://localhost:{port}/"))
                 .ca_file(ca)
@@ -66,6 +67,21 @@ async fn wss_between_the_layers_both_ways() {
             let big = "x".repeat(300_000);
             ws.send(big.as_str()).unwrap();
             assert_eq!(ws.recv().unwrap().len(), big.len());
+            // Uncompressed: 300 KB of TLS records each way per message, more than rustls
+            // buffers at once.
+            let plain = sync::connect(format!("wss://localhost:{port}/"))
+                .ca_file(cert_path)
+                .no_proxy()
+                .no_compression()
+                .open()
+                .unwrap();
+            let noise: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+            for _ in 0..3 {
+                plain.send(noise.clone()).unwrap();
+            }
+            for _ in 0..3 {
+                assert!(plain.recv().unwrap().as_bytes() == &noise[..]);
+            }
             round_trip(&ws);
         })
         .await;
@@ -574,4 +590,95 @@ async fn a_client_that_stops_reading_does_not_stall_broadcasts() {
         "the slow client was skipped ({sent_to_slow})"
     );
     drop(slow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sending_handler_does_not_stop_its_connection_from_reading() {
+    // The handler sends as fast as it can; the client's pings, and then its close, must still
+    // be read and answered (the reader thread never writes for long).
+    let server = sync::serve(
+        |ws: Connection| {
+            let payload = "y".repeat(100);
+            while ws.send(payload.as_str()).is_ok() {}
+        },
+        "127.0.0.1:0",
+    )
+    .no_compression()
+    .start()
+    .unwrap();
+    let ws = wskit::connect(format!("ws://{}/", server.local_addr().unwrap()))
+        .no_proxy()
+        .await
+        .unwrap();
+    let reader = {
+        let ws = ws.clone();
+        tokio::spawn(async move {
+            let mut count = 0u64;
+            while ws.recv().await.is_ok() {
+                count += 1;
+            }
+            count
+        })
+    };
+    for _ in 0..5 {
+        let latency = within(ws.ping("").await.unwrap()).await.unwrap();
+        assert!(latency < Duration::from_secs(5), "{latency:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    within(ws.close(CloseCode::NORMAL, "enough")).await.unwrap();
+    let closed = within(ws.wait_closed()).await;
+    assert!(closed.is_ok(), "{closed}");
+    assert!(within(reader).await.unwrap() > 0);
+    server.close();
+}
+
+#[cfg(feature = "tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_timeout_bounds_a_tls_handshake_that_trickles() {
+    let cert = crate::tls::TestCert::new(&["localhost"]);
+    let server = sync::serve(sync_echo, "127.0.0.1:0")
+        .tls(cert.server_tls())
+        .open_timeout(Some(Duration::from_millis(500)))
+        .start()
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    // A client that sends the start of a TLS hello one byte every 100 ms, never finishing.
+    let start = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let hello = [
+        0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    let mut closed_after = None;
+    for byte in hello.iter().cycle().take(60) {
+        use tokio::io::AsyncWriteExt;
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed_after = Some(start.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let closed_after = closed_after.expect("the server keeps a trickling client for 6 s");
+    assert!(closed_after < Duration::from_secs(3), "{closed_after:?}");
+    server.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_receiver_of_fragments_and_a_timeout_too_long_to_be_a_date() {
+    let server = wskit::serve(crate::support::idle, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let uri = format!("ws://{}/", server.local_addr().unwrap());
+    blocking(move || {
+        let ws = Arc::new(sync::connect(uri).no_proxy().open().unwrap());
+        let waiting = {
+            let ws = Arc::clone(&ws);
+            std::thread::spawn(move || ws.recv_timeout(Duration::MAX))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(matches!(ws.recv_fragment(), Err(Error::Concurrency(_))));
+        ws.close(CloseCode::NORMAL, "").unwrap();
+        let error = waiting.join().unwrap().unwrap_err();
+        assert!(error.is_closed_ok(), "{error}");
+    })
+    .await;
 }
