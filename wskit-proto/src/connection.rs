@@ -177,11 +177,13 @@ impl Fragment {
     }
 
     /// Whether this is the first piece of the message.
+    #[inline]
     pub fn is_first(&self) -> bool {
         self.first
     }
 
     /// Whether this is the last piece of the message.
+    #[inline]
     pub fn is_fin(&self) -> bool {
         self.fin
     }
@@ -202,6 +204,7 @@ impl Fragment {
     /// # Errors
     ///
     /// The fragment itself, if it is not a whole message.
+    #[inline]
     pub fn into_message(self) -> Result<Message, Self> {
         if !(self.first && self.fin) {
             return Err(self);

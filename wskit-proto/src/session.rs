@@ -197,6 +197,7 @@ impl Assembler {
     }
 
     /// Whether a message is in progress (some of its pieces were pushed, not the last).
+    #[inline]
     pub fn is_assembling(&self) -> bool {
         self.partial.is_some()
     }
@@ -207,16 +208,21 @@ impl Assembler {
     ///
     /// [`ProtocolError::InvalidUtf8`] when the pieces of a text message do not make UTF-8
     /// (only when they did not all come, in order, from one protocol).
+    #[inline]
     pub fn push(&mut self, fragment: Fragment) -> Option<Result<Message, ProtocolError>> {
-        let fragment = if self.partial.is_none() {
-            // A message in one piece: validated whole by the protocol, no copy.
-            match fragment.into_message() {
-                Ok(message) => return Some(Ok(message)),
-                Err(fragment) => fragment,
-            }
-        } else {
-            fragment
-        };
+        if self.partial.is_none() && fragment.is_first() && fragment.is_fin() {
+            // A message in one piece (the common case, kept inline): validated whole by the
+            // protocol, no copy.
+            return Some(Ok(fragment.into_message().unwrap_or_else(|_| {
+                unreachable!("a first and last piece is a message")
+            })));
+        }
+        self.push_piece(fragment)
+    }
+
+    /// [`push`](Self::push) of a piece of a message in several.
+    #[inline(never)]
+    fn push_piece(&mut self, fragment: Fragment) -> Option<Result<Message, ProtocolError>> {
         let (is_text, data) = self.append(fragment)?;
         Some(if is_text {
             // The protocol validated the pieces as a stream; checking again is cheap (SIMD),
@@ -345,16 +351,17 @@ pub struct Session<W = ()> {
     /// Reading stopped because the queue was full.
     read_paused: bool,
     pings: VecDeque<Ping<W>>,
-    latency: Duration,
+    /// The last round-trip time, in nanoseconds (a `Duration` takes twice the room).
+    latency_nanos: u64,
     next_ping: Option<Instant>,
     closing: Option<Box<ClosingDeadlines>>,
     /// Bytes taken from the protocol by the I/O layer and not yet written.
     in_flight: usize,
-    /// The id of the sender that owns the fragmented message being sent, if any.
-    fragmented_sender: Option<u64>,
-    next_sender_id: u64,
+    /// The id of the sender that owns the fragmented message being sent; 0 for none.
+    fragmented_sender: u32,
+    next_sender_id: u32,
     /// Why the connection ended abnormally, for the log.
-    cause: Option<String>,
+    cause: Option<Box<str>>,
     /// Set by [`finish`](Self::finish), once the transport is closed.
     closed: Option<Box<Closed>>,
 }
@@ -373,11 +380,11 @@ impl<W: PingWaiter> Session<W> {
             assembler: Assembler::new(),
             read_paused: false,
             pings: VecDeque::new(),
-            latency: Duration::ZERO,
+            latency_nanos: 0,
             next_ping,
             closing: None,
             in_flight: 0,
-            fragmented_sender: None,
+            fragmented_sender: 0,
             next_sender_id: 0,
             cause: None,
             closed: None,
@@ -445,7 +452,7 @@ impl<W: PingWaiter> Session<W> {
             if let Some(waiter) = ping.waiter {
                 waiter.answered(latency);
             }
-            self.latency = latency;
+            self.latency_nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         }
     }
 
@@ -462,6 +469,7 @@ impl<W: PingWaiter> Session<W> {
     ///
     /// [`ProtocolError::InvalidUtf8`] if the application took the first pieces of a text
     /// message with [`pop_fragment`](Self::pop_fragment) and the rest do not make UTF-8.
+    #[inline]
     pub fn pop_message(&mut self) -> Option<Result<Message, ProtocolError>> {
         while let Some(fragment) = self.queue.pop_front() {
             if let Some(message) = self.assembler.push(fragment) {
@@ -469,6 +477,23 @@ impl<W: PingWaiter> Session<W> {
             }
         }
         None
+    }
+
+    /// Add a piece taken with [`pop_fragment`](Self::pop_fragment) to the message being
+    /// assembled: the message once it is whole (as [`pop_message`](Self::pop_message)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Assembler::push`].
+    #[inline]
+    pub fn assemble(&mut self, fragment: Fragment) -> Option<Result<Message, ProtocolError>> {
+        self.assembler.push(fragment)
+    }
+
+    /// Whether a message is being assembled from pieces taken off the queue.
+    #[inline]
+    pub fn is_assembling(&self) -> bool {
+        self.assembler.is_assembling()
     }
 
     /// The number of pieces in the receive queue.
@@ -546,34 +571,34 @@ impl<W: PingWaiter> Session<W> {
         self.buffered() <= self.config.write_limit_low
     }
 
-    /// A new id for a sender of a fragmented message.
-    pub fn next_sender_id(&mut self) -> u64 {
-        self.next_sender_id += 1;
+    /// A new id for a sender of a fragmented message (never 0).
+    pub fn next_sender_id(&mut self) -> u32 {
+        self.next_sender_id = self.next_sender_id.wrapping_add(1).max(1);
         self.next_sender_id
     }
 
     /// The sender that owns the fragmented message being sent, if any: other messages wait.
     #[inline]
-    pub fn fragmented_sender(&self) -> Option<u64> {
-        self.fragmented_sender
+    pub fn fragmented_sender(&self) -> Option<u32> {
+        (self.fragmented_sender != 0).then_some(self.fragmented_sender)
     }
 
     /// Take the fragmented-message slot for sender `id`; `false` if another sender has it.
-    pub fn claim_fragmented(&mut self, id: u64) -> bool {
+    pub fn claim_fragmented(&mut self, id: u32) -> bool {
         match self.fragmented_sender {
-            None => {
-                self.fragmented_sender = Some(id);
+            0 => {
+                self.fragmented_sender = id;
                 true
             }
-            Some(owner) => owner == id,
+            owner => owner == id,
         }
     }
 
     /// Give the slot back, if `id` has it. If the message was not `finished` and the
     /// connection is open, it is failed with 1011: nobody else can finish a half-sent message.
-    pub fn release_fragmented(&mut self, id: u64, finished: bool) {
-        if self.fragmented_sender == Some(id) {
-            self.fragmented_sender = None;
+    pub fn release_fragmented(&mut self, id: u32, finished: bool) {
+        if self.fragmented_sender == id {
+            self.fragmented_sender = 0;
         }
         if !finished && self.protocol.state() == State::Open {
             self.protocol
@@ -612,7 +637,7 @@ impl<W: PingWaiter> Session<W> {
     /// The round-trip time measured by the last ping answered; zero before the first.
     #[inline]
     pub fn latency(&self) -> Duration {
-        self.latency
+        Duration::from_nanos(self.latency_nanos)
     }
 
     // ----- time -----
@@ -692,7 +717,7 @@ impl<W: PingWaiter> Session<W> {
             let since = *closing.failure_pending_since.get_or_insert(now);
             if waiting || now >= since + FAILURE_GRACE {
                 if let Some(error) = self.protocol.apply_pending_failure() {
-                    self.cause.get_or_insert_with(|| error.to_string());
+                    self.cause.get_or_insert_with(|| error.to_string().into());
                 }
                 closing.failure_pending_since = None;
                 result.fired = true;
@@ -763,7 +788,7 @@ impl<W: PingWaiter> Session<W> {
 
     /// Record why the connection is ending abnormally, unless a cause is known already.
     pub fn set_cause(&mut self, cause: impl FnOnce() -> String) {
-        self.cause.get_or_insert_with(cause);
+        self.cause.get_or_insert_with(|| cause().into());
     }
 
     /// How the connection closed, once [`finish`](Self::finish) was called.
@@ -792,7 +817,7 @@ impl<W: PingWaiter> Session<W> {
         self.protocol.discard_input();
         self.pings.clear();
         self.release_buffers();
-        (closed, self.cause.take())
+        (closed, self.cause.take().map(String::from))
     }
 
     /// Let go of the buffers that hold nothing: the protocol's (read, write, compression,

@@ -25,9 +25,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::{Instant, Sleep};
 use wskit_proto::connection::Fragment;
-use wskit_proto::{CloseCode, Event, Message, Output, Protocol, Request, Response, Role, State};
+use wskit_proto::{CloseCode, Event, Message, Output, Protocol, Role, State};
 
-use crate::data::ConnectionData;
 use crate::error::{Closed, Error, Result};
 use wskit_proto::session::{PingError, PingWaiter, Session};
 
@@ -47,23 +46,13 @@ pub struct Connection {
 
 pub use crate::addr::PeerAddr;
 
-/// What the I/O layer knows about a connection when it opens it.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionInfo {
-    /// What the handshake hooks left for the handler (boxed: most connections have none).
-    pub(crate) data: Option<Box<ConnectionData>>,
-    pub(crate) request: Option<Box<Request>>,
-    pub(crate) response: Option<Box<Response>>,
-    pub(crate) local_addr: Option<PeerAddr>,
-    pub(crate) remote_addr: Option<PeerAddr>,
-}
+pub(crate) use crate::data::ConnectionInfo;
 
 struct Shared {
     id: u64,
     role: Role,
     subprotocol: Option<String>,
     info: ConnectionInfo,
-    config: Arc<ConnectionConfig>,
     handles: AtomicUsize,
     /// Set once the driver finished (the transport is closed), readable without the lock.
     finished: AtomicBool,
@@ -153,13 +142,12 @@ impl Connection {
         let config = config.into();
         let role = protocol.role();
         let subprotocol = protocol.subprotocol().map(str::to_owned);
-        let session = Session::new(protocol, Arc::clone(&config), now_std());
+        let session = Session::new(protocol, config, now_std());
         let shared = Arc::new(Shared {
             id,
             role,
             subprotocol,
             info,
-            config,
             handles: AtomicUsize::new(1),
             finished: AtomicBool::new(false),
             inner: Mutex::new(Inner {
@@ -263,8 +251,7 @@ impl Connection {
         poll_fn(|cx| {
             let mut inner = self.shared.lock();
             if let Some(fragment) = inner.session.pop_fragment() {
-                let before = inner.session.queued() + 1;
-                self.after_dequeue(&mut inner, cx.waker(), before);
+                self.after_dequeue(&mut inner, cx.waker());
                 return Poll::Ready(Ok(fragment));
             }
             if let Some(closed) = inner.session.closed() {
@@ -578,7 +565,8 @@ impl Connection {
             return None;
         }
         let buffered = inner.session.buffered();
-        if buffered > self.shared.config.write_limit || inner.session.fragmented_sender().is_some()
+        if buffered > inner.session.config().write_limit
+            || inner.session.fragmented_sender().is_some()
         {
             return Some(false);
         }
@@ -729,54 +717,11 @@ impl Connection {
         self.shared.info.data.as_ref()?.get::<T>()
     }
 
-    /// The parameters of the route this connection matched (a [`Router`](crate::Router)'s):
-    /// empty without a router.
-    pub fn params(&self) -> &crate::Params {
-        static NONE: crate::Params = crate::Params::EMPTY;
-        self.data::<crate::Params>().unwrap_or(&NONE)
-    }
-
-    /// The username this connection authenticated with (a server's
-    /// [`basic_auth`](crate::server::Serve::basic_auth)), if any.
-    pub fn username(&self) -> Option<&str> {
-        self.data::<crate::Username>().map(|user| user.0.as_str())
-    }
-
-    /// The opening handshake request: received by a server, sent by a client.
-    pub fn request(&self) -> Option<&Request> {
-        self.shared.info.request.as_deref()
-    }
-
-    /// The opening handshake response received by a client; `None` on a server, which does
-    /// not keep the response it sent (a few hundred bytes per connection; what it holds is
-    /// available as [`subprotocol`](Self::subprotocol) and
-    /// [`is_compressed`](Self::is_compressed)).
-    pub fn response(&self) -> Option<&Response> {
-        self.shared.info.response.as_deref()
-    }
+    crate::data::info_accessors!();
 
     /// Whether permessage-deflate was negotiated for this connection.
     pub fn is_compressed(&self) -> bool {
         self.shared.lock().session.protocol().is_compressed()
-    }
-
-    /// The request path with its query (e.g. `/chat?room=1`).
-    pub fn path(&self) -> &str {
-        self.shared
-            .info
-            .request
-            .as_ref()
-            .map_or("/", |r| r.path.as_str())
-    }
-
-    /// The local address of the transport.
-    pub fn local_addr(&self) -> Option<&PeerAddr> {
-        self.shared.info.local_addr.as_ref()
-    }
-
-    /// The remote address of the transport.
-    pub fn remote_addr(&self) -> Option<&PeerAddr> {
-        self.shared.info.remote_addr.as_ref()
     }
 
     /// The close code, once the connection is closed: the one received, 1006 if none.
@@ -825,13 +770,19 @@ impl Connection {
         inner: &mut MutexGuard<'_, Inner>,
         current: &Waker,
     ) -> Option<Result<Message>> {
-        let before = inner.session.queued();
-        let message = inner.session.pop_message();
-        if before > inner.session.queued() {
-            self.after_dequeue(inner, current, before);
-        }
-        if let Some(message) = message {
-            return Some(message.map_err(Error::Protocol));
+        while let Some(fragment) = inner.session.pop_fragment() {
+            self.after_dequeue(inner, current);
+            // The common case first, with the message built in place: a whole message while
+            // none is being assembled.
+            if !inner.session.is_assembling() && fragment.is_first() && fragment.is_fin() {
+                match fragment.into_message() {
+                    Ok(message) => return Some(Ok(message)),
+                    Err(_) => unreachable!("a first and last piece is a message"),
+                }
+            }
+            if let Some(message) = inner.session.assemble(fragment) {
+                return Some(message.map_err(Error::Protocol));
+            }
         }
         inner
             .session
@@ -842,9 +793,8 @@ impl Connection {
     /// Resume reading if it was paused for a full queue and the queue is down to the low
     /// mark. A driver polled by the receiver's own task (`current`) is not woken: that task
     /// polls it next anyway (the server's connection task).
-    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>, current: &Waker, before: usize) {
-        let low = self.shared.config.max_queue / 4;
-        if inner.session.read_paused() && before > low && inner.session.queued() <= low {
+    fn after_dequeue(&self, inner: &mut MutexGuard<'_, Inner>, current: &Waker) {
+        if inner.session.at_low_mark() {
             self.shared.wake_driver_from(inner, current);
         }
     }
@@ -860,7 +810,6 @@ impl Connection {
 
     /// Wait while the write buffer is above the high mark, until it reaches the low mark.
     async fn drain(&self) -> Result<()> {
-        let config = &self.shared.config;
         let mut above_high = false;
         loop {
             let notified = self.shared.write_ready.notified();
@@ -869,6 +818,7 @@ impl Connection {
             {
                 let inner = self.shared.lock();
                 let buffered = inner.session.buffered();
+                let config = inner.session.config();
                 // The message is queued; below the limit there is nothing to wait for, even if
                 // the peer closed meanwhile (a reply and a close can both arrive before this
                 // check: the send still happened).
@@ -889,7 +839,7 @@ impl Connection {
     }
 
     /// Wait until no other call is sending a fragmented message, and take the slot.
-    async fn claim_fragmented_send(&self, id: u64) -> Result<()> {
+    async fn claim_fragmented_send(&self, id: u32) -> Result<()> {
         loop {
             let notified = self.shared.write_ready.notified();
             tokio::pin!(notified);
@@ -1029,7 +979,7 @@ impl Future for SendMessage<'_> {
                 }
                 connection.shared.wake_driver_from(&mut inner, cx.waker());
                 let buffered = inner.session.buffered();
-                if buffered <= connection.shared.config.write_limit {
+                if buffered <= inner.session.config().write_limit {
                     return Poll::Ready(Ok(()));
                 }
                 drop(inner);
@@ -1109,7 +1059,7 @@ impl Drop for ReceivingGuard<'_> {
 
 struct FragmentGuard<'a> {
     connection: &'a Connection,
-    id: u64,
+    id: u32,
     finished: bool,
 }
 
@@ -1368,7 +1318,7 @@ where
             return true;
         }
         let pending = inner.session.protocol().bytes_to_send();
-        if pending <= SMALL_WRITE.min(shared.config.write_limit_low)
+        if pending <= SMALL_WRITE.min(inner.session.config().write_limit_low)
             && !inner.session.protocol().output().has_out_of_line()
         {
             // A small write goes straight from the protocol's buffer, with the lock held: it
@@ -1562,7 +1512,7 @@ where
         inner.session.set_in_flight(self.out.len());
         inner.out_held = self.out.capacity() > 0;
         let after = inner.session.buffered();
-        let low = shared.config.write_limit_low;
+        let low = inner.session.config().write_limit_low;
         if after <= low && before > low {
             shared.write_ready.notify_waiters();
         }

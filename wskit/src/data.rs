@@ -74,3 +74,68 @@ mod tests {
         assert_eq!(data.remove::<u32>(), None);
     }
 }
+
+/// What the I/O layer knows about a connection when it opens it (both layers').
+#[derive(Debug, Default)]
+pub(crate) struct ConnectionInfo {
+    /// What the handshake hooks left for the handler (boxed: most connections have none).
+    pub(crate) data: Option<Box<ConnectionData>>,
+    pub(crate) request: Option<Box<wskit_proto::Request>>,
+    pub(crate) response: Option<Box<wskit_proto::Response>>,
+    pub(crate) local_addr: Option<crate::PeerAddr>,
+    pub(crate) remote_addr: Option<crate::PeerAddr>,
+}
+
+/// Expands to the accessors of what a connection learnt when it opened (its handshake, its
+/// data, its addresses) inside the `impl` of a connection type of either layer, whose
+/// `shared.info` is a [`ConnectionInfo`] and that has a `data` method.
+macro_rules! info_accessors {
+    () => {
+        /// The parameters of the route this connection matched (a router's): empty without
+        /// a router.
+        pub fn params(&self) -> &$crate::Params {
+            static NONE: $crate::Params = $crate::Params::EMPTY;
+            self.data::<$crate::Params>().unwrap_or(&NONE)
+        }
+
+        /// The username this connection authenticated with (a server's `basic_auth`), if
+        /// any.
+        pub fn username(&self) -> Option<&str> {
+            self.data::<$crate::Username>().map(|user| user.0.as_str())
+        }
+
+        /// The opening handshake request: received by a server, sent by a client.
+        pub fn request(&self) -> Option<&wskit_proto::Request> {
+            self.shared.info.request.as_deref()
+        }
+
+        /// The opening handshake response received by a client; `None` on a server, which
+        /// does not keep the response it sent (a few hundred bytes per connection; what it
+        /// holds is available as [`subprotocol`](Self::subprotocol) and
+        /// [`is_compressed`](Self::is_compressed)).
+        pub fn response(&self) -> Option<&wskit_proto::Response> {
+            self.shared.info.response.as_deref()
+        }
+
+        /// The request path with its query (e.g. `/chat?room=1`).
+        pub fn path(&self) -> &str {
+            self.shared
+                .info
+                .request
+                .as_ref()
+                .map_or("/", |r| r.path.as_str())
+        }
+
+        /// The local address of the transport.
+        pub fn local_addr(&self) -> Option<&$crate::PeerAddr> {
+            self.shared.info.local_addr.as_ref()
+        }
+
+        /// The remote address of the transport.
+        pub fn remote_addr(&self) -> Option<&$crate::PeerAddr> {
+            self.shared.info.remote_addr.as_ref()
+        }
+    };
+}
+
+pub(crate) use info_accessors;

@@ -340,6 +340,21 @@ impl From<wskit_proto::Error> for Error {
 
 pub use wskit_proto::session::Closed;
 
+/// The error of a handshake the protocol refused while reading `protocol`'s input: a client's
+/// refused response (delivered as an event first) is [`Error::InvalidStatus`] with it.
+pub(crate) fn handshake_failure(
+    protocol: &mut wskit_proto::Protocol,
+    error: wskit_proto::Error,
+) -> Error {
+    match (protocol.poll_event(), error) {
+        (
+            Some(wskit_proto::Event::Response(response)),
+            wskit_proto::Error::Handshake(HandshakeError::InvalidStatus { .. }),
+        ) => Error::InvalidStatus(response),
+        (_, error) => error.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

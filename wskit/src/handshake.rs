@@ -50,19 +50,7 @@ where
             )));
         }
         if let Err(error) = protocol.receive_buffered() {
-            // A client's rejected response is still delivered as an event first.
-            if let Some(event) = protocol.poll_event() {
-                return Err(match (event, error) {
-                    (
-                        Event::Response(response),
-                        wskit_proto::Error::Handshake(wskit_proto::HandshakeError::InvalidStatus {
-                            ..
-                        }),
-                    ) => Error::InvalidStatus(response),
-                    (_, error) => error.into(),
-                });
-            }
-            return Err(error.into());
+            return Err(crate::error::handshake_failure(protocol, error));
         }
     }
 }

@@ -3,6 +3,20 @@
 //! timeouts; and the server's handshake options. One definition, so that every entry point
 //! documents and applies them the same way.
 
+/// The protocol settings of a server of either layer: streaming (the session assembles
+/// messages), failures held back for the application (Autobahn's strict behaviour), no
+/// `User-Agent`.
+pub(crate) fn server_protocol() -> wskit_proto::Config {
+    client_protocol().with_user_agent(None)
+}
+
+/// The protocol settings of a client of either layer (see [`server_protocol`]).
+pub(crate) fn client_protocol() -> wskit_proto::Config {
+    wskit_proto::Config::default()
+        .with_streaming(true)
+        .with_defer_failures(true)
+}
+
 /// Expands to the shared builder methods inside an `impl` block whose type has an `options`
 /// field with `protocol` (`wskit_proto::Config`), `connection` (`ConnectionConfig`) and
 /// `open_timeout` (`Option<Duration>`) fields.

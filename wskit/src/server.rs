@@ -491,10 +491,7 @@ pub(crate) struct ServerOptions {
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        let protocol = ProtocolConfig::default()
-            .with_streaming(true)
-            .with_defer_failures(true)
-            .with_user_agent(None);
+        let protocol = crate::options::server_protocol();
         Self {
             protocol: Arc::new(protocol),
             connection: Arc::default(),

@@ -216,11 +216,7 @@ pub(crate) struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            protocol: Arc::new(
-                ProtocolConfig::default()
-                    .with_streaming(true)
-                    .with_defer_failures(true),
-            ),
+            protocol: Arc::new(crate::options::client_protocol()),
             connection: Arc::default(),
             open_timeout: Some(Duration::from_secs(10)),
             max_redirects: 10,

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use wskit_proto::connection::Fragment;
 use wskit_proto::session::{PingError, PingWaiter, Session};
-use wskit_proto::{CloseCode, Event, Message, Protocol, Request, Response, Role, State};
+use wskit_proto::{CloseCode, Event, Message, Protocol, Role, State};
 
 pub use wskit_proto::session::ConnectionConfig;
 
-use crate::PeerAddr;
-use crate::data::ConnectionData;
 use crate::error::{Closed, Error, Result};
 #[cfg(feature = "tls")]
 use crate::tls::rustls;
@@ -289,15 +287,7 @@ pub struct Connection {
     shared: Arc<Shared>,
 }
 
-/// What the I/O layer knows about a connection when it opens it.
-#[derive(Debug, Default)]
-pub(crate) struct ConnectionInfo {
-    pub(crate) data: Option<Box<ConnectionData>>,
-    pub(crate) request: Option<Box<Request>>,
-    pub(crate) response: Option<Box<Response>>,
-    pub(crate) local_addr: Option<PeerAddr>,
-    pub(crate) remote_addr: Option<PeerAddr>,
-}
+pub(crate) use crate::data::ConnectionInfo;
 
 struct Shared {
     id: u64,
@@ -345,9 +335,13 @@ enum Waiting {
     /// As long as it takes (the deadlines still run: see [`Shared::writer_gives_up`]): a
     /// sender, whose call returns once its bytes are written.
     Yes,
-    /// At most a [`WRITE_POLL`] in all, then the rest is kept for the next writer: the
-    /// reader thread (which must get back to reading), a broadcast, a dropped handle.
+    /// At most a [`WRITE_POLL`] in all, then the rest is kept for the next writer; nothing
+    /// is written while bytes are kept already (the socket was full a moment ago): a
+    /// broadcast, a dropped handle.
     Once,
+    /// At most a [`WRITE_POLL`] in all, kept bytes first: the reader thread, which must get
+    /// back to reading.
+    Reader,
 }
 
 /// What waits for the pong of [`Connection::ping`].
@@ -850,49 +844,11 @@ impl Connection {
         self.shared.info.data.as_ref()?.get::<T>()
     }
 
-    /// The parameters of the route this connection matched: empty without a router.
-    pub fn params(&self) -> &crate::Params {
-        static NONE: crate::Params = crate::Params::EMPTY;
-        self.data::<crate::Params>().unwrap_or(&NONE)
-    }
-
-    /// The username this connection authenticated with (a server's `basic_auth`), if any.
-    pub fn username(&self) -> Option<&str> {
-        self.data::<crate::Username>().map(|user| user.0.as_str())
-    }
-
-    /// The opening handshake request: received by a server, sent by a client.
-    pub fn request(&self) -> Option<&Request> {
-        self.shared.info.request.as_deref()
-    }
-
-    /// The opening handshake response received by a client; `None` on a server.
-    pub fn response(&self) -> Option<&Response> {
-        self.shared.info.response.as_deref()
-    }
+    crate::data::info_accessors!();
 
     /// Whether permessage-deflate was negotiated for this connection.
     pub fn is_compressed(&self) -> bool {
         lock(&self.shared.inner).session.protocol().is_compressed()
-    }
-
-    /// The request path with its query (e.g. `/chat?room=1`).
-    pub fn path(&self) -> &str {
-        self.shared
-            .info
-            .request
-            .as_ref()
-            .map_or("/", |r| r.path.as_str())
-    }
-
-    /// The local address of the transport.
-    pub fn local_addr(&self) -> Option<&PeerAddr> {
-        self.shared.info.local_addr.as_ref()
-    }
-
-    /// The remote address of the transport.
-    pub fn remote_addr(&self) -> Option<&PeerAddr> {
-        self.shared.info.remote_addr.as_ref()
     }
 
     /// The close code, once the connection is closed: the one received, 1006 if none.
@@ -967,9 +923,12 @@ impl Shared {
         if inner.writing || inner.session.closed().is_some() {
             return inner;
         }
+        if waiting == Waiting::Once && !inner.leftover.is_empty() {
+            return inner;
+        }
         let deadline = match waiting {
             Waiting::Yes => None,
-            Waiting::Once => Some(Instant::now() + WRITE_POLL),
+            Waiting::Once | Waiting::Reader => Some(Instant::now() + WRITE_POLL),
         };
         inner.writing = true;
         loop {
@@ -991,7 +950,9 @@ impl Shared {
                     Waiting::Yes => self
                         .transport
                         .write_raw(&raw, None, &|| self.writer_gives_up()),
-                    Waiting::Once => self.transport.write_raw(&raw, deadline, &|| true),
+                    Waiting::Once | Waiting::Reader => {
+                        self.transport.write_raw(&raw, deadline, &|| true)
+                    }
                 }
             });
             inner = lock(&self.inner);
@@ -1009,7 +970,7 @@ impl Shared {
                     }
                     continue;
                 }
-                Ok(n) if waiting == Waiting::Once && !self.dead.load(Ordering::Acquire) => {
+                Ok(n) if waiting != Waiting::Yes && !self.dead.load(Ordering::Acquire) => {
                     // The socket does not take it: keep the rest for the next writer.
                     inner.leftover = raw[n..].to_vec();
                     let kept = inner.leftover.len();
@@ -1108,7 +1069,7 @@ impl Shared {
         // Frames that arrived right behind the handshake were parsed with it, and the protocol
         // may have answered them already.
         self.process(&mut inner);
-        inner = self.flush_as(inner, Waiting::Once);
+        inner = self.flush_as(inner, Waiting::Reader);
         loop {
             // The deadlines, and what they queued.
             let now = Instant::now();
@@ -1124,7 +1085,7 @@ impl Shared {
                     inner = lock(&self.inner);
                     inner.eof = true;
                 }
-                inner = self.flush_as(inner, Waiting::Once);
+                inner = self.flush_as(inner, Waiting::Reader);
             }
             if inner.aborted || self.dead.load(Ordering::Acquire) {
                 inner.eof = true;
@@ -1146,7 +1107,7 @@ impl Shared {
                 && (!inner.leftover.is_empty() || inner.session.protocol().bytes_to_send() > 0)
             {
                 // What a broadcast or a close could not write without waiting, or only queued.
-                inner = self.flush_as(inner, Waiting::Once);
+                inner = self.flush_as(inner, Waiting::Reader);
             }
             let deadline = inner.session.poll_timeout();
             let blocked = !inner.session.may_read()
@@ -1191,7 +1152,7 @@ impl Shared {
                         inner.session.set_cause(|| error.to_string());
                     }
                     self.process(&mut inner);
-                    inner = self.flush_as(inner, Waiting::Once);
+                    inner = self.flush_as(inner, Waiting::Reader);
                 }
                 Err(e)
                     if matches!(
@@ -1204,7 +1165,7 @@ impl Shared {
                     // A deadline (the loop runs it), or TLS records without data: the
                     // flush answers what TLS wants to say.
                     if self.transport.wants_write() {
-                        inner = self.flush_as(inner, Waiting::Once);
+                        inner = self.flush_as(inner, Waiting::Reader);
                     }
                 }
                 Err(error) => {
@@ -1255,7 +1216,7 @@ fn send_error(inner: &Inner, error: wskit_proto::InvalidState) -> Error {
 
 struct FragmentGuard<'a> {
     shared: &'a Shared,
-    id: u64,
+    id: u32,
     finished: bool,
 }
 

@@ -77,19 +77,7 @@ pub(crate) fn read_handshake_event(
             )));
         }
         if let Err(error) = protocol.receive_data(&plain) {
-            // A client's rejected response is still delivered as an event first.
-            if let Some(event) = protocol.poll_event() {
-                return Err(match (event, error) {
-                    (
-                        Event::Response(response),
-                        wskit_proto::Error::Handshake(wskit_proto::HandshakeError::InvalidStatus {
-                            ..
-                        }),
-                    ) => Error::InvalidStatus(response),
-                    (_, error) => error.into(),
-                });
-            }
-            return Err(error.into());
+            return Err(crate::error::handshake_failure(protocol, error));
         }
     }
 }
