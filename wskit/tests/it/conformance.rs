@@ -1,5 +1,8 @@
 //! Regression tests for behaviours that Autobahn cases forced (see autobahn/NOTES.md), pinned
-//! without the suite, with raw TCP peers.
+//! without the suite, with raw TCP peers, against both I/O layers (the async one and, with the
+//! `sync` feature, the blocking one: see layers.rs).
+
+#![cfg(feature = "sync")]
 
 use std::time::Duration;
 
@@ -9,7 +12,8 @@ use wskit::Message;
 use wskit_proto::frame::{OpCode, RSV2, write_frame};
 use wskit_proto::handshake::accept_key;
 
-use crate::support::{echo, within};
+use crate::layers::{Handler, LAYERS, Opt, start};
+use crate::support::within;
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -62,46 +66,54 @@ async fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
 // Autobahn 3.2 (and 3.3, 4.x, 5.15): a message, then a bad frame, in one read. The message
 // is echoed before the connection fails: failures are held until the handler took the earlier
 // messages.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_before_a_bad_frame_are_answered_first() {
-    let server = wskit::serve(echo, "127.0.0.1:0")
-        .no_compression()
-        .await
-        .unwrap();
-    let mut stream = raw_client(server.local_addr().unwrap()).await;
-    let mut bytes = masked(true, 0, OpCode::Text, b"Hello");
-    bytes.extend(masked(true, RSV2, OpCode::Text, b"bad"));
-    bytes.extend(masked(true, 0, OpCode::Ping, b""));
-    stream.write_all(&bytes).await.unwrap();
-    assert_eq!(read_frame(&mut stream).await, (0x81, b"Hello".to_vec()));
-    let (opcode, payload) = read_frame(&mut stream).await;
-    assert_eq!(opcode, 0x88);
-    assert_eq!(payload[..2], 1002u16.to_be_bytes());
+    for layer in LAYERS {
+        let server = start(layer, Handler::Echo, &[Opt::NoCompression]).await;
+        let mut stream = raw_client(server.addr()).await;
+        let mut bytes = masked(true, 0, OpCode::Text, b"Hello");
+        bytes.extend(masked(true, RSV2, OpCode::Text, b"bad"));
+        bytes.extend(masked(true, 0, OpCode::Ping, b""));
+        stream.write_all(&bytes).await.unwrap();
+        assert_eq!(
+            read_frame(&mut stream).await,
+            (0x81, b"Hello".to_vec()),
+            "{layer:?}"
+        );
+        let (opcode, payload) = read_frame(&mut stream).await;
+        assert_eq!(opcode, 0x88, "{layer:?}");
+        assert_eq!(payload[..2], 1002u16.to_be_bytes(), "{layer:?}");
+    }
 }
 
 // Autobahn 6.4.3/6.4.4: invalid UTF-8 early in a large text frame fails the connection with
 // 1007 before the rest of the frame arrives.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_text_fails_before_the_frame_ends() {
-    let server = wskit::serve(echo, "127.0.0.1:0")
-        .no_compression()
-        .await
-        .unwrap();
-    let mut stream = raw_client(server.local_addr().unwrap()).await;
-    let mut payload = "κόσμε".as_bytes().to_vec();
-    payload.extend([0xf4, 0x90, 0x80, 0x80]);
-    payload.extend(vec![b'x'; 4000]);
-    let frame = masked(true, 0, OpCode::Text, &payload);
-    stream.write_all(&frame[..40]).await.unwrap();
-    let (opcode, payload) = read_frame(&mut stream).await;
-    assert_eq!(opcode, 0x88);
-    assert_eq!(payload[..2], 1007u16.to_be_bytes());
+    for layer in LAYERS {
+        let server = start(layer, Handler::Echo, &[Opt::NoCompression]).await;
+        let mut stream = raw_client(server.addr()).await;
+        let mut payload = "κόσμε".as_bytes().to_vec();
+        payload.extend([0xf4, 0x90, 0x80, 0x80]);
+        payload.extend(vec![b'x'; 4000]);
+        let frame = masked(true, 0, OpCode::Text, &payload);
+        stream.write_all(&frame[..40]).await.unwrap();
+        let (opcode, payload) = read_frame(&mut stream).await;
+        assert_eq!(opcode, 0x88, "{layer:?}");
+        assert_eq!(payload[..2], 1007u16.to_be_bytes(), "{layer:?}");
+    }
 }
 
 // Autobahn in the client role: the server's first frame can arrive in the same read as its
 // 101 response; it must be delivered.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_arriving_with_the_handshake_response_are_delivered() {
+    for layer in LAYERS {
+        frames_with_the_response(layer).await;
+    }
+}
+
+async fn frames_with_the_response(layer: crate::layers::Layer) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -130,10 +142,14 @@ async fn frames_arriving_with_the_handshake_response_are_delivered() {
         stream.write_all(&reply).await.unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
     });
-    let ws = within(wskit::connect(format!("ws://{addr}/")).no_compression())
+    let ws = crate::layers::client_connect(layer, format!("ws://{addr}/"))
         .await
         .unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from(""));
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from("second"));
+    assert_eq!(ws.recv().await.unwrap(), Message::from(""), "{layer:?}");
+    assert_eq!(
+        ws.recv().await.unwrap(),
+        Message::from("second"),
+        "{layer:?}"
+    );
     server.abort();
 }

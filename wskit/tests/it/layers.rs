@@ -21,18 +21,18 @@ use crate::support::within;
 
 /// The I/O layers under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layer {
+pub(crate) enum Layer {
     Async,
     Sync,
 }
 
-const LAYERS: [Layer; 2] = [Layer::Async, Layer::Sync];
+pub(crate) const LAYERS: [Layer; 2] = [Layer::Async, Layer::Sync];
 
 // ===== Servers =====
 
 /// What a case's handler does.
 #[derive(Clone, Copy, Debug)]
-enum Handler {
+pub(crate) enum Handler {
     /// Every message back.
     Echo,
     /// Receive until the connection closes.
@@ -47,11 +47,16 @@ enum Handler {
     Panic,
     /// Drop the connection at once (the last handle: it closes with 1000).
     Drop,
+    /// Receive nothing for 3 s, then return.
+    Sleep,
+    /// Wait 500 ms (the receive queue fills up and reading stops), then receive 100
+    /// messages and send how many came.
+    CountLate,
 }
 
 /// A server setting, applied with the same builder method on both layers.
 #[derive(Clone, Debug)]
-enum Opt {
+pub(crate) enum Opt {
     MaxSize(usize),
     Origins(&'static [&'static str]),
     Subprotocols(&'static [&'static str]),
@@ -60,6 +65,7 @@ enum Opt {
     PingTimeout(Duration),
     CloseTimeout(Duration),
     NoKeepalive,
+    MaxQueue(usize),
     MaxConnections(usize),
     /// `process_request` answers `/private` with 401.
     Private,
@@ -79,6 +85,7 @@ macro_rules! apply {
                 Opt::PingTimeout(d) => builder.ping_timeout(Some(*d)),
                 Opt::CloseTimeout(d) => builder.close_timeout(*d),
                 Opt::NoKeepalive => builder.ping_interval(None),
+                Opt::MaxQueue(n) => builder.max_queue(*n),
                 Opt::MaxConnections(n) => builder.max_connections(*n),
                 Opt::Private => builder.process_request(|_, request| {
                     (request.path == "/private").then(|| Response::new(401, "Who are you?\n"))
@@ -90,13 +97,13 @@ macro_rules! apply {
 }
 
 /// A running server of either layer; closed when dropped.
-enum Running {
+pub(crate) enum Running {
     Async(wskit::Server),
     Sync(wskit::sync::Server),
 }
 
 impl Running {
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         match self {
             Self::Async(server) => server.local_addr(),
             Self::Sync(server) => server.local_addr(),
@@ -139,6 +146,16 @@ async fn async_handler(handler: Handler, ws: wskit::Connection) -> wskit::Result
             // comes from the dropped handle.
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
+        Handler::Sleep => tokio::time::sleep(Duration::from_secs(3)).await,
+        Handler::CountLate => {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut count = 0;
+            while count < 100 && ws.recv().await.is_ok() {
+                count += 1;
+            }
+            ws.send(count.to_string()).await?;
+            while ws.recv().await.is_ok() {}
+        }
     }
     Ok(())
 }
@@ -162,11 +179,21 @@ fn sync_handler(handler: Handler, ws: wskit::sync::Connection) -> wskit::Result<
             drop(ws);
             std::thread::sleep(Duration::from_secs(3));
         }
+        Handler::Sleep => std::thread::sleep(Duration::from_secs(3)),
+        Handler::CountLate => {
+            std::thread::sleep(Duration::from_millis(500));
+            let mut count = 0;
+            while count < 100 && ws.recv().is_ok() {
+                count += 1;
+            }
+            ws.send(count.to_string())?;
+            while ws.recv().is_ok() {}
+        }
     }
     Ok(())
 }
 
-async fn start(layer: Layer, handler: Handler, opts: &[Opt]) -> Running {
+pub(crate) async fn start(layer: Layer, handler: Handler, opts: &[Opt]) -> Running {
     match layer {
         Layer::Async => {
             let serve = wskit::serve(
@@ -606,12 +633,12 @@ async fn max_connections_refuses_with_503_and_close_sends_1001() {
 /// A client connection of either layer, driven from async code (the blocking one on a
 /// blocking thread).
 #[derive(Clone)]
-enum Client {
+pub(crate) enum Client {
     Async(wskit::Connection),
     Sync(Arc<wskit::sync::Connection>),
 }
 
-async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Client> {
+pub(crate) async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Client> {
     match layer {
         Layer::Async => Ok(Client::Async(wskit::connect(uri).no_proxy().await?)),
         Layer::Sync => {
@@ -625,7 +652,7 @@ async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Client> {
 }
 
 impl Client {
-    async fn recv(&self) -> wskit::Result<Message> {
+    pub(crate) async fn recv(&self) -> wskit::Result<Message> {
         match self {
             Self::Async(ws) => within(ws.recv()).await,
             Self::Sync(ws) => {
@@ -774,4 +801,61 @@ async fn clients_report_refusals_and_bad_frames() {
         assert!(!error.is_closed_ok(), "{layer:?}: {error}");
         assert_eq!(within(server).await.unwrap(), 1002, "{layer:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protocol_error_fails_a_handler_that_does_not_receive_after_a_grace() {
+    each_layer(
+        Handler::Sleep,
+        &[Opt::NoCompression],
+        |layer, addr| async move {
+            let (mut ws, _) = raw_connect(addr, "/").await;
+            // A message, then a frame with a reserved bit: held back while the handler might
+            // answer the message, then applied after the grace (1 s), well before the handler
+            // returns (3 s).
+            ws.send(OpCode::Text, b"before", true).await.unwrap();
+            let mut bad = Vec::new();
+            wskit::proto::frame::write_frame(
+                &mut bad,
+                true,
+                wskit::proto::frame::RSV2,
+                OpCode::Text,
+                b"bad",
+                Some([1, 2, 3, 4]),
+            );
+            ws.stream.write_all(&bad).await.unwrap();
+            let start = std::time::Instant::now();
+            expect_close(&mut ws, 1002, layer).await;
+            let waited = start.elapsed();
+            assert!(
+                waited >= Duration::from_millis(800),
+                "{layer:?}: {waited:?}"
+            );
+            assert!(
+                waited < Duration::from_millis(2800),
+                "{layer:?}: {waited:?}"
+            );
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_receive_queue_pushes_back_and_every_message_arrives() {
+    each_layer(
+        Handler::CountLate,
+        &[Opt::MaxQueue(4)],
+        |layer, addr| async move {
+            let (mut ws, _) = raw_connect(addr, "/").await;
+            // 100 messages while the handler waits: reading stops at 4 queued, resumes at 1.
+            for n in 0..100u32 {
+                ws.send(OpCode::Binary, &n.to_be_bytes(), true)
+                    .await
+                    .unwrap();
+            }
+            let frame = within(ws.read_non_ping()).await.expect("the count");
+            assert_eq!(&frame.payload[..], b"100", "{layer:?}");
+        },
+    )
+    .await;
 }
