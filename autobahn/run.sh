@@ -2,14 +2,19 @@
 # Run the Autobahn|Testsuite against wskit in both roles and compare the results with
 # autobahn/expected-results.json.
 #
-#   autobahn/run.sh                 every case, server then client
-#   autobahn/run.sh --fast          without the slow 9.x, 12.x and 13.x (no comparison)
+#   autobahn/run.sh                 every case, server then client; then the server through axum
+#                                   and both roles on the blocking API, those three without
+#                                   9.x, 12.2-12.5 and 13.2-13.7 unless AUTOBAHN_AXUM_FULL=1 /
+#                                   AUTOBAHN_SYNC_FULL=1
+#   autobahn/run.sh --fast          without the slow 9.x, 12.x and 13.x (12.1 and 13.1 kept for
+#                                   the last three); no comparison
 #   autobahn/run.sh --write         record the results as the new expectation
 #
 # The harness is ../shared/autobahn (or $AUTOBAHN_HARNESS); its Python venv goes to
 # $AUTOBAHN_VENV (default: target/autobahn-venv), so nothing is written beside the harness.
-# The testees listen on 127.0.0.1:9001 (server role) and the suite on 127.0.0.1:9002
-# (client role), as fuzzingclient.json and fuzzingserver.json say.
+# The testees listen on 127.0.0.1:9001 (server role), 9003 (through axum) and 9004 (blocking
+# server), and the suite on 127.0.0.1:9002 (client roles), as fuzzingclient.json and
+# fuzzingserver.json say for the first two.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

@@ -5,7 +5,8 @@
 //! applications use also needs:
 //!
 //! - a receive queue with a high and a low mark, so that a slow receiver pushes back on the
-//!   peer (stop reading at [`ConnectionConfig::max_queue`], resume at a quarter of it);
+//!   peer (the I/O layer stops reading at [`ConnectionConfig::max_queue`] and resumes at a
+//!   quarter of it: [`Session::may_read`], [`Session::should_resume_reading`]);
 //! - one [`Assembler`] that turns the pieces of a fragmented message into the message;
 //! - ping bookkeeping: pings awaiting their pong, the latency a pong measures, keepalive pings
 //!   and their timeout;
@@ -971,5 +972,36 @@ mod tests {
         assert_eq!(rx1.try_recv(), Ok(Duration::from_millis(30)));
         assert_eq!(rx2.try_recv(), Ok(Duration::from_millis(25)));
         assert_eq!(client.latency(), Duration::from_millis(25));
+    }
+
+    #[test]
+    fn reading_stops_at_the_high_mark_and_resumes_at_a_quarter() {
+        let config = ConnectionConfig::default().with_max_queue(8);
+        let (mut client, mut server, start) = pair(config);
+        for n in 0..8u8 {
+            client.protocol_mut().send_binary(&[n], true).unwrap();
+        }
+        server
+            .protocol_mut()
+            .receive_data(&client.protocol_mut().take_data_to_send())
+            .unwrap();
+        assert!(server.handle_events(|| start, |_| {}));
+        assert!(!server.may_read(), "8 queued: the high mark");
+        assert!(server.read_paused());
+        let mut resumed_at = None;
+        for taken in 1..=8 {
+            assert!(server.pop_message().is_some());
+            if server.at_low_mark() {
+                resumed_at.get_or_insert(taken);
+            }
+            assert_eq!(
+                server.should_resume_reading(),
+                server.queued() <= 2,
+                "{taken}"
+            );
+        }
+        // A receiver wakes the reader once, when the queue is down to a quarter (2 of 8).
+        assert_eq!(resumed_at, Some(6));
+        assert!(server.may_read());
     }
 }

@@ -1,7 +1,7 @@
 //! The seeds' hello server on the blocking API (`wskit::sync`, as Python's
 //! `websockets.sync.server`): it receives a name, prints `<<< NAME`, answers `Hello NAME!`,
 //! prints `>>> Hello NAME!`, and returns, which closes the connection. No async runtime: a
-//! thread per connection.
+//! thread per connection for the handler, and one for its reader.
 //!
 //! ```sh
 //! cargo run --features sync --example sync_hello_server                  # ws://localhost:8765

@@ -1,4 +1,5 @@
-//! [`broadcast`]: one message to many blocking connections, without waiting for any.
+//! [`broadcast`]: one message to many blocking connections, waiting at most a second, once,
+//! for a slow one.
 
 use std::fmt;
 
@@ -12,7 +13,8 @@ use super::connection::Connection;
 /// waited for. Each connection's frame is written by the thread writing to it if there is one,
 /// or by this one, which waits for a full socket at most a second, once per slow client: what
 /// it could not write is kept for the connection's next writer (or its reader thread, within a
-/// second), and counts toward the high mark, so the next broadcasts skip that client.
+/// second); later broadcasts to it are queued without waiting, and skipped once its buffer
+/// (the kept bytes count) passes the high mark.
 pub fn broadcast<'a, I>(connections: I, message: impl Into<Message>) -> Broadcast
 where
     I: IntoIterator<Item = &'a Connection>,

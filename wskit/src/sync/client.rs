@@ -164,7 +164,9 @@ impl Connect {
                 return handshake(transport, uri, options, local, remote, deadline);
             }
             #[cfg(not(feature = "tls"))]
-            return Err(Error::Tls("wss:// needs the `rustls` feature".into()));
+            return Err(Error::Tls(
+                "wss:// needs the `sync-rustls` (or `rustls`) feature".into(),
+            ));
         }
         handshake(
             Transport::plain(socket),

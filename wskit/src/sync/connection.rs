@@ -1110,7 +1110,10 @@ impl Shared {
                 inner = self.flush_as(inner, Waiting::Reader);
             }
             let deadline = inner.session.poll_timeout();
-            let blocked = !inner.session.may_read()
+            // Reading stops at max_queue and resumes once a receiver has taken the queue down
+            // to a quarter (the session's marks), as in the async layer.
+            let blocked = (inner.session.read_paused() && !inner.session.should_resume_reading())
+                || !inner.session.may_read()
                 || inner.session.protocol().pending_failure().is_some()
                 || inner.writing && state == State::Closed;
             if blocked {

@@ -5,7 +5,7 @@
 //! ```no_run
 //! use wskit::sync::Connection;
 //!
-//! // The seeds' hello server, blocking: one thread per connection.
+//! // The seeds' hello server, blocking: a thread per connection (and its reader thread).
 //! fn hello(ws: Connection) -> wskit::Result<()> {
 //!     let name = ws.recv()?;
 //!     ws.send(format!("Hello {name}!"))
@@ -32,8 +32,8 @@
 //!   most a second away, so a read that times out is the moment to send a keepalive ping,
 //!   fail a connection whose pong is late (1011), or close one whose closing handshake is
 //!   overdue (a close started by another thread is seen within a second). It stops reading
-//!   while `max_queue` messages wait, and resumes when a receiver has taken them down to a
-//!   quarter.
+//!   while `max_queue` frames (pieces of messages) wait, and resumes when a receiver has
+//!   taken them down to a quarter.
 //! - **Writes happen on the thread that sends**, outside every lock: a sender queues its
 //!   frames in the protocol under the connection's lock, then writes whatever is queued,
 //!   unless another thread is writing: it waits for that thread's batch, and takes over if

@@ -48,8 +48,8 @@ impl Router {
     }
 
     /// Route the paths that match `pattern` (`/rooms/{room}`, `/files/{*path}`) to
-    /// `handler`. The first matching pattern that was added wins, a static segment over a
-    /// parameter.
+    /// `handler`. A static segment takes priority over a parameter, whatever the order the
+    /// routes were added in (matchit's rules).
     ///
     /// # Panics
     ///

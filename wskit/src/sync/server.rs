@@ -283,7 +283,8 @@ impl Server {
 
     /// Serve until SIGTERM or Ctrl-C (SIGINT), then shut down gracefully: stop accepting,
     /// close every connection with 1001 (going away), and wait for their handlers to return.
-    /// A thread of signal-hook waits for the signal and calls [`close`](Self::close).
+    /// A thread of wskit's waits on signal-hook's signal iterator and calls
+    /// [`close`](Self::close).
     ///
     /// # Errors
     ///
