@@ -638,14 +638,44 @@ pub(crate) enum Client {
     Sync(Arc<wskit::sync::Connection>),
 }
 
+/// Apply the options that a client has too to a `Connect` builder of either layer.
+macro_rules! apply_client {
+    ($builder:expr, $opts:expr) => {{
+        let mut builder = $builder;
+        for opt in $opts {
+            builder = match opt {
+                Opt::MaxSize(n) => builder.max_size(Some(*n)),
+                Opt::NoCompression => builder.no_compression(),
+                Opt::PingInterval(d) => builder.ping_interval(Some(*d)),
+                Opt::PingTimeout(d) => builder.ping_timeout(Some(*d)),
+                Opt::CloseTimeout(d) => builder.close_timeout(*d),
+                Opt::NoKeepalive => builder.ping_interval(None),
+                Opt::MaxQueue(n) => builder.max_queue(*n),
+                other => panic!("not a client option: {other:?}"),
+            };
+        }
+        builder
+    }};
+}
+
 pub(crate) async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Client> {
+    client_connect_with(layer, uri, &[]).await
+}
+
+/// A client of either layer with `opts` (the server settings that apply to a client too).
+async fn client_connect_with(layer: Layer, uri: String, opts: &[Opt]) -> wskit::Result<Client> {
+    let opts = opts.to_vec();
     match layer {
-        Layer::Async => Ok(Client::Async(wskit::connect(uri).no_proxy().await?)),
+        Layer::Async => {
+            let connect = apply_client!(wskit::connect(uri).no_proxy(), &opts);
+            Ok(Client::Async(connect.await?))
+        }
         Layer::Sync => {
-            let connection =
-                tokio::task::spawn_blocking(move || wskit::sync::connect(uri).no_proxy().open())
-                    .await
-                    .unwrap()?;
+            let connection = tokio::task::spawn_blocking(move || {
+                apply_client!(wskit::sync::connect(uri).no_proxy(), &opts).open()
+            })
+            .await
+            .unwrap()?;
             Ok(Client::Sync(Arc::new(connection)))
         }
     }
@@ -686,6 +716,18 @@ impl Client {
                 })
                 .await
                 .unwrap()
+            }
+        }
+    }
+
+    async fn close_with(&self, code: u16, reason: &'static str) -> wskit::Result<()> {
+        match self {
+            Self::Async(ws) => within(ws.close(code, reason)).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || ws.close(code, reason))
+                    .await
+                    .unwrap()
             }
         }
     }
@@ -858,4 +900,99 @@ async fn a_full_receive_queue_pushes_back_and_every_message_arrives() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_refuse_close_codes_that_cannot_be_sent() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (ws, _) = raw_accept(&listener).await;
+            let (_, close) = within(ws.finish_closing()).await;
+            u16::from(close_frame(&close).code)
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        for (code, reason) in [
+            (1004, ""),
+            (1006, ""),
+            (1015, ""),
+            (999, ""),
+            (5000, ""),
+            (1005, "why"),
+        ] {
+            let error = client.close_with(code, reason).await.expect_err("refused");
+            assert!(
+                matches!(error, wskit::Error::InvalidState(_)),
+                "{layer:?} {code}: {error:?}"
+            );
+        }
+        client.close_with(4321, "fine").await.unwrap();
+        assert_eq!(within(server).await.unwrap(), 4321, "{layer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_enforce_max_size_and_fail_without_a_pong() {
+    for layer in LAYERS {
+        // A message over the client's own limit: 1009.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            ws.send(OpCode::Binary, &[0; 2000], true).await.unwrap();
+            let frame = within(ws.read_non_ping()).await.expect("a close frame");
+            u16::from(close_frame(&frame).code)
+        });
+        let client = client_connect_with(layer, uri, &[Opt::MaxSize(1000)])
+            .await
+            .unwrap();
+        assert!(client.recv().await.is_err(), "{layer:?}");
+        assert_eq!(within(server).await.unwrap(), 1009, "{layer:?}");
+
+        // A server that never answers the client's keepalive pings: 1011.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            let frame = within(ws.read_non_ping()).await.expect("a close frame");
+            close_frame(&frame)
+        });
+        let opts = [
+            Opt::PingInterval(Duration::from_millis(100)),
+            Opt::PingTimeout(Duration::from_millis(200)),
+        ];
+        let client = client_connect_with(layer, uri, &opts).await.unwrap();
+        let close = within(server).await.unwrap();
+        assert_eq!(
+            (u16::from(close.code), close.reason.as_str()),
+            (1011, "keepalive ping timeout"),
+            "{layer:?}"
+        );
+        drop(client);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gives_up_on_a_server_that_never_closes_tcp() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            // Answers the close frame, then keeps the TCP connection open.
+            let frame = within(ws.read_non_ping()).await.expect("a close frame");
+            ws.send(OpCode::Close, &frame.payload, true).await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let client =
+            client_connect_with(layer, uri, &[Opt::CloseTimeout(Duration::from_millis(300))])
+                .await
+                .unwrap();
+        let start = std::time::Instant::now();
+        client.close(1000).await.unwrap();
+        let waited = start.elapsed();
+        assert!(waited < Duration::from_secs(3), "{layer:?}: {waited:?}");
+        server.abort();
+    }
 }
