@@ -66,6 +66,7 @@ pub(crate) enum Opt {
     CloseTimeout(Duration),
     NoKeepalive,
     MaxQueue(usize),
+    OpenTimeout(Duration),
     MaxConnections(usize),
     /// `process_request` answers `/private` with 401.
     Private,
@@ -87,6 +88,7 @@ macro_rules! apply {
                 Opt::NoKeepalive => builder.ping_interval(None),
                 Opt::MaxQueue(n) => builder.max_queue(*n),
                 Opt::MaxConnections(n) => builder.max_connections(*n),
+                Opt::OpenTimeout(d) => builder.open_timeout(Some(*d)),
                 Opt::Private => builder.process_request(|_, request| {
                     (request.path == "/private").then(|| Response::new(401, "Who are you?\n"))
                 }),
@@ -720,6 +722,18 @@ impl Client {
         }
     }
 
+    async fn ping_wait(&self) -> wskit::Result<Duration> {
+        match self {
+            Self::Async(ws) => within(ws.ping("x").await?).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || ws.ping("x")?.wait())
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     async fn close_with(&self, code: u16, reason: &'static str) -> wskit::Result<()> {
         match self {
             Self::Async(ws) => within(ws.close(code, reason)).await,
@@ -994,5 +1008,50 @@ async fn a_client_gives_up_on_a_server_that_never_closes_tcp() {
         let waited = start.elapsed();
         assert!(waited < Duration::from_secs(3), "{layer:?}: {waited:?}");
         server.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_never_ends_is_dropped_after_open_timeout() {
+    let opts = [Opt::OpenTimeout(Duration::from_millis(300))];
+    each_layer(Handler::Echo, &opts, |layer, addr| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = [0u8; 64];
+        let read = within(tokio::io::AsyncReadExt::read(&mut stream, &mut buf)).await;
+        assert!(matches!(read, Ok(0) | Err(_)), "{layer:?}: {read:?}");
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(250),
+            "{layer:?}: {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(3), "{layer:?}: {waited:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_ping_fails_when_the_connection_closes() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            let ping = within(ws.read_frame()).await.expect("the ping");
+            assert_eq!(ping.opcode, OpCode::Ping);
+            // No pong: the connection goes away instead.
+            drop(ws);
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        let error = client.ping_wait().await.expect_err("no pong");
+        assert!(
+            matches!(error, wskit::Error::ConnectionClosed(_)),
+            "{layer:?}: {error:?}"
+        );
+        within(server).await.unwrap();
     }
 }
