@@ -722,6 +722,25 @@ impl Client {
         }
     }
 
+    async fn wait_closed(&self) -> wskit::Closed {
+        match self {
+            Self::Async(ws) => within(ws.wait_closed()).await,
+            Self::Sync(ws) => {
+                let ws = Arc::clone(ws);
+                tokio::task::spawn_blocking(move || ws.wait_closed())
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    fn abort(&self) {
+        match self {
+            Self::Async(ws) => ws.abort(),
+            Self::Sync(ws) => ws.abort(),
+        }
+    }
+
     async fn ping_wait(&self) -> wskit::Result<Duration> {
         match self {
             Self::Async(ws) => within(ws.ping("x").await?).await,
@@ -1053,5 +1072,114 @@ async fn a_pending_ping_fails_when_the_connection_closes() {
             "{layer:?}: {error:?}"
         );
         within(server).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_size_counts_a_fragmented_message_whole() {
+    each_layer(
+        Handler::Echo,
+        &[Opt::MaxSize(1000), Opt::NoCompression],
+        |layer, addr| async move {
+            let (mut ws, _) = raw_connect(addr, "/").await;
+            // Three fragments of 400 bytes: each under the limit, the message over it.
+            ws.send(OpCode::Binary, &[1; 400], false).await.unwrap();
+            ws.send(OpCode::Continuation, &[2; 400], false)
+                .await
+                .unwrap();
+            ws.send(OpCode::Continuation, &[3; 400], true)
+                .await
+                .unwrap();
+            expect_close(&mut ws, 1009, layer).await;
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_lose_no_message_on_a_normal_close_and_see_both_frames() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            // An unsolicited pong first: it breaks nothing.
+            ws.send(OpCode::Pong, b"heartbeat", true).await.unwrap();
+            for n in 0..10u8 {
+                ws.send(OpCode::Text, format!("m{n}").as_bytes(), true)
+                    .await
+                    .unwrap();
+            }
+            ws.send_close(1000, "done").await.unwrap();
+            let frame = within(ws.read_non_ping())
+                .await
+                .expect("the client's close");
+            let _ = ws.stream.shutdown().await;
+            u16::from(close_frame(&frame).code)
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        for n in 0..10 {
+            assert_eq!(
+                client.recv().await.unwrap(),
+                format!("m{n}").as_str(),
+                "{layer:?}"
+            );
+        }
+        let error = client.recv().await.expect_err("closed");
+        assert!(error.is_closed_ok(), "{layer:?}: {error}");
+        let closed = client.wait_closed().await;
+        assert!(closed.is_ok(), "{layer:?}: {closed}");
+        assert_eq!(closed.rcvd_then_sent, Some(true), "{layer:?}");
+        assert_eq!(closed.reason(), "done", "{layer:?}");
+        assert_eq!(within(server).await.unwrap(), 1000, "{layer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_abort_without_a_close_frame_and_give_up_on_a_silent_close() {
+    for layer in LAYERS {
+        // abort: the server sees the end of the stream, no close frame.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut ws, _) = raw_accept(&listener).await;
+            within(ws.read_to_eof()).await
+        });
+        let client = client_connect(layer, uri).await.expect("connect");
+        client.abort();
+        let frames = within(server).await.unwrap();
+        assert!(
+            frames.iter().all(|f| f.opcode != OpCode::Close),
+            "{layer:?}: {frames:?}"
+        );
+        assert_eq!(
+            client.wait_closed().await.code(),
+            wskit::CloseCode::ABNORMAL,
+            "{layer:?}"
+        );
+
+        // A server that never answers the close: the client gives up after close_timeout,
+        // and the connection ends abnormally (1006).
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("ws://{}/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (_ws, _) = raw_accept(&listener).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let opts = [Opt::CloseTimeout(Duration::from_millis(300))];
+        let client = client_connect_with(layer, uri, &opts).await.unwrap();
+        let start = std::time::Instant::now();
+        client.close(1000).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{layer:?}: {:?}",
+            start.elapsed()
+        );
+        assert_eq!(
+            client.wait_closed().await.code(),
+            wskit::CloseCode::ABNORMAL,
+            "{layer:?}"
+        );
+        server.abort();
     }
 }
