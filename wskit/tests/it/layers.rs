@@ -5,10 +5,10 @@
 //! so both layers are held to the same bytes; a client case plays the server by hand.
 
 #![cfg(feature = "sync")]
+#![allow(dead_code)] // TEMP
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -70,7 +70,21 @@ pub(crate) enum Opt {
     MaxConnections(usize),
     /// `process_request` answers `/private` with 401.
     Private,
+    NoMaxSize,
+    /// The write buffer's high mark.
+    WriteLimit(usize),
+    AllowMissingOrigin,
+    Compression(Option<wskit::DeflateConfig>),
+    Header(&'static str, &'static str),
+    ServerHeader(Option<&'static str>),
+    ProcessRequest(ProcessRequest),
+    ProcessResponse(fn(&wskit::Request, &mut Response)),
+    SelectSubprotocol(fn(&wskit::Request, &[String]) -> Option<String>),
 }
+
+/// A `process_request` hook, the same for both layers.
+pub(crate) type ProcessRequest =
+    fn(&mut wskit::server::Handshake<'_>, &wskit::Request) -> Option<Response>;
 
 /// Apply `opts` to a `Serve` builder of either layer: the methods have the same names.
 macro_rules! apply {
@@ -92,6 +106,15 @@ macro_rules! apply {
                 Opt::Private => builder.process_request(|_, request| {
                     (request.path == "/private").then(|| Response::new(401, "Who are you?\n"))
                 }),
+                Opt::NoMaxSize => builder.max_size(None),
+                Opt::WriteLimit(high) => builder.write_limit(*high),
+                Opt::AllowMissingOrigin => builder.allow_missing_origin(),
+                Opt::Compression(config) => builder.compression(config.clone()),
+                Opt::Header(name, value) => builder.header(*name, *value),
+                Opt::ServerHeader(value) => builder.server_header(value.map(str::to_owned)),
+                Opt::ProcessRequest(hook) => builder.process_request(*hook),
+                Opt::ProcessResponse(hook) => builder.process_response(*hook),
+                Opt::SelectSubprotocol(hook) => builder.select_subprotocol(*hook),
             };
         }
         builder
@@ -212,7 +235,7 @@ pub(crate) async fn start(layer: Layer, handler: Handler, opts: &[Opt]) -> Runni
 }
 
 /// Run `case` against a server of each layer.
-async fn each_layer<F, Fut>(handler: Handler, opts: &[Opt], case: F)
+pub(crate) async fn each_layer<F, Fut>(handler: Handler, opts: &[Opt], case: F)
 where
     F: Fn(Layer, SocketAddr) -> Fut,
     Fut: Future<Output = ()>,
@@ -225,7 +248,7 @@ where
 }
 
 /// Send `request` and return the status of the answer.
-async fn status_of(addr: SocketAddr, request: &str) -> (u16, String) {
+pub(crate) async fn status_of(addr: SocketAddr, request: &str) -> (u16, String) {
     let (head, body) = http_exchange(addr, request.as_bytes()).await;
     (
         crate::raw::status(&head),
@@ -234,7 +257,7 @@ async fn status_of(addr: SocketAddr, request: &str) -> (u16, String) {
 }
 
 /// Send `request` and return the status of the answer's head, without waiting for the end.
-async fn head_status(addr: SocketAddr, request: &str) -> u16 {
+pub(crate) async fn head_status(addr: SocketAddr, request: &str) -> u16 {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut buf = bytes::BytesMut::new();
@@ -244,14 +267,14 @@ async fn head_status(addr: SocketAddr, request: &str) -> u16 {
     crate::raw::status(&head)
 }
 
-fn upgrade_with(path: &str, extra: &str) -> String {
+pub(crate) fn upgrade_with(path: &str, extra: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
 }
 
-async fn expect_close(ws: &mut RawWs, code: u16, layer: Layer) -> String {
+pub(crate) async fn expect_close(ws: &mut RawWs, code: u16, layer: Layer) -> String {
     let frame = within(ws.read_non_ping())
         .await
         .unwrap_or_else(|| panic!("{layer:?}: a close frame before EOF"));
@@ -630,14 +653,22 @@ async fn max_connections_refuses_with_503_and_close_sends_1001() {
     }
 }
 
-// ===== Clients =====
+// ===== Connections =====
 
-/// A client connection of either layer, driven from async code (the blocking one on a
-/// blocking thread).
-#[derive(Clone)]
-pub(crate) enum Client {
+/// A connection of either layer, client or server side, driven from async code: the
+/// blocking one on a blocking thread, so that the test's runtime keeps running.
+#[derive(Clone, Debug)]
+pub(crate) enum Conn {
     Async(wskit::Connection),
-    Sync(Arc<wskit::sync::Connection>),
+    Sync(wskit::sync::Connection),
+}
+
+/// Run `$body` with `$ws` bound to a clone of the blocking connection, on a blocking thread.
+macro_rules! blocking {
+    ($conn:expr, |$ws:ident| $body:expr) => {{
+        let $ws = $conn.clone();
+        tokio::task::spawn_blocking(move || $body).await.unwrap()
+    }};
 }
 
 /// Apply the options that a client has too to a `Connect` builder of either layer.
@@ -647,12 +678,15 @@ macro_rules! apply_client {
         for opt in $opts {
             builder = match opt {
                 Opt::MaxSize(n) => builder.max_size(Some(*n)),
+                Opt::NoMaxSize => builder.max_size(None),
                 Opt::NoCompression => builder.no_compression(),
                 Opt::PingInterval(d) => builder.ping_interval(Some(*d)),
                 Opt::PingTimeout(d) => builder.ping_timeout(Some(*d)),
                 Opt::CloseTimeout(d) => builder.close_timeout(*d),
                 Opt::NoKeepalive => builder.ping_interval(None),
                 Opt::MaxQueue(n) => builder.max_queue(*n),
+                Opt::WriteLimit(high) => builder.write_limit(*high),
+                Opt::Subprotocols(list) => builder.subprotocols(list.iter().copied()),
                 other => panic!("not a client option: {other:?}"),
             };
         }
@@ -660,17 +694,21 @@ macro_rules! apply_client {
     }};
 }
 
-pub(crate) async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Client> {
+pub(crate) async fn client_connect(layer: Layer, uri: String) -> wskit::Result<Conn> {
     client_connect_with(layer, uri, &[]).await
 }
 
 /// A client of either layer with `opts` (the server settings that apply to a client too).
-async fn client_connect_with(layer: Layer, uri: String, opts: &[Opt]) -> wskit::Result<Client> {
+pub(crate) async fn client_connect_with(
+    layer: Layer,
+    uri: String,
+    opts: &[Opt],
+) -> wskit::Result<Conn> {
     let opts = opts.to_vec();
     match layer {
         Layer::Async => {
             let connect = apply_client!(wskit::connect(uri).no_proxy(), &opts);
-            Ok(Client::Async(connect.await?))
+            Ok(Conn::Async(within(connect).await?))
         }
         Layer::Sync => {
             let connection = tokio::task::spawn_blocking(move || {
@@ -678,102 +716,212 @@ async fn client_connect_with(layer: Layer, uri: String, opts: &[Opt]) -> wskit::
             })
             .await
             .unwrap()?;
-            Ok(Client::Sync(Arc::new(connection)))
+            Ok(Conn::Sync(connection))
         }
     }
 }
 
-impl Client {
+/// A server of either layer whose handler hands each connection to the test, then waits
+/// for it to close without receiving.
+pub(crate) async fn start_handing(
+    layer: Layer,
+    opts: &[Opt],
+) -> (Running, tokio::sync::mpsc::UnboundedReceiver<Conn>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let running = match layer {
+        Layer::Async => {
+            let serve = wskit::serve(
+                move |ws: wskit::Connection| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(Conn::Async(ws.clone()));
+                        ws.wait_closed().await;
+                    }
+                },
+                "127.0.0.1:0",
+            );
+            Running::Async(within(apply!(serve, opts)).await.expect("serve"))
+        }
+        Layer::Sync => {
+            let serve = wskit::sync::serve(
+                move |ws: wskit::sync::Connection| {
+                    let _ = tx.send(Conn::Sync(ws.clone()));
+                    ws.wait_closed();
+                },
+                "127.0.0.1:0",
+            );
+            Running::Sync(apply!(serve, opts).start().expect("serve"))
+        }
+    };
+    (running, rx)
+}
+
+/// The answer to a [`Conn::ping`] of either layer.
+pub(crate) enum Pending {
+    Async(wskit::Pong),
+    Sync(wskit::sync::Pong),
+}
+
+impl Pending {
+    /// The round-trip time, or the error of a connection closed first (bounded by `WAIT`).
+    pub(crate) async fn wait(self) -> wskit::Result<Duration> {
+        match self {
+            Self::Async(pong) => within(pong).await,
+            Self::Sync(pong) => {
+                tokio::task::spawn_blocking(move || pong.wait_timeout(crate::support::WAIT))
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    /// As [`wait`](Self::wait), but `Error::Timeout` after `timeout`.
+    pub(crate) async fn wait_timeout(self, timeout: Duration) -> wskit::Result<Duration> {
+        match self {
+            Self::Async(pong) => tokio::time::timeout(timeout, pong)
+                .await
+                .unwrap_or(Err(wskit::Error::Timeout("pong"))),
+            Self::Sync(pong) => tokio::task::spawn_blocking(move || pong.wait_timeout(timeout))
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+impl Conn {
+    pub(crate) fn layer(&self) -> Layer {
+        match self {
+            Self::Async(_) => Layer::Async,
+            Self::Sync(_) => Layer::Sync,
+        }
+    }
+
+    /// The next message (bounded by `WAIT`).
     pub(crate) async fn recv(&self) -> wskit::Result<Message> {
         match self {
             Self::Async(ws) => within(ws.recv()).await,
-            Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || ws.recv())
-                    .await
-                    .unwrap()
-            }
+            Self::Sync(ws) => blocking!(ws, |ws| ws.recv()),
         }
     }
 
-    async fn send(&self, message: &'static str) -> wskit::Result<()> {
+    /// The next message, `Ok(None)` if none came within `timeout` (as `sync::recv_timeout`).
+    pub(crate) async fn recv_timeout(&self, timeout: Duration) -> wskit::Result<Option<Message>> {
+        match self {
+            Self::Async(ws) => match tokio::time::timeout(timeout, ws.recv()).await {
+                Ok(result) => result.map(Some),
+                Err(_) => Ok(None),
+            },
+            Self::Sync(ws) => blocking!(ws, |ws| ws.recv_timeout(timeout)),
+        }
+    }
+
+    pub(crate) async fn send(&self, message: impl Into<Message>) -> wskit::Result<()> {
+        let message = message.into();
         match self {
             Self::Async(ws) => ws.send(message).await,
-            Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || ws.send(message))
-                    .await
-                    .unwrap()
-            }
+            Self::Sync(ws) => blocking!(ws, |ws| ws.send(message)),
         }
     }
 
-    async fn ping(&self) -> wskit::Result<Duration> {
+    pub(crate) async fn send_fragments(&self, chunks: Vec<Message>) -> wskit::Result<()> {
         match self {
-            Self::Async(ws) => within(ws.ping("").await?).await,
-            Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || {
-                    ws.ping("")?.wait_timeout(Duration::from_secs(10))
-                })
-                .await
-                .unwrap()
-            }
+            Self::Async(ws) => ws.send_fragments(chunks).await,
+            Self::Sync(ws) => blocking!(ws, |ws| ws.send_fragments(chunks)),
         }
     }
 
-    async fn wait_closed(&self) -> wskit::Closed {
+    /// Send a ping; its answer is waited for with [`Pending::wait`].
+    pub(crate) async fn ping(&self, data: impl AsRef<[u8]>) -> wskit::Result<Pending> {
+        let data = data.as_ref().to_vec();
         match self {
-            Self::Async(ws) => within(ws.wait_closed()).await,
-            Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || ws.wait_closed())
-                    .await
-                    .unwrap()
-            }
+            Self::Async(ws) => Ok(Pending::Async(ws.ping(data).await?)),
+            Self::Sync(ws) => blocking!(ws, |ws| ws.ping(data).map(Pending::Sync)),
         }
     }
 
-    fn abort(&self) {
+    pub(crate) async fn pong(&self, data: impl AsRef<[u8]>) -> wskit::Result<()> {
+        let data = data.as_ref().to_vec();
+        match self {
+            Self::Async(ws) => ws.pong(data).await,
+            Self::Sync(ws) => blocking!(ws, |ws| ws.pong(data)),
+        }
+    }
+
+    /// Close with `code` and `reason` (bounded by `WAIT`).
+    pub(crate) async fn close(&self, code: u16, reason: &str) -> wskit::Result<()> {
+        let reason = reason.to_owned();
+        match self {
+            Self::Async(ws) => within(ws.close(code, &reason)).await,
+            Self::Sync(ws) => blocking!(ws, |ws| ws.close(code, &reason)),
+        }
+    }
+
+    pub(crate) fn abort(&self) {
         match self {
             Self::Async(ws) => ws.abort(),
             Self::Sync(ws) => ws.abort(),
         }
     }
 
-    async fn ping_wait(&self) -> wskit::Result<Duration> {
+    /// How the connection closed (bounded by `WAIT`).
+    pub(crate) async fn wait_closed(&self) -> wskit::Closed {
         match self {
-            Self::Async(ws) => within(ws.ping("x").await?).await,
+            Self::Async(ws) => within(ws.wait_closed()).await,
             Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || ws.ping("x")?.wait())
+                let ws = ws.clone();
+                within(tokio::task::spawn_blocking(move || ws.wait_closed()))
                     .await
                     .unwrap()
             }
         }
     }
 
-    async fn close_with(&self, code: u16, reason: &'static str) -> wskit::Result<()> {
+    pub(crate) fn latency(&self) -> Duration {
         match self {
-            Self::Async(ws) => within(ws.close(code, reason)).await,
-            Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || ws.close(code, reason))
-                    .await
-                    .unwrap()
-            }
+            Self::Async(ws) => ws.latency(),
+            Self::Sync(ws) => ws.latency(),
         }
     }
 
-    async fn close(&self, code: u16) -> wskit::Result<()> {
+    pub(crate) fn is_open(&self) -> bool {
         match self {
-            Self::Async(ws) => within(ws.close(code, "")).await,
-            Self::Sync(ws) => {
-                let ws = Arc::clone(ws);
-                tokio::task::spawn_blocking(move || ws.close(code, ""))
-                    .await
-                    .unwrap()
-            }
+            Self::Async(ws) => ws.is_open(),
+            Self::Sync(ws) => ws.is_open(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> wskit::State {
+        match self {
+            Self::Async(ws) => ws.state(),
+            Self::Sync(ws) => ws.state(),
+        }
+    }
+
+    pub(crate) fn close_code(&self) -> Option<wskit::CloseCode> {
+        match self {
+            Self::Async(ws) => ws.close_code(),
+            Self::Sync(ws) => ws.close_code(),
+        }
+    }
+
+    pub(crate) fn subprotocol(&self) -> Option<String> {
+        match self {
+            Self::Async(ws) => ws.subprotocol().map(str::to_owned),
+            Self::Sync(ws) => ws.subprotocol().map(str::to_owned),
+        }
+    }
+
+    pub(crate) fn is_compressed(&self) -> bool {
+        match self {
+            Self::Async(ws) => ws.is_compressed(),
+            Self::Sync(ws) => ws.is_compressed(),
+        }
+    }
+
+    pub(crate) fn buffered_amount(&self) -> usize {
+        match self {
+            Self::Async(ws) => ws.buffered_amount(),
+            Self::Sync(ws) => ws.buffered_amount(),
         }
     }
 }
@@ -827,12 +975,12 @@ async fn clients_measure_latency_and_close_normally() {
             u16::from(close_frame(&close).code)
         });
         let client = client_connect(layer, uri).await.expect("connect");
-        let latency = client.ping().await.expect("a pong");
+        let latency = client.ping("").await.unwrap().wait().await.expect("a pong");
         assert!(
             latency >= Duration::from_millis(25),
             "{layer:?}: {latency:?}"
         );
-        client.close(1000).await.unwrap();
+        client.close(1000, "").await.unwrap();
         assert_eq!(within(server).await.unwrap(), 1000, "{layer:?}");
         let error = client.send("late").await.expect_err("closed");
         assert!(error.is_closed_ok(), "{layer:?}: {error}");
@@ -954,13 +1102,13 @@ async fn clients_refuse_close_codes_that_cannot_be_sent() {
             (5000, ""),
             (1005, "why"),
         ] {
-            let error = client.close_with(code, reason).await.expect_err("refused");
+            let error = client.close(code, reason).await.expect_err("refused");
             assert!(
                 matches!(error, wskit::Error::InvalidState(_)),
                 "{layer:?} {code}: {error:?}"
             );
         }
-        client.close_with(4321, "fine").await.unwrap();
+        client.close(4321, "fine").await.unwrap();
         assert_eq!(within(server).await.unwrap(), 4321, "{layer:?}");
     }
 }
@@ -1023,7 +1171,7 @@ async fn a_client_gives_up_on_a_server_that_never_closes_tcp() {
                 .await
                 .unwrap();
         let start = std::time::Instant::now();
-        client.close(1000).await.unwrap();
+        client.close(1000, "").await.unwrap();
         let waited = start.elapsed();
         assert!(waited < Duration::from_secs(3), "{layer:?}: {waited:?}");
         server.abort();
@@ -1066,7 +1214,13 @@ async fn a_pending_ping_fails_when_the_connection_closes() {
             drop(ws);
         });
         let client = client_connect(layer, uri).await.expect("connect");
-        let error = client.ping_wait().await.expect_err("no pong");
+        let error = client
+            .ping("x")
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .expect_err("no pong");
         assert!(
             matches!(error, wskit::Error::ConnectionClosed(_)),
             "{layer:?}: {error:?}"
@@ -1169,7 +1323,7 @@ async fn clients_abort_without_a_close_frame_and_give_up_on_a_silent_close() {
         let opts = [Opt::CloseTimeout(Duration::from_millis(300))];
         let client = client_connect_with(layer, uri, &opts).await.unwrap();
         let start = std::time::Instant::now();
-        client.close(1000).await.unwrap();
+        client.close(1000, "").await.unwrap();
         assert!(
             start.elapsed() < Duration::from_secs(3),
             "{layer:?}: {:?}",
