@@ -180,7 +180,7 @@ async fn a_dropped_tcp_connection_is_1006() {
 async fn iteration_ends_quietly_on_1000_and_1001_and_with_an_error_otherwise() {
     for layer in LAYERS {
         // 1000: the handler returns.
-        let server = start(layer, Handler::SendThenReturn(1), &[]).await;
+        let server = start(layer, Handler::SendThenReturn(1, 0), &[]).await;
         let ws = client_connect(layer, uri_of(&server)).await.unwrap();
         let (messages, error) = ws.drain().await;
         assert_eq!(messages, [Message::from("message 0")], "{layer:?}");
@@ -273,7 +273,7 @@ async fn no_message_is_lost_on_a_normal_close() {
     const COUNT: usize = 500;
     for layer in LAYERS {
         // The handler returns right after its last send: the close follows the messages.
-        let server = start(layer, Handler::SendThenReturn(COUNT), &[]).await;
+        let server = start(layer, Handler::SendThenReturn(COUNT, 0), &[]).await;
         let ws = client_connect(layer, uri_of(&server)).await.unwrap();
         let (received, error) = ws.drain().await;
         assert!(error.is_none(), "{layer:?}: {error:?}");

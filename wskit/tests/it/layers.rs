@@ -52,9 +52,9 @@ pub(crate) enum Handler {
     /// Wait 500 ms (the receive queue fills up and reading stops), then receive 100
     /// messages and send how many came.
     CountLate,
-    /// Send `message 0`, `message 1`... up to this count, then return (closing with 1000
-    /// right behind the last one).
-    SendThenReturn(usize),
+    /// Send `message 0`, `message 1`... up to this count, each right-aligned to the given
+    /// width with spaces, then return (closing with 1000 right behind the last one).
+    SendThenReturn(usize, usize),
 }
 
 /// A server setting, applied with the same builder method on both layers.
@@ -161,6 +161,11 @@ impl Drop for Running {
     }
 }
 
+/// The `i`th message of [`Handler::SendThenReturn`].
+pub(crate) fn numbered(i: usize, width: usize) -> String {
+    format!("{:>width$}", format!("message {i}"))
+}
+
 async fn async_handler(handler: Handler, ws: wskit::Connection) -> wskit::Result<()> {
     match handler {
         Handler::Echo => {
@@ -192,9 +197,9 @@ async fn async_handler(handler: Handler, ws: wskit::Connection) -> wskit::Result
             ws.send(count.to_string()).await?;
             while ws.recv().await.is_ok() {}
         }
-        Handler::SendThenReturn(count) => {
+        Handler::SendThenReturn(count, width) => {
             for i in 0..count {
-                ws.send(format!("message {i}")).await?;
+                ws.send(numbered(i, width)).await?;
             }
         }
     }
@@ -230,9 +235,9 @@ fn sync_handler(handler: Handler, ws: wskit::sync::Connection) -> wskit::Result<
             ws.send(count.to_string())?;
             while ws.recv().is_ok() {}
         }
-        Handler::SendThenReturn(count) => {
+        Handler::SendThenReturn(count, width) => {
             for i in 0..count {
-                ws.send(format!("message {i}"))?;
+                ws.send(numbered(i, width))?;
             }
         }
     }
@@ -684,11 +689,22 @@ pub(crate) enum Conn {
     Sync(wskit::sync::Connection),
 }
 
-/// Run `$body` with `$ws` bound to a clone of the blocking connection, on a blocking thread.
+/// Run `$body` with `$ws` bound to a clone of the blocking connection, on a blocking thread,
+/// for at most `WAIT`: then the connection is aborted, which ends every blocking call on it,
+/// and the test fails (a blocking thread still running would keep the test's runtime from
+/// shutting down).
 macro_rules! blocking {
     ($conn:expr, |$ws:ident| $body:expr) => {{
-        let $ws = $conn.clone();
-        tokio::task::spawn_blocking(move || $body).await.unwrap()
+        let conn: &wskit::sync::Connection = $conn;
+        let $ws = conn.clone();
+        let task = tokio::task::spawn_blocking(move || $body);
+        match tokio::time::timeout(crate::support::WAIT, task).await {
+            Ok(result) => result.unwrap(),
+            Err(_) => {
+                conn.abort();
+                panic!("timed out; the blocking connection was aborted")
+            }
+        }
     }};
 }
 
@@ -836,6 +852,13 @@ impl Conn {
         }
     }
 
+    pub(crate) async fn recv_fragment(&self) -> wskit::Result<wskit::Fragment> {
+        match self {
+            Self::Async(ws) => within(ws.recv_fragment()).await,
+            Self::Sync(ws) => blocking!(ws, |ws| ws.recv_fragment()),
+        }
+    }
+
     pub(crate) async fn send(&self, message: impl Into<Message>) -> wskit::Result<()> {
         let message = message.into();
         match self {
@@ -915,12 +938,7 @@ impl Conn {
     pub(crate) async fn wait_closed(&self) -> wskit::Closed {
         match self {
             Self::Async(ws) => within(ws.wait_closed()).await,
-            Self::Sync(ws) => {
-                let ws = ws.clone();
-                within(tokio::task::spawn_blocking(move || ws.wait_closed()))
-                    .await
-                    .unwrap()
-            }
+            Self::Sync(ws) => blocking!(ws, |ws| ws.wait_closed()),
         }
     }
 
