@@ -2,6 +2,8 @@
 //! iteration, and no message lost before the close. Every case runs against both I/O layers
 //! (the async one and `wskit::sync`), except the async connection's `Stream`.
 
+#![cfg(feature = "sync")]
+
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -18,16 +20,11 @@ use crate::layers::{
 use crate::raw::{RawWs, close_frame, raw_accept, raw_connect};
 use crate::support::{eventually, idle, uri, within};
 
-/// The `ws://` URI of a server of the table.
-fn uri_of(server: &crate::layers::Running) -> String {
-    format!("ws://{}/", server.addr())
-}
-
 /// A server of `layer` handing its connections to the test, a client of the same layer, and
 /// the server side of that client's connection.
 async fn pair(layer: Layer, opts: &[Opt]) -> (crate::layers::Running, Conn, Conn) {
     let (server, mut connections) = start_handing(layer, opts).await;
-    let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+    let ws = client_connect(layer, server.uri()).await.unwrap();
     let peer = within(connections.recv()).await.unwrap();
     (server, ws, peer)
 }
@@ -70,7 +67,7 @@ async fn the_peer_sees_the_close_code_and_reason() {
 async fn close_refuses_codes_that_cannot_be_sent() {
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &[]).await;
-        let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         for code in [1004, 1006, 1015, 999, 2000, 5000] {
             let error = ws.close(code, "").await.unwrap_err();
             assert!(
@@ -103,7 +100,7 @@ async fn close_refuses_codes_that_cannot_be_sent() {
 async fn a_normal_close_is_closed_ok_with_both_frames() {
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &[]).await;
-        let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         ws.close(1000, "bye").await.unwrap();
         let error = ws.recv().await.unwrap_err();
         assert!(error.is_closed_ok(), "{layer:?}: {error:?}");
@@ -127,7 +124,7 @@ async fn a_normal_close_is_closed_ok_with_both_frames() {
 async fn an_abnormal_close_is_not_closed_ok_but_keeps_both_frames() {
     for layer in LAYERS {
         let server = start(layer, Handler::Fail, &[]).await;
-        let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         let error = ws.recv().await.unwrap_err();
         assert!(error.is_closed(), "{layer:?}: {error:?}");
         assert!(!error.is_closed_ok(), "{layer:?}: {error:?}");
@@ -181,7 +178,7 @@ async fn iteration_ends_quietly_on_1000_and_1001_and_with_an_error_otherwise() {
     for layer in LAYERS {
         // 1000: the handler returns.
         let server = start(layer, Handler::SendThenReturn(1, 0), &[]).await;
-        let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         let (messages, error) = ws.drain().await;
         assert_eq!(messages, [Message::from("message 0")], "{layer:?}");
         assert!(error.is_none(), "{layer:?}: {error:?}");
@@ -193,8 +190,8 @@ async fn iteration_ends_quietly_on_1000_and_1001_and_with_an_error_otherwise() {
 
         // 1001: the server shuts down.
         let server = start(layer, Handler::Idle, &[]).await;
-        let a = client_connect(layer, uri_of(&server)).await.unwrap();
-        let b = client_connect(layer, uri_of(&server)).await.unwrap();
+        let a = client_connect(layer, server.uri()).await.unwrap();
+        let b = client_connect(layer, server.uri()).await.unwrap();
         eventually("both connections are open", || {
             server.connection_count() == 2
         })
@@ -211,7 +208,7 @@ async fn iteration_ends_quietly_on_1000_and_1001_and_with_an_error_otherwise() {
 
         // 1011: the handler fails.
         let server = start(layer, Handler::Fail, &[]).await;
-        let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         let (_, error) = ws.drain().await;
         let error = error.expect("an error");
         assert_eq!(
@@ -274,7 +271,7 @@ async fn no_message_is_lost_on_a_normal_close() {
     for layer in LAYERS {
         // The handler returns right after its last send: the close follows the messages.
         let server = start(layer, Handler::SendThenReturn(COUNT, 0), &[]).await;
-        let ws = client_connect(layer, uri_of(&server)).await.unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         let (received, error) = ws.drain().await;
         assert!(error.is_none(), "{layer:?}: {error:?}");
         let expected: Vec<Message> = (0..COUNT)

@@ -3,6 +3,8 @@
 //! knows about itself. Every case runs against both I/O layers, except those about futures
 //! (an abandoned `send_fragments`, `send_fragment_stream`).
 
+#![cfg(feature = "sync")]
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -40,9 +42,7 @@ async fn handing_server() -> (wskit::Server, mpsc::UnboundedReceiver<Connection>
 /// A client of `layer` connected to a server of the same layer running `handler`.
 async fn echo_pair(layer: Layer, handler: Handler, opts: &[Opt]) -> (crate::layers::Running, Conn) {
     let server = start(layer, handler, opts).await;
-    let ws = client_connect(layer, format!("ws://{}/", server.addr()))
-        .await
-        .unwrap();
+    let ws = client_connect(layer, server.uri()).await.unwrap();
     (server, ws)
 }
 
@@ -184,9 +184,7 @@ async fn a_receive_that_gives_up_loses_nothing() {
 async fn recv_fragment_streams_a_fragmented_message() {
     for layer in LAYERS {
         let (server, mut connections) = start_handing(layer, &[]).await;
-        let ws = client_connect(layer, format!("ws://{}/", server.addr()))
-            .await
-            .unwrap();
+        let ws = client_connect(layer, server.uri()).await.unwrap();
         let peer = within(connections.recv()).await.unwrap();
         peer.send_fragments(vec!["Hello, ".into(), "fragmented ".into(), "world".into()])
             .await
@@ -353,13 +351,9 @@ async fn a_bounded_queue_never_drops_messages() {
     const COUNT: usize = 1000;
     for layer in LAYERS {
         let server = start(layer, Handler::SendThenReturn(COUNT, 0), &[]).await;
-        let ws = client_connect_with(
-            layer,
-            format!("ws://{}/", server.addr()),
-            &[Opt::MaxQueue(4)],
-        )
-        .await
-        .unwrap();
+        let ws = client_connect_with(layer, server.uri(), &[Opt::MaxQueue(4)])
+            .await
+            .unwrap();
         // A slow reader: let the server get ahead, then read with pauses.
         tokio::time::sleep(Duration::from_millis(100)).await;
         for i in 0..COUNT {
@@ -389,13 +383,9 @@ async fn a_small_queue_keeps_flowing_across_threads() {
             &[Opt::NoCompression],
         )
         .await;
-        let ws = client_connect_with(
-            layer,
-            format!("ws://{}/", server.addr()),
-            &[Opt::MaxQueue(1)],
-        )
-        .await
-        .unwrap();
+        let ws = client_connect_with(layer, server.uri(), &[Opt::MaxQueue(1)])
+            .await
+            .unwrap();
         for i in 0..COUNT {
             let message = ws
                 .recv_timeout(Duration::from_secs(2))
@@ -664,7 +654,7 @@ async fn a_full_queue_resumes_reading_at_every_size() {
             .await;
             let ws = client_connect_with(
                 layer,
-                format!("ws://{}/", server.addr()),
+                server.uri(),
                 &[Opt::MaxQueue(max_queue), Opt::NoCompression],
             )
             .await

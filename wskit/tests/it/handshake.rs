@@ -5,75 +5,26 @@
 #![cfg(feature = "sync")]
 
 use wskit::server::Handshake;
-use wskit::{Error, Message, Request, Response};
+use wskit::{Error, Request, Response};
 
 use crate::layers::{Conn, Handler, LAYERS, Layer, Opt, Running, start, start_handing};
 use crate::raw::{header, http_exchange, http_get, status};
-use crate::support::{WAIT, within};
-
-/// A client option, applied with the same builder method on both layers.
-#[derive(Clone, Debug)]
-enum Client {
-    Origin(&'static str),
-    Subprotocols(&'static [&'static str]),
-    Header(&'static str, &'static str),
-    Compression(Option<wskit::DeflateConfig>),
-}
-
-/// Apply `opts` to a `Connect` builder of either layer: the methods have the same names.
-macro_rules! apply_client {
-    ($builder:expr, $opts:expr) => {{
-        let mut builder = $builder;
-        for opt in $opts {
-            builder = match opt {
-                Client::Origin(origin) => builder.origin(*origin),
-                Client::Subprotocols(list) => builder.subprotocols(list.iter().copied()),
-                Client::Header(name, value) => builder.header(*name, *value),
-                Client::Compression(config) => builder.compression(config.clone()),
-            };
-        }
-        builder
-    }};
-}
+use crate::support::within;
 
 /// Connect a client of `layer` with `opts` to `path` on `server`.
-async fn connect(
-    layer: Layer,
-    server: &Running,
-    path: &str,
-    opts: &[Client],
-) -> wskit::Result<Conn> {
-    let uri = format!("ws://{}{path}", server.addr());
-    let opts = opts.to_vec();
-    match layer {
-        Layer::Async => {
-            let connect = apply_client!(wskit::connect(uri).no_proxy(), &opts);
-            Ok(Conn::Async(within(connect).await?))
-        }
-        Layer::Sync => {
-            let open = tokio::task::spawn_blocking(move || {
-                apply_client!(wskit::sync::connect(uri).no_proxy(), &opts).open()
-            });
-            Ok(Conn::Sync(within(open).await.unwrap()?))
-        }
-    }
+async fn connect(layer: Layer, server: &Running, path: &str, opts: &[Opt]) -> wskit::Result<Conn> {
+    crate::layers::client_connect_with(layer, format!("ws://{}{path}", server.addr()), opts).await
 }
 
 /// Connect, expecting success.
-async fn open(layer: Layer, server: &Running, path: &str, opts: &[Client]) -> Conn {
+async fn open(layer: Layer, server: &Running, path: &str, opts: &[Opt]) -> Conn {
     connect(layer, server, path, opts)
         .await
         .unwrap_or_else(|error| panic!("{layer:?}: {path} {opts:?}: {error:?}"))
 }
 
 /// Connect and expect the handshake to be refused with `expected`.
-async fn refused(
-    layer: Layer,
-    server: &Running,
-    path: &str,
-    opts: &[Client],
-    expected: u16,
-) -> Error {
+async fn refused(layer: Layer, server: &Running, path: &str, opts: &[Opt], expected: u16) -> Error {
     let Err(error) = connect(layer, server, path, opts).await else {
         panic!("{layer:?}: {path} {opts:?}: connected, expected {expected}");
     };
@@ -90,21 +41,14 @@ async fn refused(
     error
 }
 
-/// The next message, bounded by `WAIT` on both layers.
-async fn recv(ws: &Conn) -> wskit::Result<Message> {
-    let layer = ws.layer();
-    ws.recv_timeout(WAIT)
-        .await
-        .map(|message| message.unwrap_or_else(|| panic!("{layer:?}: no message in {WAIT:?}")))
-}
-
 /// Send `text` and expect it back.
 async fn echoes(ws: &Conn, text: &str) {
     let layer = ws.layer();
     ws.send(text)
         .await
         .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    let echo = recv(ws)
+    let echo = ws
+        .recv()
         .await
         .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
     assert_eq!(echo, text, "{layer:?}");
@@ -136,28 +80,15 @@ async fn origins_accepts_exact_and_pattern_matches_and_refuses_others_with_403()
     ])];
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &opts).await;
+        open(layer, &server, "/", &[Opt::Origin("https://example.com")]).await;
         open(
             layer,
             &server,
             "/",
-            &[Client::Origin("https://example.com")],
+            &[Opt::Origin("https://a.b.example.net")],
         )
         .await;
-        open(
-            layer,
-            &server,
-            "/",
-            &[Client::Origin("https://a.b.example.net")],
-        )
-        .await;
-        let error = refused(
-            layer,
-            &server,
-            "/",
-            &[Client::Origin("https://evil.com")],
-            403,
-        )
-        .await;
+        let error = refused(layer, &server, "/", &[Opt::Origin("https://evil.com")], 403).await;
         assert!(
             !error.is_transient(),
             "{layer:?}: a refused origin is final"
@@ -167,7 +98,7 @@ async fn origins_accepts_exact_and_pattern_matches_and_refuses_others_with_403()
             layer,
             &server,
             "/",
-            &[Client::Origin("https://example.net")],
+            &[Opt::Origin("https://example.net")],
             403,
         )
         .await;
@@ -175,7 +106,7 @@ async fn origins_accepts_exact_and_pattern_matches_and_refuses_others_with_403()
             layer,
             &server,
             "/",
-            &[Client::Origin("https://evil.com/.example.net")],
+            &[Opt::Origin("https://evil.com/.example.net")],
             403,
         )
         .await;
@@ -193,18 +124,12 @@ async fn allow_missing_origin_accepts_requests_without_origin() {
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &opts).await;
         open(layer, &server, "/", &[]).await;
-        open(
-            layer,
-            &server,
-            "/",
-            &[Client::Origin("https://example.com")],
-        )
-        .await;
+        open(layer, &server, "/", &[Opt::Origin("https://example.com")]).await;
         refused(
             layer,
             &server,
             "/",
-            &[Client::Origin("https://other.com")],
+            &[Opt::Origin("https://other.com")],
             403,
         )
         .await;
@@ -219,7 +144,7 @@ async fn any_origin_is_accepted_by_default() {
             layer,
             &server,
             "/",
-            &[Client::Origin("https://anything.example")],
+            &[Opt::Origin("https://anything.example")],
         )
         .await;
         echoes(&ws, "hello").await;
@@ -235,14 +160,14 @@ async fn subprotocols_selects_the_servers_preferred_one() {
             layer,
             &server,
             "/",
-            &[Client::Subprotocols(&["chat.v1", "chat.v2"])],
+            &[Opt::Subprotocols(&["chat.v1", "chat.v2"])],
         )
         .await;
         assert_eq!(ws.subprotocol().as_deref(), Some("chat.v2"), "{layer:?}");
         let peer = within(connections.recv()).await.unwrap();
         assert_eq!(peer.subprotocol().as_deref(), Some("chat.v2"), "{layer:?}");
         // Nothing in common: no subprotocol, the connection still opens.
-        let ws = open(layer, &server, "/", &[Client::Subprotocols(&["other"])]).await;
+        let ws = open(layer, &server, "/", &[Opt::Subprotocols(&["other"])]).await;
         assert_eq!(ws.subprotocol(), None, "{layer:?}");
         let peer = within(connections.recv()).await.unwrap();
         assert_eq!(peer.subprotocol(), None, "{layer:?}");
@@ -265,7 +190,7 @@ fn legacy_or_last(request: &Request, offered: &[String]) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_subprotocol_chooses_with_the_request() {
     let opts = [Opt::SelectSubprotocol(legacy_or_last)];
-    let offer = [Client::Subprotocols(&["v1", "v2"])];
+    let offer = [Opt::Subprotocols(&["v1", "v2"])];
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &opts).await;
         let legacy = open(layer, &server, "/legacy", &offer).await;
@@ -326,7 +251,7 @@ async fn process_request_can_refuse_with_401_and_404() {
             Some("Bearer realm=\"test\""),
             "{layer:?}"
         );
-        let token = [Client::Header("Authorization", "Bearer token")];
+        let token = [Opt::Header("Authorization", "Bearer token")];
         open(layer, &server, "/private", &token).await;
         let error = refused(layer, &server, "/nowhere", &[], 404).await;
         assert_eq!(
@@ -492,7 +417,7 @@ async fn process_response_sees_rejections_too() {
     ];
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &opts).await;
-        let evil = [Client::Origin("https://evil.example")];
+        let evil = [Opt::Origin("https://evil.example")];
         let error = refused(layer, &server, "/", &evil, 403).await;
         assert_eq!(
             error.response().unwrap().headers.get("X-Seen"),
@@ -514,7 +439,7 @@ async fn compression_parameters_are_negotiated_and_honoured() {
     for layer in LAYERS {
         let opts = [Opt::Compression(Some(server_deflate.clone()))];
         let server = start(layer, Handler::Echo, &opts).await;
-        let client = [Client::Compression(Some(client_deflate.clone()))];
+        let client = [Opt::Compression(Some(client_deflate.clone()))];
         let ws = open(layer, &server, "/", &client).await;
         let accepted = response(&ws)
             .headers
@@ -682,7 +607,7 @@ async fn process_request_hands_typed_data_to_the_handler() {
     for layer in LAYERS {
         let (server, mut connections) =
             start_handing(layer, &[Opt::ProcessRequest(user_and_room)]).await;
-        open(layer, &server, "/", &[Client::Header("X-User", "alice")]).await;
+        open(layer, &server, "/", &[Opt::Header("X-User", "alice")]).await;
         let peer = within(connections.recv()).await.unwrap();
         assert_eq!(data_of(&peer), "Some(\"alice\") Some(7) false", "{layer:?}");
         // Without data: nothing, and nothing from the previous connection.

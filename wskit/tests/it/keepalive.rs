@@ -17,16 +17,7 @@ use crate::layers::{
     start_handing,
 };
 use crate::raw::{close_frame, raw_accept, raw_connect};
-use crate::support::{WAIT, eventually, within};
-
-/// The next message, bounded by [`WAIT`] on both layers (the blocking one through its own
-/// `recv_timeout`, so that no blocking thread is left waiting).
-async fn recv(ws: &Conn) -> wskit::Result<Message> {
-    let layer = ws.layer();
-    ws.recv_timeout(WAIT)
-        .await
-        .map(|message| message.unwrap_or_else(|| panic!("{layer:?}: no message within {WAIT:?}")))
-}
+use crate::support::{eventually, within};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_resolves_to_the_round_trip_time() {
@@ -164,7 +155,7 @@ async fn an_unsolicited_pong_breaks_nothing() {
         ws.pong(b"").await.unwrap();
         ws.send("still fine").await.unwrap();
         assert_eq!(
-            recv(&ws).await.unwrap(),
+            ws.recv().await.unwrap(),
             Message::from("still fine"),
             "{layer:?}"
         );
@@ -221,7 +212,7 @@ async fn the_server_closes_an_unresponsive_peer_with_1011_after_ping_timeout() {
         // A receiver on the server side, waiting when the timeout strikes.
         let receiving = tokio::spawn({
             let connection = connection.clone();
-            async move { recv(&connection).await }
+            async move { connection.recv().await }
         });
         let ping = within(peer.read_frame()).await.unwrap();
         assert_eq!(ping.opcode, OpCode::Ping, "{layer:?}: {ping:?}");
@@ -292,7 +283,7 @@ async fn the_client_fails_the_connection_when_the_server_never_pongs() {
         let ws = client_connect_with(layer, format!("ws://{addr}/"), &opts)
             .await
             .unwrap();
-        let error = recv(&ws).await.unwrap_err();
+        let error = ws.recv().await.unwrap_err();
         let elapsed = start.elapsed();
         assert!(
             error.is_closed() && !error.is_closed_ok(),
@@ -390,7 +381,7 @@ async fn pings_and_the_close_are_handled_while_the_handler_only_sends() {
         )
         .await
         .unwrap();
-        assert_eq!(recv(&ws).await.unwrap(), Message::from("tick"), "{layer:?}");
+        assert_eq!(ws.recv().await.unwrap(), Message::from("tick"), "{layer:?}");
         let latency = ws
             .ping(b"are you there")
             .await

@@ -13,31 +13,19 @@ use wskit::{CloseCode, Message};
 use crate::layers::{
     Conn, Handler, LAYERS, Layer, Opt, Running, client_connect_with, start, start_handing,
 };
-use crate::support::{WAIT, within};
-
-fn uri(server: &Running) -> String {
-    format!("ws://{}/", server.addr())
-}
+use crate::support::within;
 
 /// A client of `layer` with `opts`, connected to `server`.
 async fn client(layer: Layer, server: &Running, opts: &[Opt]) -> Conn {
-    client_connect_with(layer, uri(server), opts)
+    client_connect_with(layer, server.uri(), opts)
         .await
         .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"))
-}
-
-/// The next message, bounded by `WAIT` on both layers.
-async fn recv(ws: &Conn) -> wskit::Result<Message> {
-    let layer = ws.layer();
-    ws.recv_timeout(WAIT)
-        .await
-        .map(|message| message.unwrap_or_else(|| panic!("{layer:?}: no message in {WAIT:?}")))
 }
 
 /// The next message, which must come.
 async fn recv_message(ws: &Conn) -> Message {
     let layer = ws.layer();
-    recv(ws)
+    ws.recv()
         .await
         .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"))
 }
@@ -45,7 +33,7 @@ async fn recv_message(ws: &Conn) -> Message {
 /// The error that ends the connection, which must come instead of a message.
 async fn recv_error(ws: &Conn) -> wskit::Error {
     let layer = ws.layer();
-    match recv(ws).await {
+    match ws.recv().await {
         Ok(message) => panic!(
             "{layer:?}: a message of {} bytes instead of an error",
             message.len()

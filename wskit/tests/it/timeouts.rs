@@ -13,11 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 use wskit::{CloseCode, Connection};
 use wskit_proto::frame::OpCode;
 
-use crate::layers::{
-    Conn, Handler, LAYERS, Layer, Opt, Running, client_connect_with, each_layer, start,
-};
+use crate::layers::{Handler, LAYERS, Layer, Opt, Running, client_connect_with, each_layer, start};
 use crate::raw::{close_frame, raw_accept, raw_connect};
-use crate::support::{WAIT, eventually, within};
+use crate::support::{eventually, within};
 
 /// Read until EOF (or a reset); returns the bytes read.
 async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
@@ -47,23 +45,6 @@ async fn close_server(server: &Running) {
                 .unwrap();
         }
     }
-}
-
-/// The connections `server` counts as open.
-fn open_connections(server: &Running) -> usize {
-    match server {
-        Running::Async(server) => server.connections().len(),
-        Running::Sync(server) => server.connections().len(),
-    }
-}
-
-/// The next message, bounded by [`WAIT`] on both layers (the blocking one through its own
-/// `recv_timeout`, so that no blocking thread is left waiting).
-async fn recv(ws: &Conn) -> wskit::Result<wskit::Message> {
-    let layer = ws.layer();
-    ws.recv_timeout(WAIT)
-        .await
-        .map(|message| message.unwrap_or_else(|| panic!("{layer:?}: no message within {WAIT:?}")))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,7 +299,7 @@ async fn close_gives_up_after_close_timeout_when_the_receive_queue_is_full() {
         let ws = client_connect_with(layer, format!("ws://{}/", server.addr()), &opts)
             .await
             .unwrap();
-        recv(&ws).await.unwrap();
+        ws.recv().await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         let start = Instant::now();
         ws.close(1000, "").await.unwrap();
@@ -401,12 +382,12 @@ async fn close_timeout_ends_a_connection_whose_peer_stopped_reading() {
         let server = start_stuck(layer, false).await;
         let (mut peer, _) = raw_connect(server.addr(), "/").await;
         eventually(&format!("{layer:?}: the connection is registered"), || {
-            open_connections(&server) == 1
+            server.connection_count() == 1
         })
         .await;
         // The peer never reads; the server must give up on it by itself.
         eventually(&format!("{layer:?}: the connection is gone"), || {
-            open_connections(&server) == 0
+            server.connection_count() == 0
         })
         .await;
         // And the transport is closed: what was written, then the end.
@@ -422,14 +403,14 @@ async fn close_timeout_ends_a_connection_whose_peer_ended_its_side_and_stopped_r
         let server = start_stuck(layer, true).await;
         let (mut peer, _) = raw_connect(server.addr(), "/").await;
         eventually(&format!("{layer:?}: the connection is registered"), || {
-            open_connections(&server) == 1
+            server.connection_count() == 1
         })
         .await;
         // Let the handler fill the buffers, then end our side without reading anything.
         tokio::time::sleep(Duration::from_millis(500)).await;
         peer.stream.shutdown().await.unwrap();
         eventually(&format!("{layer:?}: the connection is gone"), || {
-            open_connections(&server) == 0
+            server.connection_count() == 0
         })
         .await;
         // And the transport is closed: what was written, then the end.
