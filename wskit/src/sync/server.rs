@@ -233,6 +233,9 @@ where
                     let shared = Arc::clone(&shared);
                     move || {
                         let _guard = ThreadGuard(Arc::clone(&shared));
+                        // Declared after the guard, so dropped before it: the listener is
+                        // closed by the time `wait_closed` sees this thread gone.
+                        let listener = listener;
                         accept_loop(&listener, &shared, &handler, &options);
                     }
                 });
