@@ -1,442 +1,676 @@
-//! The client: URIs, handshake options, typed errors, and redirects.
+//! The client: URIs, handshake options, typed errors, and redirects. Every case runs against
+//! both I/O layers (see layers.rs), the async client (`wskit::connect`) and the blocking one
+//! (`wskit::sync::connect(uri).open()`); where the server is wskit too, it is of the same layer
+//! as the client.
+
+#![cfg(feature = "sync")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::mpsc;
-use wskit::{Connection, Error, Message, PeerAddr, Response};
+use wskit::server::Handshake;
+use wskit::{Connection, Error, PeerAddr, Request, Response};
 
+use crate::layers::{
+    Conn, Handler, LAYERS, Layer, Opt, Running, client_connect, client_connect_with, start,
+    start_handing,
+};
 use crate::raw::{header, raw_respond};
-use crate::support::{echo, uri, within};
+use crate::support::within;
+
+/// The request headers that [`report_headers`] sends back, in its order.
+const REPORTED: [&str; 5] = [
+    "Authorization",
+    "User-Agent",
+    "Origin",
+    "X-Custom",
+    "Cookie",
+];
 
 /// A handler that sends back the request's `Authorization` header (or `<none>`), then its
-/// `User-Agent`, `Origin` and `X-Custom`, then echoes.
+/// `User-Agent`, `Origin`, `X-Custom` and `Cookie`, then echoes.
 async fn report_headers(ws: Connection) -> wskit::Result<()> {
     let headers = ws.request().unwrap().headers.clone();
-    for name in [
-        "Authorization",
-        "User-Agent",
-        "Origin",
-        "X-Custom",
-        "Cookie",
-    ] {
+    for name in REPORTED {
         ws.send(headers.get(name).unwrap_or("<none>")).await?;
     }
-    echo(ws).await
+    loop {
+        match ws.recv().await {
+            Ok(message) => ws.send(message).await?,
+            Err(error) if error.is_closed_ok() => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// [`report_headers`] on the blocking layer.
+fn sync_report_headers(ws: wskit::sync::Connection) -> wskit::Result<()> {
+    let headers = ws.request().unwrap().headers.clone();
+    for name in REPORTED {
+        ws.send(headers.get(name).unwrap_or("<none>"))?;
+    }
+    loop {
+        match ws.recv() {
+            Ok(message) => ws.send(message)?,
+            Err(error) if error.is_closed_ok() => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// A server of `$layer` bound to `$bind` running [`report_headers`], its `Serve` builder
+/// (either layer's: the methods have the same names) configured by `$configure`. Returns the
+/// result of starting it.
+macro_rules! serve_reporting {
+    ($layer:expr, $bind:expr, |$serve:ident| $configure:expr) => {{
+        let bind: &str = $bind;
+        match $layer {
+            Layer::Async => {
+                let $serve = wskit::serve(report_headers, bind);
+                within($configure).await.map(Running::Async)
+            }
+            Layer::Sync => {
+                let $serve = wskit::sync::serve(sync_report_headers, bind);
+                ($configure).start().map(Running::Sync)
+            }
+        }
+    }};
 }
 
 /// The headers reported by [`report_headers`], in its order.
-async fn reported(ws: &Connection) -> Vec<String> {
+async fn reported(ws: &Conn) -> Vec<String> {
+    let layer = ws.layer();
     let mut values = Vec::new();
-    for _ in 0..5 {
-        let message = within(ws.recv()).await.unwrap();
+    for _ in REPORTED {
+        let message = ws
+            .recv()
+            .await
+            .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
         values.push(message.as_text().unwrap().to_owned());
     }
     values
 }
 
-#[tokio::test]
-async fn connects_to_a_ws_uri_with_path_and_query() {
-    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let ws = within(wskit::connect(format!("ws://{addr}/chat?room=1")))
+/// Send `text` and expect it back.
+async fn echoes(ws: &Conn, text: &str) {
+    let layer = ws.layer();
+    ws.send(text)
         .await
-        .unwrap();
-    assert_eq!(ws.path(), "/chat?room=1");
-    let request = ws.request().unwrap();
-    assert_eq!(request.path, "/chat?room=1");
-    assert_eq!(request.headers.get("Host"), Some(addr.to_string().as_str()));
-    assert_eq!(ws.response().unwrap().status, 101);
-    assert_eq!(ws.remote_addr(), Some(&PeerAddr::Tcp(addr)));
-    ws.send("hi").await.unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from("hi"));
+        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+    let echo = ws
+        .recv()
+        .await
+        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+    assert_eq!(echo, text, "{layer:?}");
 }
 
-#[tokio::test]
-async fn connects_to_an_ipv6_literal() {
-    let server = match wskit::serve(echo, "[::1]:0").await {
-        Ok(server) => server,
-        Err(error) => {
-            eprintln!("skipped: cannot bind [::1]: {error}");
-            return;
+/// `$body` with `$ws` bound to the connection of either layer in `$conn`: for what both
+/// connection types have under the same name.
+macro_rules! either {
+    ($conn:expr, |$ws:ident| $body:expr) => {
+        match $conn {
+            Conn::Async($ws) => $body,
+            Conn::Sync($ws) => $body,
         }
     };
-    let addr = server.local_addr().unwrap();
-    assert!(addr.is_ipv6());
-    let url = format!("ws://[::1]:{}/v6", addr.port());
-    let ws = within(wskit::connect(url)).await.unwrap();
-    assert_eq!(
-        ws.request().unwrap().headers.get("Host"),
-        Some(format!("[::1]:{}", addr.port()).as_str())
-    );
-    assert_eq!(ws.remote_addr(), Some(&PeerAddr::Tcp(addr)));
-    ws.send("over IPv6").await.unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from("over IPv6"));
 }
 
-#[tokio::test]
-async fn sends_origin_user_agent_and_extra_headers() {
-    let server = wskit::serve(report_headers, "127.0.0.1:0").await.unwrap();
-    let url = uri(&server, "/");
-    let ws = within(
-        wskit::connect(&url)
-            .origin("https://app.example")
-            .user_agent(Some("test-agent/1".to_owned()))
-            .header("X-Custom", "custom value"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        reported(&ws).await,
-        [
-            "<none>",
-            "test-agent/1",
-            "https://app.example",
-            "custom value",
-            "<none>"
-        ]
-    );
-    // Defaults: wskit's user agent, no origin.
-    let ws = within(wskit::connect(&url)).await.unwrap();
-    let values = reported(&ws).await;
-    assert!(values[1].starts_with("wskit/"), "{values:?}");
-    assert_eq!(values[2], "<none>");
-    // No User-Agent at all.
-    let ws = within(wskit::connect(&url).user_agent(None)).await.unwrap();
-    assert_eq!(reported(&ws).await[1], "<none>");
+/// The request a connection sent (a client) or received (a server).
+fn request(ws: &Conn) -> Request {
+    either!(ws, |ws| ws.request().cloned()).expect("a request")
 }
 
-#[tokio::test]
-async fn offers_subprotocols() {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let server = wskit::serve(
-        move |ws: Connection| {
-            let tx = tx.clone();
-            async move {
-                let offered = ws
-                    .request()
-                    .unwrap()
-                    .headers
-                    .get("Sec-WebSocket-Protocol")
-                    .map(str::to_owned);
-                let _ = tx.send(offered);
-                echo(ws).await
-            }
-        },
-        "127.0.0.1:0",
-    )
-    .subprotocols(["b"])
-    .await
-    .unwrap();
-    let ws = within(wskit::connect(uri(&server, "/")).subprotocols(["a", "b"]))
-        .await
-        .unwrap();
-    assert_eq!(within(rx.recv()).await.unwrap().as_deref(), Some("a, b"));
-    assert_eq!(ws.subprotocol(), Some("b"));
+/// The response a client received.
+fn response(ws: &Conn) -> Response {
+    either!(ws, |ws| ws.response().cloned()).expect("a client's response")
 }
 
-#[tokio::test]
-async fn no_compression_makes_no_offer() {
-    let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
-    let ws = within(wskit::connect(uri(&server, "/")).no_compression())
-        .await
-        .unwrap();
-    assert!(
-        !ws.request()
-            .unwrap()
-            .headers
-            .contains("Sec-WebSocket-Extensions")
-    );
-    assert!(
-        !ws.response()
-            .unwrap()
-            .headers
-            .contains("Sec-WebSocket-Extensions")
-    );
-    ws.send("plain").await.unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from("plain"));
+fn path(ws: &Conn) -> String {
+    either!(ws, |ws| ws.path().to_owned())
 }
 
-#[tokio::test]
-async fn invalid_uris_are_typed_errors() {
-    for bad in [
-        "http://127.0.0.1:1/",
-        "ws://",
-        "ws://host:notaport/",
-        "127.0.0.1:80",
-    ] {
-        let error = within(wskit::connect(bad)).await.unwrap_err();
-        assert!(matches!(error, Error::InvalidUri(_)), "{bad}: {error:?}");
-        assert!(!error.is_transient());
+fn remote_addr(ws: &Conn) -> Option<PeerAddr> {
+    either!(ws, |ws| ws.remote_addr().cloned())
+}
+
+/// Client settings that `Opt` does not have, applied by the same builder method on both
+/// layers.
+#[derive(Clone, Debug)]
+enum Extra {
+    UserAgent(Option<&'static str>),
+    MaxRedirects(usize),
+    OpenTimeout(Duration),
+    #[cfg(feature = "rustls")]
+    DangerAcceptInvalidCerts,
+}
+
+/// Apply `$opts` (the `Opt`s a client has that these cases use) and `$extra` to a `Connect`
+/// builder of either layer.
+macro_rules! apply {
+    ($builder:expr, $opts:expr, $extra:expr) => {{
+        let mut builder = $builder;
+        for opt in $opts {
+            builder = match opt {
+                Opt::Origin(origin) => builder.origin(*origin),
+                Opt::Header(name, value) => builder.header(*name, *value),
+                Opt::Subprotocols(list) => builder.subprotocols(list.iter().copied()),
+                Opt::NoCompression => builder.no_compression(),
+                other => panic!("not a client option of these cases: {other:?}"),
+            };
+        }
+        for extra in $extra {
+            builder = match extra {
+                Extra::UserAgent(agent) => builder.user_agent(agent.map(str::to_owned)),
+                Extra::MaxRedirects(count) => builder.max_redirects(*count),
+                Extra::OpenTimeout(timeout) => builder.open_timeout(Some(*timeout)),
+                #[cfg(feature = "rustls")]
+                Extra::DangerAcceptInvalidCerts => builder.danger_accept_invalid_certs(),
+            };
+        }
+        builder
+    }};
+}
+
+/// A client of `layer` to `uri` with `opts` and `extra` (the blocking `open` on a blocking
+/// thread, bounded by its `open_timeout`, 10 s by default, and by `WAIT`).
+async fn connect(layer: Layer, uri: String, opts: &[Opt], extra: &[Extra]) -> wskit::Result<Conn> {
+    let (opts, extra) = (opts.to_vec(), extra.to_vec());
+    match layer {
+        Layer::Async => {
+            let connect = apply!(wskit::connect(uri).no_proxy(), &opts, &extra);
+            Ok(Conn::Async(within(connect).await?))
+        }
+        Layer::Sync => {
+            let open = tokio::task::spawn_blocking(move || {
+                apply!(wskit::sync::connect(uri).no_proxy(), &opts, &extra).open()
+            });
+            Ok(Conn::Sync(within(open).await.unwrap()?))
+        }
     }
 }
 
-#[tokio::test]
+/// Connect, expecting success.
+async fn open(layer: Layer, uri: String, opts: &[Opt], extra: &[Extra]) -> Conn {
+    connect(layer, uri.clone(), opts, extra)
+        .await
+        .unwrap_or_else(|error| panic!("{layer:?}: {uri} {opts:?} {extra:?}: {error:?}"))
+}
+
+/// Connect, expecting a failure.
+async fn fails(layer: Layer, uri: String, opts: &[Opt], extra: &[Extra]) -> Error {
+    match connect(layer, uri.clone(), opts, extra).await {
+        Ok(_) => panic!("{layer:?}: {uri} {opts:?} {extra:?}: connected"),
+        Err(error) => error,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_to_a_ws_uri_with_path_and_query() {
+    for layer in LAYERS {
+        let server = start(layer, Handler::Echo, &[]).await;
+        let addr = server.addr();
+        let ws = client_connect(layer, format!("ws://{addr}/chat?room=1"))
+            .await
+            .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+        assert_eq!(path(&ws), "/chat?room=1", "{layer:?}");
+        let request = request(&ws);
+        assert_eq!(request.path, "/chat?room=1", "{layer:?}");
+        assert_eq!(
+            request.headers.get("Host"),
+            Some(addr.to_string().as_str()),
+            "{layer:?}"
+        );
+        assert_eq!(response(&ws).status, 101, "{layer:?}");
+        assert_eq!(remote_addr(&ws), Some(PeerAddr::Tcp(addr)), "{layer:?}");
+        echoes(&ws, "hi").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connects_to_an_ipv6_literal() {
+    for layer in LAYERS {
+        let server = match serve_reporting!(layer, "[::1]:0", |serve| serve) {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("skipped: cannot bind [::1]: {error}");
+                return;
+            }
+        };
+        let addr = server.addr();
+        assert!(addr.is_ipv6(), "{layer:?}");
+        let ws = open(layer, format!("ws://[::1]:{}/v6", addr.port()), &[], &[]).await;
+        assert_eq!(
+            request(&ws).headers.get("Host"),
+            Some(format!("[::1]:{}", addr.port()).as_str()),
+            "{layer:?}"
+        );
+        assert_eq!(remote_addr(&ws), Some(PeerAddr::Tcp(addr)), "{layer:?}");
+        reported(&ws).await;
+        echoes(&ws, "over IPv6").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_origin_user_agent_and_extra_headers() {
+    for layer in LAYERS {
+        let server = serve_reporting!(layer, "127.0.0.1:0", |serve| serve).expect("serve");
+        let ws = open(
+            layer,
+            server.uri(),
+            &[
+                Opt::Origin("https://app.example"),
+                Opt::Header("X-Custom", "custom value"),
+            ],
+            &[Extra::UserAgent(Some("test-agent/1"))],
+        )
+        .await;
+        assert_eq!(
+            reported(&ws).await,
+            [
+                "<none>",
+                "test-agent/1",
+                "https://app.example",
+                "custom value",
+                "<none>"
+            ],
+            "{layer:?}"
+        );
+        // Defaults: wskit's user agent, no origin.
+        let ws = open(layer, server.uri(), &[], &[]).await;
+        let values = reported(&ws).await;
+        assert!(values[1].starts_with("wskit/"), "{layer:?}: {values:?}");
+        assert_eq!(values[2], "<none>", "{layer:?}");
+        // No User-Agent at all.
+        let ws = open(layer, server.uri(), &[], &[Extra::UserAgent(None)]).await;
+        assert_eq!(reported(&ws).await[1], "<none>", "{layer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offers_subprotocols() {
+    for layer in LAYERS {
+        let (server, mut connections) = start_handing(layer, &[Opt::Subprotocols(&["b"])]).await;
+        let ws = client_connect_with(layer, server.uri(), &[Opt::Subprotocols(&["a", "b"])])
+            .await
+            .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+        let peer = within(connections.recv()).await.unwrap();
+        assert_eq!(
+            request(&peer).headers.get("Sec-WebSocket-Protocol"),
+            Some("a, b"),
+            "{layer:?}"
+        );
+        assert_eq!(ws.subprotocol().as_deref(), Some("b"), "{layer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_compression_makes_no_offer() {
+    for layer in LAYERS {
+        let server = start(layer, Handler::Echo, &[]).await;
+        let ws = client_connect_with(layer, server.uri(), &[Opt::NoCompression])
+            .await
+            .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+        assert!(
+            !request(&ws).headers.contains("Sec-WebSocket-Extensions"),
+            "{layer:?}"
+        );
+        assert!(
+            !response(&ws).headers.contains("Sec-WebSocket-Extensions"),
+            "{layer:?}"
+        );
+        assert!(!ws.is_compressed(), "{layer:?}");
+        echoes(&ws, "plain").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_uris_are_typed_errors() {
+    for layer in LAYERS {
+        for bad in [
+            "http://127.0.0.1:1/",
+            "ws://",
+            "ws://host:notaport/",
+            "127.0.0.1:80",
+        ] {
+            let error = fails(layer, bad.to_owned(), &[], &[]).await;
+            assert!(
+                matches!(error, Error::InvalidUri(_)),
+                "{layer:?}: {bad}: {error:?}"
+            );
+            assert!(!error.is_transient(), "{layer:?}: {bad}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_is_a_transient_io_error() {
-    // Bound but not listening: connections are refused.
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    let error = within(wskit::connect(format!("ws://{addr}/")))
-        .await
-        .unwrap_err();
-    let Error::Io(io) = &error else {
-        panic!("expected an I/O error, got {error:?}");
-    };
-    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
-    assert!(error.is_io());
-    assert!(error.is_transient());
+    for layer in LAYERS {
+        // Bound but not listening: connections are refused.
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let error = fails(layer, format!("ws://{addr}/"), &[], &[]).await;
+        let Error::Io(io) = &error else {
+            panic!("{layer:?}: expected an I/O error, got {error:?}");
+        };
+        assert_eq!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{layer:?}"
+        );
+        assert!(error.is_io(), "{layer:?}");
+        assert!(error.is_transient(), "{layer:?}");
+    }
 }
 
-#[tokio::test]
+fn no_such_room(_: &mut Handshake<'_>, _: &Request) -> Option<Response> {
+    Some(Response::new(404, "No such room.\n"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_handshake_returns_the_response() {
-    let server = wskit::serve(echo, "127.0.0.1:0")
-        .process_request(|_, _| Some(Response::new(404, "No such room.\n")))
-        .await
-        .unwrap();
-    let error = within(wskit::connect(uri(&server, "/room")))
-        .await
-        .unwrap_err();
-    let Error::InvalidStatus(response) = &error else {
-        panic!("expected InvalidStatus, got {error:?}");
-    };
-    assert_eq!(response.status, 404);
-    assert_eq!(&response.body[..], b"No such room.\n");
-    assert!(error.is_handshake());
-    assert!(!error.is_transient());
+    for layer in LAYERS {
+        let server = start(layer, Handler::Echo, &[Opt::ProcessRequest(no_such_room)]).await;
+        let error = fails(layer, format!("ws://{}/room", server.addr()), &[], &[]).await;
+        let Error::InvalidStatus(response) = &error else {
+            panic!("{layer:?}: expected InvalidStatus, got {error:?}");
+        };
+        assert_eq!(response.status, 404, "{layer:?}");
+        assert_eq!(&response.body[..], b"No such room.\n", "{layer:?}");
+        assert!(error.is_handshake(), "{layer:?}");
+        assert!(!error.is_transient(), "{layer:?}");
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_timeout_against_a_server_that_never_answers() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    // Accept, then say nothing.
-    let silent = tokio::spawn(async move {
-        let (stream, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        drop(stream);
-    });
-    let start = Instant::now();
-    let error = within(
-        wskit::connect(format!("ws://{addr}/")).open_timeout(Some(Duration::from_millis(200))),
-    )
-    .await
-    .unwrap_err();
-    let elapsed = start.elapsed();
-    assert!(matches!(error, Error::Timeout(_)), "{error:?}");
-    assert!(error.is_timeout() && error.is_transient());
-    assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-    silent.abort();
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accept, then say nothing.
+        let silent = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            drop(stream);
+        });
+        let start = Instant::now();
+        let error = fails(
+            layer,
+            format!("ws://{addr}/"),
+            &[],
+            &[Extra::OpenTimeout(Duration::from_millis(200))],
+        )
+        .await;
+        let elapsed = start.elapsed();
+        assert!(matches!(error, Error::Timeout(_)), "{layer:?}: {error:?}");
+        assert!(
+            error.is_timeout() && error.is_transient(),
+            "{layer:?}: {error:?}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(190),
+            "{layer:?}: {elapsed:?}"
+        );
+        assert!(elapsed < Duration::from_secs(2), "{layer:?}: {elapsed:?}");
+        silent.abort();
+    }
 }
 
-/// A server that answers every request with a redirect to `location(path)`, counting them.
+/// A server of `layer` running [`report_headers`] that answers every request for which
+/// `location(path)` gives a location with a redirect there, counting every request.
 async fn redirecting_server(
+    layer: Layer,
     status: u16,
     location: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
-) -> (wskit::Server, Arc<AtomicUsize>) {
+) -> (Running, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&count);
-    let server = wskit::serve(report_headers, "127.0.0.1:0")
-        .process_request(move |_, request| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let location = location(&request.path)?;
-            let mut response = Response::new(status, "");
-            response.headers.append("Location", location);
-            Some(response)
-        })
-        .await
-        .unwrap();
+    let hook = move |_: &mut Handshake<'_>, request: &Request| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let location = location(&request.path)?;
+        let mut response = Response::new(status, "");
+        response.headers.append("Location", location);
+        Some(response)
+    };
+    let server =
+        serve_reporting!(layer, "127.0.0.1:0", |serve| serve.process_request(hook)).expect("serve");
     (server, count)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_a_302_to_another_server() {
-    let target = wskit::serve(report_headers, "127.0.0.1:0").await.unwrap();
-    let target_uri = uri(&target, "/target");
-    let (origin, count) = redirecting_server(302, move |_| Some(target_uri.clone())).await;
-    let ws = within(wskit::connect(uri(&origin, "/start")))
-        .await
-        .unwrap();
-    assert_eq!(count.load(Ordering::SeqCst), 1);
-    assert_eq!(ws.path(), "/target");
-    assert_eq!(
-        ws.remote_addr(),
-        Some(&PeerAddr::Tcp(target.local_addr().unwrap()))
-    );
-    reported(&ws).await;
-    ws.send("arrived").await.unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from("arrived"));
+    for layer in LAYERS {
+        let target = serve_reporting!(layer, "127.0.0.1:0", |serve| serve).expect("serve");
+        let target_uri = format!("ws://{}/target", target.addr());
+        let (origin, count) =
+            redirecting_server(layer, 302, move |_| Some(target_uri.clone())).await;
+        let ws = open(layer, format!("ws://{}/start", origin.addr()), &[], &[]).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1, "{layer:?}");
+        assert_eq!(path(&ws), "/target", "{layer:?}");
+        assert_eq!(
+            remote_addr(&ws),
+            Some(PeerAddr::Tcp(target.addr())),
+            "{layer:?}"
+        );
+        reported(&ws).await;
+        echoes(&ws, "arrived").await;
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_a_307_from_a_raw_http_server() {
-    let target = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let response = format!(
-        "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n",
-        uri(&target, "/moved")
-    );
-    let redirector = tokio::spawn(async move { raw_respond(&listener, &response).await });
-    let ws = within(wskit::connect(format!("ws://{addr}/old")))
-        .await
-        .unwrap();
-    let request = within(redirector).await.unwrap();
-    assert!(request.starts_with("GET /old HTTP/1.1\r\n"), "{request}");
-    assert!(header(&request, "Sec-WebSocket-Key").is_some());
-    assert_eq!(ws.path(), "/moved");
-    ws.send("after 307").await.unwrap();
-    assert_eq!(within(ws.recv()).await.unwrap(), Message::from("after 307"));
+    for layer in LAYERS {
+        let target = start(layer, Handler::Echo, &[]).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let response = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: ws://{}/moved\r\n\
+             Content-Length: 0\r\n\r\n",
+            target.addr()
+        );
+        let redirector = tokio::spawn(async move { raw_respond(&listener, &response).await });
+        let ws = open(layer, format!("ws://{addr}/old"), &[], &[]).await;
+        let request = within(redirector).await.unwrap();
+        assert!(
+            request.starts_with("GET /old HTTP/1.1\r\n"),
+            "{layer:?}: {request}"
+        );
+        assert!(
+            header(&request, "Sec-WebSocket-Key").is_some(),
+            "{layer:?}: {request}"
+        );
+        assert_eq!(path(&ws), "/moved", "{layer:?}");
+        echoes(&ws, "after 307").await;
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follows_at_most_max_redirects() {
-    // /3 -> /2 -> /1 -> /0, which is served.
-    let (server, count) = redirecting_server(302, |path| {
-        let n: u32 = path.trim_start_matches('/').parse().ok()?;
-        (n > 0).then(|| format!("/{}", n - 1))
-    })
-    .await;
-    let ws = within(wskit::connect(uri(&server, "/3")).max_redirects(3))
-        .await
-        .unwrap();
-    assert_eq!(ws.path(), "/0");
-    assert_eq!(count.load(Ordering::SeqCst), 4);
+    for layer in LAYERS {
+        // /3 -> /2 -> /1 -> /0, which is served.
+        let (server, count) = redirecting_server(layer, 302, |path| {
+            let n: u32 = path.trim_start_matches('/').parse().ok()?;
+            (n > 0).then(|| format!("/{}", n - 1))
+        })
+        .await;
+        let uri = format!("ws://{}/3", server.addr());
+        let ws = open(layer, uri.clone(), &[], &[Extra::MaxRedirects(3)]).await;
+        assert_eq!(path(&ws), "/0", "{layer:?}");
+        assert_eq!(count.load(Ordering::SeqCst), 4, "{layer:?}");
 
-    count.store(0, Ordering::SeqCst);
-    let error = within(wskit::connect(uri(&server, "/3")).max_redirects(2))
-        .await
-        .unwrap_err();
-    assert!(!error.is_transient(), "{error:?}");
-    assert_eq!(
-        count.load(Ordering::SeqCst),
-        3,
-        "the first request and two redirects, no more"
-    );
+        count.store(0, Ordering::SeqCst);
+        let error = fails(layer, uri, &[], &[Extra::MaxRedirects(2)]).await;
+        assert!(!error.is_transient(), "{layer:?}: {error:?}");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            3,
+            "{layer:?}: the first request and two redirects, no more"
+        );
 
-    // A redirect loop ends too.
-    let (looping, count) = redirecting_server(307, |_| Some("/again".to_owned())).await;
-    let error = within(wskit::connect(uri(&looping, "/")))
-        .await
-        .unwrap_err();
-    assert!(
-        !matches!(error, Error::InvalidStatus(_)),
-        "a redirect status is not returned as such: {error:?}"
-    );
-    assert_eq!(count.load(Ordering::SeqCst), 11, "10 redirects by default");
+        // A redirect loop ends too.
+        let (looping, count) = redirecting_server(layer, 307, |_| Some("/again".to_owned())).await;
+        let error = fails(layer, looping.uri(), &[], &[]).await;
+        assert!(
+            !matches!(error, Error::InvalidStatus(_)),
+            "{layer:?}: a redirect status is not returned as such: {error:?}"
+        );
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            11,
+            "{layer:?}: 10 redirects by default"
+        );
+    }
 }
 
-#[tokio::test]
+fn found_nowhere(_: &mut Handshake<'_>, _: &Request) -> Option<Response> {
+    Some(Response::new(302, ""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_without_location_is_returned_as_is() {
-    let server = wskit::serve(echo, "127.0.0.1:0")
-        .process_request(|_, _| Some(Response::new(302, "")))
-        .await
-        .unwrap();
-    let error = within(wskit::connect(uri(&server, "/"))).await.unwrap_err();
-    assert_eq!(error.response().map(|r| r.status), Some(302), "{error:?}");
+    for layer in LAYERS {
+        let server = start(layer, Handler::Echo, &[Opt::ProcessRequest(found_nowhere)]).await;
+        let error = fails(layer, server.uri(), &[], &[]).await;
+        assert_eq!(
+            error.response().map(|r| r.status),
+            Some(302),
+            "{layer:?}: {error:?}"
+        );
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_dropped_across_origins() {
-    let target = wskit::serve(report_headers, "127.0.0.1:0").await.unwrap();
-    let target_uri = uri(&target, "/");
-    let (origin, _) = redirecting_server(302, move |_| Some(target_uri.clone())).await;
-    let ws = within(
-        wskit::connect(uri(&origin, "/"))
-            .header("Authorization", "Bearer secret")
-            .header("Cookie", "session=1")
-            .header("X-Custom", "kept"),
-    )
-    .await
-    .unwrap();
-    let values = reported(&ws).await;
-    assert_eq!(
-        values[0], "<none>",
-        "Authorization leaked to another origin"
-    );
-    assert_eq!(values[4], "<none>", "Cookie leaked to another origin");
-    assert_eq!(values[3], "kept");
-}
-
-#[tokio::test]
-async fn credentials_are_kept_for_the_same_origin() {
-    let (server, count) =
-        redirecting_server(302, |path| (path == "/old").then(|| "/new".to_owned())).await;
-    let ws = within(
-        wskit::connect(uri(&server, "/old"))
-            .header("Authorization", "Bearer secret")
-            .header("Cookie", "session=1"),
-    )
-    .await
-    .unwrap();
-    assert_eq!(count.load(Ordering::SeqCst), 2);
-    assert_eq!(ws.path(), "/new");
-    let values = reported(&ws).await;
-    assert_eq!(values[0], "Bearer secret");
-    assert_eq!(values[4], "session=1");
-}
-
-#[tokio::test]
-async fn a_server_that_hangs_up_during_the_handshake_is_a_transient_failure() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = tokio::spawn(async move {
-        // Read the request, then close without answering (a server restarting, say).
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut buf = bytes::BytesMut::new();
-        crate::raw::read_head(&mut stream, &mut buf).await.unwrap();
-    });
-    let error = within(wskit::connect(format!("ws://{addr}/")))
-        .await
-        .unwrap_err();
-    within(peer).await.unwrap();
-    assert!(error.is_handshake() || error.is_io(), "{error:?}");
-    assert!(
-        error.is_transient(),
-        "a connection lost during the handshake is worth retrying: {error:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_wrong_accept_key_is_a_handshake_error() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peer = tokio::spawn(async move {
-        raw_respond(
-            &listener,
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+    for layer in LAYERS {
+        let target = serve_reporting!(layer, "127.0.0.1:0", |serve| serve).expect("serve");
+        let target_uri = target.uri();
+        let (origin, _) = redirecting_server(layer, 302, move |_| Some(target_uri.clone())).await;
+        let ws = open(
+            layer,
+            origin.uri(),
+            &[
+                Opt::Header("Authorization", "Bearer secret"),
+                Opt::Header("Cookie", "session=1"),
+                Opt::Header("X-Custom", "kept"),
+            ],
+            &[],
         )
-        .await
-    });
-    let error = within(wskit::connect(format!("ws://{addr}/")))
-        .await
-        .unwrap_err();
-    within(peer).await.unwrap();
-    assert!(matches!(error, Error::Handshake(_)), "{error:?}");
-    assert!(!error.is_transient());
+        .await;
+        let values = reported(&ws).await;
+        assert_eq!(
+            values[0], "<none>",
+            "{layer:?}: Authorization leaked to another origin"
+        );
+        assert_eq!(
+            values[4], "<none>",
+            "{layer:?}: Cookie leaked to another origin"
+        );
+        assert_eq!(values[3], "kept", "{layer:?}");
+    }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_kept_for_the_same_origin() {
+    for layer in LAYERS {
+        let (server, count) = redirecting_server(layer, 302, |path| {
+            (path == "/old").then(|| "/new".to_owned())
+        })
+        .await;
+        let ws = open(
+            layer,
+            format!("ws://{}/old", server.addr()),
+            &[
+                Opt::Header("Authorization", "Bearer secret"),
+                Opt::Header("Cookie", "session=1"),
+            ],
+            &[],
+        )
+        .await;
+        assert_eq!(count.load(Ordering::SeqCst), 2, "{layer:?}");
+        assert_eq!(path(&ws), "/new", "{layer:?}");
+        let values = reported(&ws).await;
+        assert_eq!(values[0], "Bearer secret", "{layer:?}");
+        assert_eq!(values[4], "session=1", "{layer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_hangs_up_during_the_handshake_is_a_transient_failure() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            // Read the request, then close without answering (a server restarting, say).
+            let (mut stream, _) = within(listener.accept()).await.unwrap();
+            let mut buf = bytes::BytesMut::new();
+            within(crate::raw::read_head(&mut stream, &mut buf))
+                .await
+                .unwrap();
+        });
+        let error = fails(layer, format!("ws://{addr}/"), &[], &[]).await;
+        within(peer).await.unwrap();
+        assert!(
+            error.is_handshake() || error.is_io(),
+            "{layer:?}: {error:?}"
+        );
+        assert!(
+            error.is_transient(),
+            "{layer:?}: a connection lost during the handshake is worth retrying: {error:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_accept_key_is_a_handshake_error() {
+    for layer in LAYERS {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = tokio::spawn(async move {
+            raw_respond(
+                &listener,
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n",
+            )
+            .await
+        });
+        let error = fails(layer, format!("ws://{addr}/"), &[], &[]).await;
+        within(peer).await.unwrap();
+        assert!(matches!(error, Error::Handshake(_)), "{layer:?}: {error:?}");
+        assert!(!error.is_transient(), "{layer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_info_in_the_uri_is_sent_as_basic_authorization() {
-    let server = wskit::serve(report_headers, "127.0.0.1:0").await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let ws = within(wskit::connect(format!("ws://alice:secret@{addr}/")))
-        .await
-        .unwrap();
-    // base64("alice:secret")
-    assert_eq!(reported(&ws).await[0], "Basic YWxpY2U6c2VjcmV0");
-    // Not to another origin after a redirect.
-    let target = uri(&server, "/");
-    let (origin, _) = redirecting_server(302, move |_| Some(target.clone())).await;
-    let origin_addr = origin.local_addr().unwrap();
-    let ws = within(wskit::connect(format!("ws://alice:secret@{origin_addr}/")))
-        .await
-        .unwrap();
-    assert_eq!(reported(&ws).await[0], "<none>");
+    for layer in LAYERS {
+        let server = serve_reporting!(layer, "127.0.0.1:0", |serve| serve).expect("serve");
+        let ws = open(
+            layer,
+            format!("ws://alice:secret@{}/", server.addr()),
+            &[],
+            &[],
+        )
+        .await;
+        // base64("alice:secret")
+        assert_eq!(
+            reported(&ws).await[0],
+            "Basic YWxpY2U6c2VjcmV0",
+            "{layer:?}"
+        );
+        // Not to another origin after a redirect.
+        let target = server.uri();
+        let (origin, _) = redirecting_server(layer, 302, move |_| Some(target.clone())).await;
+        let ws = open(
+            layer,
+            format!("ws://alice:secret@{}/", origin.addr()),
+            &[],
+            &[],
+        )
+        .await;
+        assert_eq!(reported(&ws).await[0], "<none>", "{layer:?}");
+    }
 }
 
 #[cfg(feature = "rustls")]
@@ -452,42 +686,49 @@ mod tls_redirects {
         .unwrap()
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn never_follows_a_redirect_from_wss_to_ws() {
-        let (plain, count) = redirecting_server(302, |_| None).await;
-        let plain_uri = uri(&plain, "/");
-        let secure = wskit::serve(report_headers, "127.0.0.1:0")
-            .tls(tls_server_config())
-            .process_request(move |_, request| {
+        for layer in LAYERS {
+            let (plain, count) = redirecting_server(layer, 302, |_| None).await;
+            let plain_uri = plain.uri();
+            let downgrade = move |_: &mut Handshake<'_>, request: &Request| {
                 (request.path == "/downgrade").then(|| {
                     let mut response = Response::new(302, "");
                     response.headers.append("Location", plain_uri.as_str());
                     response
                 })
-            })
-            .await
-            .unwrap();
-        let port = secure.local_addr().unwrap().port();
-        let error = within(
-            wskit::connect(format!("wss://127.0.0.1:{port}/downgrade"))
-                .danger_accept_invalid_certs(),
-        )
-        .await
-        .unwrap_err();
-        assert!(!matches!(error, Error::InvalidStatus(_)), "{error:?}");
-        assert_eq!(
-            count.load(Ordering::SeqCst),
-            0,
-            "the ws:// server was contacted"
-        );
-        // wss:// itself works, and a same-origin redirect stays on wss://.
-        let ws = within(
-            wskit::connect(format!("wss://127.0.0.1:{port}/")).danger_accept_invalid_certs(),
-        )
-        .await
-        .unwrap();
-        reported(&ws).await;
-        ws.send("secure").await.unwrap();
-        assert_eq!(within(ws.recv()).await.unwrap(), Message::from("secure"));
+            };
+            let secure = serve_reporting!(layer, "127.0.0.1:0", |serve| serve
+                .tls(tls_server_config())
+                .process_request(downgrade))
+            .expect("serve");
+            let port = secure.addr().port();
+            let error = fails(
+                layer,
+                format!("wss://127.0.0.1:{port}/downgrade"),
+                &[],
+                &[Extra::DangerAcceptInvalidCerts],
+            )
+            .await;
+            assert!(
+                !matches!(error, Error::InvalidStatus(_)),
+                "{layer:?}: {error:?}"
+            );
+            assert_eq!(
+                count.load(Ordering::SeqCst),
+                0,
+                "{layer:?}: the ws:// server was contacted"
+            );
+            // wss:// itself works, and a same-origin redirect stays on wss://.
+            let ws = open(
+                layer,
+                format!("wss://127.0.0.1:{port}/"),
+                &[],
+                &[Extra::DangerAcceptInvalidCerts],
+            )
+            .await;
+            reported(&ws).await;
+            echoes(&ws, "secure").await;
+        }
     }
 }
