@@ -93,113 +93,21 @@ async fn reported(ws: &Conn) -> Vec<String> {
     values
 }
 
-/// Send `text` and expect it back.
-async fn echoes(ws: &Conn, text: &str) {
-    let layer = ws.layer();
-    ws.send(text)
-        .await
-        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    let echo = ws
-        .recv()
-        .await
-        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    assert_eq!(echo, text, "{layer:?}");
-}
-
-/// `$body` with `$ws` bound to the connection of either layer in `$conn`: for what both
-/// connection types have under the same name.
-macro_rules! either {
-    ($conn:expr, |$ws:ident| $body:expr) => {
-        match $conn {
-            Conn::Async($ws) => $body,
-            Conn::Sync($ws) => $body,
-        }
-    };
-}
-
-/// The request a connection sent (a client) or received (a server).
-fn request(ws: &Conn) -> Request {
-    either!(ws, |ws| ws.request().cloned()).expect("a request")
-}
-
-/// The response a client received.
-fn response(ws: &Conn) -> Response {
-    either!(ws, |ws| ws.response().cloned()).expect("a client's response")
-}
-
-fn path(ws: &Conn) -> String {
-    either!(ws, |ws| ws.path().to_owned())
-}
-
-fn remote_addr(ws: &Conn) -> Option<PeerAddr> {
-    either!(ws, |ws| ws.remote_addr().cloned())
-}
-
-/// Client settings that `Opt` does not have, applied by the same builder method on both
-/// layers.
-#[derive(Clone, Debug)]
-enum Extra {
-    UserAgent(Option<&'static str>),
-    MaxRedirects(usize),
-    OpenTimeout(Duration),
-    #[cfg(feature = "rustls")]
-    DangerAcceptInvalidCerts,
-}
-
-/// Apply `$opts` (the `Opt`s a client has that these cases use) and `$extra` to a `Connect`
-/// builder of either layer.
-macro_rules! apply {
-    ($builder:expr, $opts:expr, $extra:expr) => {{
-        let mut builder = $builder;
-        for opt in $opts {
-            builder = match opt {
-                Opt::Origin(origin) => builder.origin(*origin),
-                Opt::Header(name, value) => builder.header(*name, *value),
-                Opt::Subprotocols(list) => builder.subprotocols(list.iter().copied()),
-                Opt::NoCompression => builder.no_compression(),
-                other => panic!("not a client option of these cases: {other:?}"),
-            };
-        }
-        for extra in $extra {
-            builder = match extra {
-                Extra::UserAgent(agent) => builder.user_agent(agent.map(str::to_owned)),
-                Extra::MaxRedirects(count) => builder.max_redirects(*count),
-                Extra::OpenTimeout(timeout) => builder.open_timeout(Some(*timeout)),
-                #[cfg(feature = "rustls")]
-                Extra::DangerAcceptInvalidCerts => builder.danger_accept_invalid_certs(),
-            };
-        }
-        builder
-    }};
-}
-
-/// A client of `layer` to `uri` with `opts` and `extra` (the blocking `open` on a blocking
-/// thread, bounded by its `open_timeout`, 10 s by default, and by `WAIT`).
-async fn connect(layer: Layer, uri: String, opts: &[Opt], extra: &[Extra]) -> wskit::Result<Conn> {
-    let (opts, extra) = (opts.to_vec(), extra.to_vec());
-    match layer {
-        Layer::Async => {
-            let connect = apply!(wskit::connect(uri).no_proxy(), &opts, &extra);
-            Ok(Conn::Async(within(connect).await?))
-        }
-        Layer::Sync => {
-            let open = tokio::task::spawn_blocking(move || {
-                apply!(wskit::sync::connect(uri).no_proxy(), &opts, &extra).open()
-            });
-            Ok(Conn::Sync(within(open).await.unwrap()?))
-        }
-    }
+/// A client of `layer` to `uri` with `opts`, then the client-only settings `extra`.
+async fn connect(layer: Layer, uri: String, opts: &[Opt], extra: &[Opt]) -> wskit::Result<Conn> {
+    let all: Vec<Opt> = opts.iter().chain(extra).cloned().collect();
+    client_connect_with(layer, uri, &all).await
 }
 
 /// Connect, expecting success.
-async fn open(layer: Layer, uri: String, opts: &[Opt], extra: &[Extra]) -> Conn {
+async fn open(layer: Layer, uri: String, opts: &[Opt], extra: &[Opt]) -> Conn {
     connect(layer, uri.clone(), opts, extra)
         .await
         .unwrap_or_else(|error| panic!("{layer:?}: {uri} {opts:?} {extra:?}: {error:?}"))
 }
 
 /// Connect, expecting a failure.
-async fn fails(layer: Layer, uri: String, opts: &[Opt], extra: &[Extra]) -> Error {
+async fn fails(layer: Layer, uri: String, opts: &[Opt], extra: &[Opt]) -> Error {
     match connect(layer, uri.clone(), opts, extra).await {
         Ok(_) => panic!("{layer:?}: {uri} {opts:?} {extra:?}: connected"),
         Err(error) => error,
@@ -214,17 +122,17 @@ async fn connects_to_a_ws_uri_with_path_and_query() {
         let ws = client_connect(layer, format!("ws://{addr}/chat?room=1"))
             .await
             .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-        assert_eq!(path(&ws), "/chat?room=1", "{layer:?}");
-        let request = request(&ws);
+        assert_eq!(ws.path(), "/chat?room=1", "{layer:?}");
+        let request = ws.request().expect("a request");
         assert_eq!(request.path, "/chat?room=1", "{layer:?}");
         assert_eq!(
             request.headers.get("Host"),
             Some(addr.to_string().as_str()),
             "{layer:?}"
         );
-        assert_eq!(response(&ws).status, 101, "{layer:?}");
-        assert_eq!(remote_addr(&ws), Some(PeerAddr::Tcp(addr)), "{layer:?}");
-        echoes(&ws, "hi").await;
+        assert_eq!(ws.response().expect("a response").status, 101, "{layer:?}");
+        assert_eq!(ws.remote_addr(), Some(PeerAddr::Tcp(addr)), "{layer:?}");
+        ws.assert_echoes("hi").await;
     }
 }
 
@@ -242,13 +150,13 @@ async fn connects_to_an_ipv6_literal() {
         assert!(addr.is_ipv6(), "{layer:?}");
         let ws = open(layer, format!("ws://[::1]:{}/v6", addr.port()), &[], &[]).await;
         assert_eq!(
-            request(&ws).headers.get("Host"),
+            ws.request().expect("a request").headers.get("Host"),
             Some(format!("[::1]:{}", addr.port()).as_str()),
             "{layer:?}"
         );
-        assert_eq!(remote_addr(&ws), Some(PeerAddr::Tcp(addr)), "{layer:?}");
+        assert_eq!(ws.remote_addr(), Some(PeerAddr::Tcp(addr)), "{layer:?}");
         reported(&ws).await;
-        echoes(&ws, "over IPv6").await;
+        ws.assert_echoes("over IPv6").await;
     }
 }
 
@@ -263,7 +171,7 @@ async fn sends_origin_user_agent_and_extra_headers() {
                 Opt::Origin("https://app.example"),
                 Opt::Header("X-Custom", "custom value"),
             ],
-            &[Extra::UserAgent(Some("test-agent/1"))],
+            &[Opt::UserAgent(Some("test-agent/1"))],
         )
         .await;
         assert_eq!(
@@ -283,7 +191,7 @@ async fn sends_origin_user_agent_and_extra_headers() {
         assert!(values[1].starts_with("wskit/"), "{layer:?}: {values:?}");
         assert_eq!(values[2], "<none>", "{layer:?}");
         // No User-Agent at all.
-        let ws = open(layer, server.uri(), &[], &[Extra::UserAgent(None)]).await;
+        let ws = open(layer, server.uri(), &[], &[Opt::UserAgent(None)]).await;
         assert_eq!(reported(&ws).await[1], "<none>", "{layer:?}");
     }
 }
@@ -297,7 +205,10 @@ async fn offers_subprotocols() {
             .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
         let peer = within(connections.recv()).await.unwrap();
         assert_eq!(
-            request(&peer).headers.get("Sec-WebSocket-Protocol"),
+            peer.request()
+                .expect("a request")
+                .headers
+                .get("Sec-WebSocket-Protocol"),
             Some("a, b"),
             "{layer:?}"
         );
@@ -313,15 +224,21 @@ async fn no_compression_makes_no_offer() {
             .await
             .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
         assert!(
-            !request(&ws).headers.contains("Sec-WebSocket-Extensions"),
+            !ws.request()
+                .expect("a request")
+                .headers
+                .contains("Sec-WebSocket-Extensions"),
             "{layer:?}"
         );
         assert!(
-            !response(&ws).headers.contains("Sec-WebSocket-Extensions"),
+            !ws.response()
+                .expect("a response")
+                .headers
+                .contains("Sec-WebSocket-Extensions"),
             "{layer:?}"
         );
         assert!(!ws.is_compressed(), "{layer:?}");
-        echoes(&ws, "plain").await;
+        ws.assert_echoes("plain").await;
     }
 }
 
@@ -400,7 +317,7 @@ async fn open_timeout_against_a_server_that_never_answers() {
             layer,
             format!("ws://{addr}/"),
             &[],
-            &[Extra::OpenTimeout(Duration::from_millis(200))],
+            &[Opt::OpenTimeout(Duration::from_millis(200))],
         )
         .await;
         let elapsed = start.elapsed();
@@ -448,14 +365,14 @@ async fn follows_a_302_to_another_server() {
             redirecting_server(layer, 302, move |_| Some(target_uri.clone())).await;
         let ws = open(layer, format!("ws://{}/start", origin.addr()), &[], &[]).await;
         assert_eq!(count.load(Ordering::SeqCst), 1, "{layer:?}");
-        assert_eq!(path(&ws), "/target", "{layer:?}");
+        assert_eq!(ws.path(), "/target", "{layer:?}");
         assert_eq!(
-            remote_addr(&ws),
+            ws.remote_addr(),
             Some(PeerAddr::Tcp(target.addr())),
             "{layer:?}"
         );
         reported(&ws).await;
-        echoes(&ws, "arrived").await;
+        ws.assert_echoes("arrived").await;
     }
 }
 
@@ -481,8 +398,8 @@ async fn follows_a_307_from_a_raw_http_server() {
             header(&request, "Sec-WebSocket-Key").is_some(),
             "{layer:?}: {request}"
         );
-        assert_eq!(path(&ws), "/moved", "{layer:?}");
-        echoes(&ws, "after 307").await;
+        assert_eq!(ws.path(), "/moved", "{layer:?}");
+        ws.assert_echoes("after 307").await;
     }
 }
 
@@ -496,12 +413,12 @@ async fn follows_at_most_max_redirects() {
         })
         .await;
         let uri = format!("ws://{}/3", server.addr());
-        let ws = open(layer, uri.clone(), &[], &[Extra::MaxRedirects(3)]).await;
-        assert_eq!(path(&ws), "/0", "{layer:?}");
+        let ws = open(layer, uri.clone(), &[], &[Opt::MaxRedirects(3)]).await;
+        assert_eq!(ws.path(), "/0", "{layer:?}");
         assert_eq!(count.load(Ordering::SeqCst), 4, "{layer:?}");
 
         count.store(0, Ordering::SeqCst);
-        let error = fails(layer, uri, &[], &[Extra::MaxRedirects(2)]).await;
+        let error = fails(layer, uri, &[], &[Opt::MaxRedirects(2)]).await;
         assert!(!error.is_transient(), "{layer:?}: {error:?}");
         assert_eq!(
             count.load(Ordering::SeqCst),
@@ -589,7 +506,7 @@ async fn credentials_are_kept_for_the_same_origin() {
         )
         .await;
         assert_eq!(count.load(Ordering::SeqCst), 2, "{layer:?}");
-        assert_eq!(path(&ws), "/new", "{layer:?}");
+        assert_eq!(ws.path(), "/new", "{layer:?}");
         let values = reported(&ws).await;
         assert_eq!(values[0], "Bearer secret", "{layer:?}");
         assert_eq!(values[4], "session=1", "{layer:?}");
@@ -707,7 +624,7 @@ mod tls_redirects {
                 layer,
                 format!("wss://127.0.0.1:{port}/downgrade"),
                 &[],
-                &[Extra::DangerAcceptInvalidCerts],
+                &[Opt::DangerAcceptInvalidCerts],
             )
             .await;
             assert!(
@@ -724,11 +641,11 @@ mod tls_redirects {
                 layer,
                 format!("wss://127.0.0.1:{port}/"),
                 &[],
-                &[Extra::DangerAcceptInvalidCerts],
+                &[Opt::DangerAcceptInvalidCerts],
             )
             .await;
             reported(&ws).await;
-            echoes(&ws, "secure").await;
+            ws.assert_echoes("secure").await;
         }
     }
 }

@@ -41,37 +41,6 @@ async fn refused(layer: Layer, server: &Running, path: &str, opts: &[Opt], expec
     error
 }
 
-/// Send `text` and expect it back.
-async fn echoes(ws: &Conn, text: &str) {
-    let layer = ws.layer();
-    ws.send(text)
-        .await
-        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    let echo = ws
-        .recv()
-        .await
-        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    assert_eq!(echo, text, "{layer:?}");
-}
-
-/// The response a client received.
-fn response(ws: &Conn) -> Response {
-    match ws {
-        Conn::Async(ws) => ws.response().cloned(),
-        Conn::Sync(ws) => ws.response().cloned(),
-    }
-    .expect("a client's response")
-}
-
-/// The request a client sent.
-fn request(ws: &Conn) -> Request {
-    match ws {
-        Conn::Async(ws) => ws.request().cloned(),
-        Conn::Sync(ws) => ws.request().cloned(),
-    }
-    .expect("a client's request")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_accepts_exact_and_pattern_matches_and_refuses_others_with_403() {
     let opts = [Opt::Origins(&[
@@ -147,7 +116,7 @@ async fn any_origin_is_accepted_by_default() {
             &[Opt::Origin("https://anything.example")],
         )
         .await;
-        echoes(&ws, "hello").await;
+        ws.assert_echoes("hello").await;
     }
 }
 
@@ -172,7 +141,10 @@ async fn subprotocols_selects_the_servers_preferred_one() {
         let peer = within(connections.recv()).await.unwrap();
         assert_eq!(peer.subprotocol(), None, "{layer:?}");
         assert!(
-            !response(&ws).headers.contains("Sec-WebSocket-Protocol"),
+            !ws.response()
+                .expect("a response")
+                .headers
+                .contains("Sec-WebSocket-Protocol"),
             "{layer:?}"
         );
     }
@@ -216,7 +188,7 @@ async fn process_request_answers_a_health_check() {
         assert!(header(&head, "Server").is_some(), "{layer:?}: {head}");
         // Other paths still get the WebSocket handshake.
         let ws = open(layer, &server, "/", &[]).await;
-        echoes(&ws, "still a WebSocket server").await;
+        ws.assert_echoes("still a WebSocket server").await;
     }
 }
 
@@ -280,7 +252,10 @@ async fn process_response_can_add_a_header() {
         .await;
         let ws = open(layer, &server, "/some/where?x=1", &[]).await;
         assert_eq!(
-            response(&ws).headers.get("X-Request-Path"),
+            ws.response()
+                .expect("a response")
+                .headers
+                .get("X-Request-Path"),
             Some("/some/where?x=1"),
             "{layer:?}"
         );
@@ -296,7 +271,7 @@ async fn header_adds_extra_response_headers() {
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &opts).await;
         let ws = open(layer, &server, "/", &[]).await;
-        let headers = response(&ws).headers;
+        let headers = ws.response().expect("a response").headers;
         assert_eq!(
             headers.get("X-Powered-By"),
             Some("wskit tests"),
@@ -311,7 +286,7 @@ async fn server_header_is_sent_by_default_and_configurable_and_removable() {
     for layer in LAYERS {
         let default = start(layer, Handler::Echo, &[]).await;
         let ws = open(layer, &default, "/", &[]).await;
-        let headers = response(&ws).headers;
+        let headers = ws.response().expect("a response").headers;
         let value = headers
             .get("Server")
             .unwrap_or_else(|| panic!("{layer:?}: no Server"));
@@ -325,7 +300,11 @@ async fn server_header_is_sent_by_default_and_configurable_and_removable() {
         .await;
         let ws = open(layer, &custom, "/", &[]).await;
         assert_eq!(
-            response(&ws).headers.get_all("Server").collect::<Vec<_>>(),
+            ws.response()
+                .expect("a response")
+                .headers
+                .get_all("Server")
+                .collect::<Vec<_>>(),
             ["custom/1.0"],
             "{layer:?}"
         );
@@ -339,7 +318,13 @@ async fn server_header_is_sent_by_default_and_configurable_and_removable() {
 
         let none = start(layer, Handler::Echo, &[Opt::ServerHeader(None)]).await;
         let ws = open(layer, &none, "/", &[]).await;
-        assert!(!response(&ws).headers.contains("Server"), "{layer:?}");
+        assert!(
+            !ws.response()
+                .expect("a response")
+                .headers
+                .contains("Server"),
+            "{layer:?}"
+        );
         let (head, _) = http_get(none.addr(), "/").await;
         assert_eq!(header(&head, "Server"), None, "{layer:?}: {head}");
     }
@@ -365,13 +350,17 @@ async fn compression_is_negotiated_by_default() {
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &[]).await;
         let ws = open(layer, &server, "/", &[]).await;
-        let offer = request(&ws)
+        let offer = ws
+            .request()
+            .expect("a request")
             .headers
             .get("Sec-WebSocket-Extensions")
             .map(str::to_owned);
         let offer = offer.expect("permessage-deflate is offered");
         assert!(offer.contains("permessage-deflate"), "{layer:?}: {offer}");
-        let accepted = response(&ws)
+        let accepted = ws
+            .response()
+            .expect("a response")
             .headers
             .get("Sec-WebSocket-Extensions")
             .map(str::to_owned)
@@ -382,7 +371,7 @@ async fn compression_is_negotiated_by_default() {
         );
         assert!(ws.is_compressed(), "{layer:?}");
         let big = "compressible ".repeat(10_000);
-        echoes(&ws, &big).await;
+        ws.assert_echoes(&big).await;
     }
 }
 
@@ -392,15 +381,21 @@ async fn server_no_compression_declines_the_offer() {
         let server = start(layer, Handler::Echo, &[Opt::NoCompression]).await;
         let ws = open(layer, &server, "/", &[]).await;
         assert!(
-            request(&ws).headers.contains("Sec-WebSocket-Extensions"),
+            ws.request()
+                .expect("a request")
+                .headers
+                .contains("Sec-WebSocket-Extensions"),
             "{layer:?}"
         );
         assert!(
-            !response(&ws).headers.contains("Sec-WebSocket-Extensions"),
+            !ws.response()
+                .expect("a response")
+                .headers
+                .contains("Sec-WebSocket-Extensions"),
             "{layer:?}"
         );
         assert!(!ws.is_compressed(), "{layer:?}");
-        echoes(&ws, "uncompressed").await;
+        ws.assert_echoes("uncompressed").await;
     }
 }
 
@@ -441,7 +436,9 @@ async fn compression_parameters_are_negotiated_and_honoured() {
         let server = start(layer, Handler::Echo, &opts).await;
         let client = [Opt::Compression(Some(client_deflate.clone()))];
         let ws = open(layer, &server, "/", &client).await;
-        let accepted = response(&ws)
+        let accepted = ws
+            .response()
+            .expect("a response")
             .headers
             .get("Sec-WebSocket-Extensions")
             .map(str::to_owned)
@@ -460,7 +457,7 @@ async fn compression_parameters_are_negotiated_and_honoured() {
         // Several messages: without context takeover each is compressed on its own.
         for i in 0..5 {
             let text = format!("message {i}: ").repeat(500);
-            echoes(&ws, &text).await;
+            ws.assert_echoes(&text).await;
         }
     }
 }
@@ -540,7 +537,7 @@ async fn requests_that_do_not_parse_get_400_431_and_505() {
         }
         // The server is still serving.
         let ws = open(layer, &server, "/", &[]).await;
-        echoes(&ws, "still here").await;
+        ws.assert_echoes("still here").await;
     }
 }
 

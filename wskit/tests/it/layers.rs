@@ -87,6 +87,11 @@ pub(crate) enum Opt {
     SelectSubprotocol(fn(&wskit::Request, &[String]) -> Option<String>),
     /// The client's `Origin` header.
     Origin(&'static str),
+    /// The client's `User-Agent` header, or none.
+    UserAgent(Option<&'static str>),
+    MaxRedirects(usize),
+    #[cfg(feature = "rustls")]
+    DangerAcceptInvalidCerts,
 }
 
 /// A `process_request` hook, the same for both layers.
@@ -672,6 +677,11 @@ macro_rules! apply_client {
                 Opt::Origin(origin) => builder.origin(*origin),
                 Opt::Header(name, value) => builder.header(*name, *value),
                 Opt::Compression(config) => builder.compression(config.clone()),
+                Opt::OpenTimeout(d) => builder.open_timeout(Some(*d)),
+                Opt::UserAgent(agent) => builder.user_agent(agent.map(str::to_owned)),
+                Opt::MaxRedirects(count) => builder.max_redirects(*count),
+                #[cfg(feature = "rustls")]
+                Opt::DangerAcceptInvalidCerts => builder.danger_accept_invalid_certs(),
                 other => panic!("not a client option: {other:?}"),
             };
         }
@@ -696,12 +706,10 @@ pub(crate) async fn client_connect_with(
             Ok(Conn::Async(within(connect).await?))
         }
         Layer::Sync => {
-            let connection = tokio::task::spawn_blocking(move || {
+            let open = tokio::task::spawn_blocking(move || {
                 apply_client!(wskit::sync::connect(uri).no_proxy(), &opts).open()
-            })
-            .await
-            .unwrap()?;
-            Ok(Conn::Sync(connection))
+            });
+            Ok(Conn::Sync(within(open).await.unwrap()?))
         }
     }
 }
@@ -916,6 +924,56 @@ impl Conn {
             Self::Async(ws) => ws.close_code(),
             Self::Sync(ws) => ws.close_code(),
         }
+    }
+
+    /// The request a client sent or a server received.
+    pub(crate) fn request(&self) -> Option<wskit::Request> {
+        match self {
+            Self::Async(ws) => ws.request().cloned(),
+            Self::Sync(ws) => ws.request().cloned(),
+        }
+    }
+
+    /// The response a client received.
+    pub(crate) fn response(&self) -> Option<Response> {
+        match self {
+            Self::Async(ws) => ws.response().cloned(),
+            Self::Sync(ws) => ws.response().cloned(),
+        }
+    }
+
+    pub(crate) fn path(&self) -> String {
+        match self {
+            Self::Async(ws) => ws.path().to_owned(),
+            Self::Sync(ws) => ws.path().to_owned(),
+        }
+    }
+
+    pub(crate) fn local_addr(&self) -> Option<wskit::PeerAddr> {
+        match self {
+            Self::Async(ws) => ws.local_addr().cloned(),
+            Self::Sync(ws) => ws.local_addr().cloned(),
+        }
+    }
+
+    pub(crate) fn remote_addr(&self) -> Option<wskit::PeerAddr> {
+        match self {
+            Self::Async(ws) => ws.remote_addr().cloned(),
+            Self::Sync(ws) => ws.remote_addr().cloned(),
+        }
+    }
+
+    /// Send `text` to an echo server and expect it back.
+    pub(crate) async fn assert_echoes(&self, text: &str) {
+        let layer = self.layer();
+        self.send(text)
+            .await
+            .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+        let echo = self
+            .recv()
+            .await
+            .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
+        assert_eq!(echo, text, "{layer:?}");
     }
 
     pub(crate) fn close_reason(&self) -> Option<String> {

@@ -59,19 +59,6 @@ async fn connect(layer: Layer, uri: String) -> Conn {
         .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"))
 }
 
-/// A round trip through an echo server.
-async fn assert_echoes(ws: &Conn) {
-    let layer = ws.layer();
-    ws.send("ping?")
-        .await
-        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    let echo = ws
-        .recv()
-        .await
-        .unwrap_or_else(|error| panic!("{layer:?}: {error:?}"));
-    assert_eq!(echo, Message::from("ping?"), "{layer:?}");
-}
-
 fn tcp_addr(server: &Running) -> Option<std::net::SocketAddr> {
     match server {
         Running::Async(server) => server.local_addr(),
@@ -106,34 +93,6 @@ fn remote_addrs(server: &Running) -> Vec<PeerAddr> {
             .iter()
             .map(|c| c.remote_addr().cloned().expect("a remote address"))
             .collect(),
-    }
-}
-
-fn conn_local_addr(ws: &Conn) -> Option<PeerAddr> {
-    match ws {
-        Conn::Async(ws) => ws.local_addr().cloned(),
-        Conn::Sync(ws) => ws.local_addr().cloned(),
-    }
-}
-
-fn conn_remote_addr(ws: &Conn) -> Option<PeerAddr> {
-    match ws {
-        Conn::Async(ws) => ws.remote_addr().cloned(),
-        Conn::Sync(ws) => ws.remote_addr().cloned(),
-    }
-}
-
-fn conn_path(ws: &Conn) -> String {
-    match ws {
-        Conn::Async(ws) => ws.path().to_owned(),
-        Conn::Sync(ws) => ws.path().to_owned(),
-    }
-}
-
-fn conn_request(ws: &Conn) -> Option<wskit::Request> {
-    match ws {
-        Conn::Async(ws) => ws.request().cloned(),
-        Conn::Sync(ws) => ws.request().cloned(),
     }
 }
 
@@ -185,7 +144,7 @@ async fn serve_binds_before_returning() {
             .await
             .unwrap_or_else(|error| panic!("{layer:?}: {error}"));
         let ws = connect(layer, server.uri()).await;
-        assert_echoes(&ws).await;
+        ws.assert_echoes("ping?").await;
         server.close();
         wait_closed(&server).await;
     }
@@ -225,7 +184,7 @@ async fn serve_listener_serves_on_an_existing_listener() {
         };
         assert_eq!(tcp_addr(&server), Some(addr), "{layer:?}");
         let ws = connect(layer, format!("ws://{addr}/")).await;
-        assert_echoes(&ws).await;
+        ws.assert_echoes("ping?").await;
         server.close();
         wait_closed(&server).await;
     }
@@ -239,7 +198,7 @@ async fn run_until_signal_closes_connections_with_1001() {
     let server = wskit::serve(echo, "127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let mut ws = within(wskit::connect(uri(&server, "/"))).await.unwrap();
-    assert_echoes(&Conn::Async(ws.clone())).await;
+    Conn::Async(ws.clone()).assert_echoes("ping?").await;
     let (stop, signal) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         server
@@ -266,7 +225,7 @@ async fn run_serves_until_closed_from_another_handle() {
         let server = start(layer, Handler::Echo, &[]).await;
         let ws = connect(layer, server.uri()).await;
         let running = run(&server);
-        assert_echoes(&ws).await;
+        ws.assert_echoes("ping?").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(!running.is_finished(), "{layer:?}: serves until closed");
         server.close();
@@ -371,7 +330,7 @@ async fn connections_lists_the_open_connections() {
         })
         .await;
         let mut remotes = remote_addrs(&server);
-        let mut locals = vec![conn_local_addr(&a).unwrap(), conn_local_addr(&b).unwrap()];
+        let mut locals = vec![a.local_addr().unwrap(), b.local_addr().unwrap()];
         remotes.sort_by_key(ToString::to_string);
         locals.sort_by_key(ToString::to_string);
         assert_eq!(
@@ -385,7 +344,7 @@ async fn connections_lists_the_open_connections() {
         .await;
         assert_eq!(
             remote_addrs(&server),
-            vec![conn_local_addr(&b).unwrap()],
+            vec![b.local_addr().unwrap()],
             "{layer:?}: the open one remains"
         );
         server.close();
@@ -533,7 +492,7 @@ async fn handler_panic_closes_with_1011_and_the_server_keeps_serving() {
         );
         // The server survived: a new connection works.
         let second = connect(layer, server.uri()).await;
-        assert_echoes(&second).await;
+        second.assert_echoes("ping?").await;
         assert!(!is_closing(&server), "{layer:?}");
     }
 }
@@ -561,14 +520,14 @@ async fn max_connections_rejects_extra_handshakes_with_503() {
             "{layer:?}: {error:?}"
         );
         assert!(error.is_transient(), "{layer:?}: {error:?}");
-        assert_echoes(&first).await;
+        first.assert_echoes("ping?").await;
         first.close(1000, "").await.unwrap();
         eventually("the first connection is gone", || {
             server.connection_count() == 0
         })
         .await;
         let third = connect(layer, server.uri()).await;
-        assert_echoes(&third).await;
+        third.assert_echoes("ping?").await;
     }
 }
 
@@ -595,7 +554,7 @@ async fn process_request_answers_health_checks_when_the_server_is_full() {
             Some(503),
             "{layer:?}: {error:?}"
         );
-        assert_echoes(&first).await;
+        first.assert_echoes("ping?").await;
     }
 }
 
@@ -664,22 +623,22 @@ async fn unix_serve_and_unix_connect() {
             "{layer:?}"
         );
         let ws = unix_connect(layer, &path, "ws://localhost/chat").await;
-        assert_eq!(conn_path(&ws), "/chat", "{layer:?}");
+        assert_eq!(ws.path(), "/chat", "{layer:?}");
         assert_eq!(
-            conn_remote_addr(&ws),
+            ws.remote_addr(),
             Some(PeerAddr::Unix(Some(path.clone()))),
             "{layer:?}"
         );
-        assert_echoes(&ws).await;
+        ws.assert_echoes("ping?").await;
         let server_side = within(rx.recv()).await.unwrap();
-        assert_eq!(conn_path(&server_side), "/chat", "{layer:?}");
+        assert_eq!(server_side.path(), "/chat", "{layer:?}");
         assert_eq!(
-            conn_request(&server_side).unwrap().headers.get("Host"),
+            server_side.request().unwrap().headers.get("Host"),
             Some("localhost"),
             "{layer:?}"
         );
         assert_eq!(
-            conn_local_addr(&server_side),
+            server_side.local_addr(),
             Some(PeerAddr::Unix(Some(path.clone()))),
             "{layer:?}"
         );
