@@ -967,6 +967,8 @@ where
         if let Listener::Unix(_, path) = &listener {
             let _ = std::fs::remove_file(path);
         }
+        // Closed before the guard goes, so `wait_closed` returns with the port closed.
+        drop(listener);
         tracing::info!("server on {local} closed");
     });
     Ok(())
