@@ -142,8 +142,8 @@ async fn connects_to_an_ipv6_literal() {
         let server = match serve_reporting!(layer, "[::1]:0", |serve| serve) {
             Ok(server) => server,
             Err(error) => {
-                eprintln!("skipped: cannot bind [::1]: {error}");
-                return;
+                eprintln!("{layer:?}: skipped: cannot bind [::1]: {error}");
+                continue;
             }
         };
         let addr = server.addr();

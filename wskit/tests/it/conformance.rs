@@ -4,8 +4,6 @@
 
 #![cfg(feature = "sync")]
 
-use std::time::Duration;
-
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use wskit::Message;
@@ -140,7 +138,14 @@ async fn frames_with_the_response(layer: crate::layers::Layer) {
         write_frame(&mut reply, true, 0, OpCode::Text, b"", None);
         write_frame(&mut reply, true, 0, OpCode::Text, b"second", None);
         stream.write_all(&reply).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Nothing more until the client answers; then a clean closing handshake.
+        let mut peer = crate::raw::RawWs::server(stream, bytes::BytesMut::new());
+        let answer = within(peer.read_frame())
+            .await
+            .expect("the client's answer");
+        assert_eq!(&answer.payload[..], b"thanks");
+        let (_, close) = within(peer.finish_closing()).await;
+        crate::raw::close_frame(&close).code
     });
     let ws = crate::layers::client_connect(layer, format!("ws://{addr}/"))
         .await
@@ -151,5 +156,8 @@ async fn frames_with_the_response(layer: crate::layers::Layer) {
         Message::from("second"),
         "{layer:?}"
     );
-    server.abort();
+    ws.send("thanks").await.unwrap();
+    ws.close(1000, "").await.unwrap();
+    let code = within(server).await.unwrap();
+    assert_eq!(code, wskit::CloseCode::NORMAL, "{layer:?}");
 }

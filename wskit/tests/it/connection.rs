@@ -93,12 +93,7 @@ async fn send_takes_every_message_type() {
         let (_server, ws) = echo_pair(layer, Handler::Echo, &[]).await;
         match &ws {
             Conn::Async(ws) => send_every_type!(ws, .await),
-            Conn::Sync(ws) => {
-                let ws = ws.clone();
-                tokio::task::spawn_blocking(move || send_every_type!(ws,))
-                    .await
-                    .unwrap();
-            }
+            Conn::Sync(ws) => crate::layers::bounded(ws, |ws| send_every_type!(ws,)).await,
         }
         let expected = [
             Message::Text("a &str".into()),
@@ -400,30 +395,45 @@ async fn a_small_queue_keeps_flowing_across_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_recv_is_refused() {
     for layer in LAYERS {
-        let (_server, ws) = echo_pair(layer, Handler::Idle, &[]).await;
+        let (_server, ws) = echo_pair(layer, Handler::Echo, &[]).await;
+        // Another receiver, which waits for the next message (and tries again while this
+        // task's own short receives are in the way).
         let waiting = tokio::spawn({
             let other = ws.clone();
-            async move { other.recv_timeout(Duration::from_millis(300)).await }
+            async move {
+                loop {
+                    match other.recv_timeout(crate::support::WAIT).await {
+                        Err(Error::Concurrency(_)) => {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        result => return result,
+                    }
+                }
+            }
         });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let error = ws.recv().await.unwrap_err();
+        // Until it waits, a short receive here times out; then it is refused.
+        let deadline = std::time::Instant::now() + crate::support::WAIT;
+        let error = loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match ws.recv_timeout(Duration::from_millis(1)).await {
+                Err(error) => break error,
+                Ok(None) => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{layer:?}: the other receiver never started"
+                ),
+                Ok(Some(message)) => panic!("{layer:?}: {message:?}"),
+            }
+        };
         assert!(
             matches!(error, Error::Concurrency(_)),
             "{layer:?}: {error:?}"
         );
-        // Once the other receiver is gone, receiving works again.
-        assert!(
-            matches!(within(waiting).await.unwrap(), Ok(None)),
-            "{layer:?}"
-        );
-        let receiving = tokio::spawn({
-            let ws = ws.clone();
-            async move { ws.recv().await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        ws.close(1000, "").await.unwrap();
-        let result = within(receiving).await.unwrap();
-        assert!(result.unwrap_err().is_closed_ok(), "{layer:?}");
+        // The other receiver takes the next message; once it is gone, receiving works again.
+        ws.send("wake").await.unwrap();
+        let woken = within(waiting).await.unwrap().unwrap();
+        assert_eq!(woken, Some(Message::from("wake")), "{layer:?}");
+        ws.send("again").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), "again", "{layer:?}");
     }
 }
 

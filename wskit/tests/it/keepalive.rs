@@ -415,14 +415,12 @@ async fn ping_and_pong_with_text(ws: &Conn) {
             ws.pong("heartbeat").await.unwrap();
         }
         Conn::Sync(ws) => {
-            let ws = ws.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::layers::bounded(ws, |ws| {
                 drop(ws.ping("Are you there?").unwrap());
                 ws.ping(String::from("owned")).unwrap();
                 ws.pong("heartbeat").unwrap();
             })
-            .await
-            .unwrap();
+            .await;
         }
     }
 }

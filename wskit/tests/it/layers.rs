@@ -153,6 +153,29 @@ impl Running {
         }
     }
 
+    /// Wait (at most `WAIT`) until the server is closed and its handlers have returned. The
+    /// blocking wait runs on a blocking thread; should it time out, the server's connections
+    /// are aborted so that the thread ends, and the test fails.
+    pub(crate) async fn wait_closed(&self) {
+        match self {
+            Self::Async(server) => within(server.wait_closed()).await,
+            Self::Sync(server) => {
+                let waiting = server.clone();
+                let task = tokio::task::spawn_blocking(move || waiting.wait_closed());
+                if tokio::time::timeout(crate::support::WAIT, task)
+                    .await
+                    .is_err()
+                {
+                    server.close();
+                    for connection in server.connections() {
+                        connection.abort();
+                    }
+                    panic!("Sync: wait_closed timed out; the server's connections were aborted");
+                }
+            }
+        }
+    }
+
     /// The `ws://` URI of the server's root.
     pub(crate) fn uri(&self) -> String {
         format!("ws://{}/", self.addr())
@@ -639,23 +662,30 @@ pub(crate) enum Conn {
     Sync(wskit::sync::Connection),
 }
 
-/// Run `$body` with `$ws` bound to a clone of the blocking connection, on a blocking thread,
-/// for at most `WAIT`: then the connection is aborted, which ends every blocking call on it,
-/// and the test fails (a blocking thread still running would keep the test's runtime from
-/// shutting down).
-macro_rules! blocking {
-    ($conn:expr, |$ws:ident| $body:expr) => {{
-        let conn: &wskit::sync::Connection = $conn;
-        let $ws = conn.clone();
-        let task = tokio::task::spawn_blocking(move || $body);
-        match tokio::time::timeout(crate::support::WAIT, task).await {
-            Ok(result) => result.unwrap(),
-            Err(_) => {
-                conn.abort();
-                panic!("timed out; the blocking connection was aborted")
-            }
+/// Run `f` on a clone of the blocking connection `ws`, on a blocking thread, for at most
+/// `WAIT`: then the connection is aborted, which ends every blocking call on it, and the test
+/// fails (a blocking thread still running would keep the test's runtime from shutting down).
+pub(crate) async fn bounded<T, F>(ws: &wskit::sync::Connection, f: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce(wskit::sync::Connection) -> T + Send + 'static,
+{
+    let clone = ws.clone();
+    let task = tokio::task::spawn_blocking(move || f(clone));
+    match tokio::time::timeout(crate::support::WAIT, task).await {
+        Ok(result) => result.unwrap(),
+        Err(_) => {
+            ws.abort();
+            panic!("timed out; the blocking connection was aborted")
         }
-    }};
+    }
+}
+
+/// [`bounded`], with `$body` an expression of `$ws`.
+macro_rules! blocking {
+    ($conn:expr, |$ws:ident| $body:expr) => {
+        bounded($conn, move |$ws| $body).await
+    };
 }
 
 /// Apply the options that a client has too to a `Connect` builder of either layer.
@@ -818,14 +848,14 @@ impl Conn {
     pub(crate) async fn send(&self, message: impl Into<Message>) -> wskit::Result<()> {
         let message = message.into();
         match self {
-            Self::Async(ws) => ws.send(message).await,
+            Self::Async(ws) => within(ws.send(message)).await,
             Self::Sync(ws) => blocking!(ws, |ws| ws.send(message)),
         }
     }
 
     pub(crate) async fn send_fragments(&self, chunks: Vec<Message>) -> wskit::Result<()> {
         match self {
-            Self::Async(ws) => ws.send_fragments(chunks).await,
+            Self::Async(ws) => within(ws.send_fragments(chunks)).await,
             Self::Sync(ws) => blocking!(ws, |ws| ws.send_fragments(chunks)),
         }
     }
@@ -834,7 +864,7 @@ impl Conn {
     pub(crate) async fn ping(&self, data: impl AsRef<[u8]>) -> wskit::Result<Pending> {
         let data = data.as_ref().to_vec();
         match self {
-            Self::Async(ws) => Ok(Pending::Async(ws.ping(data).await?)),
+            Self::Async(ws) => Ok(Pending::Async(within(ws.ping(data)).await?)),
             Self::Sync(ws) => blocking!(ws, |ws| ws.ping(data).map(Pending::Sync)),
         }
     }
@@ -842,7 +872,7 @@ impl Conn {
     pub(crate) async fn pong(&self, data: impl AsRef<[u8]>) -> wskit::Result<()> {
         let data = data.as_ref().to_vec();
         match self {
-            Self::Async(ws) => ws.pong(data).await,
+            Self::Async(ws) => within(ws.pong(data)).await,
             Self::Sync(ws) => blocking!(ws, |ws| ws.pong(data)),
         }
     }

@@ -50,6 +50,16 @@ pub(crate) struct RawWs {
 }
 
 impl RawWs {
+    /// The server end of a connection whose handshake was done by hand; `buf` holds what was
+    /// read after the request.
+    pub(crate) fn server(stream: TcpStream, buf: BytesMut) -> Self {
+        Self {
+            stream,
+            buf,
+            client: false,
+        }
+    }
+
     /// The client end of a connection whose handshake was done by hand; `buf` holds what was
     /// read after the response.
     pub(crate) fn client(stream: TcpStream, buf: BytesMut) -> Self {

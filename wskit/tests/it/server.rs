@@ -20,7 +20,7 @@ use wskit::{CloseCode, Connection, Error, Message, PeerAddr};
 
 use crate::layers::{Conn, Handler, LAYERS, Layer, Opt, Running, client_connect, start};
 use crate::raw::{read_head, status, upgrade_request};
-use crate::support::{WAIT, echo, eventually, idle, uri, within};
+use crate::support::{echo, eventually, idle, uri, within};
 
 /// A server of `layer` on loopback with a handler of each layer: `$async` for the async
 /// server, `$sync` for the blocking one.
@@ -96,26 +96,6 @@ fn remote_addrs(server: &Running) -> Vec<PeerAddr> {
     }
 }
 
-/// Wait (at most `WAIT`) until the server is closed and its handlers have returned. The
-/// blocking wait runs on a blocking thread; should it time out, the server's connections are
-/// aborted so that the thread ends, and the test fails.
-async fn wait_closed(server: &Running) {
-    match server {
-        Running::Async(server) => within(server.wait_closed()).await,
-        Running::Sync(server) => {
-            let waiting = server.clone();
-            let task = tokio::task::spawn_blocking(move || waiting.wait_closed());
-            if tokio::time::timeout(WAIT, task).await.is_err() {
-                server.close();
-                for connection in server.connections() {
-                    connection.abort();
-                }
-                panic!("Sync: wait_closed timed out; the server's connections were aborted");
-            }
-        }
-    }
-}
-
 /// `run` on a clone of the server, on a task (the blocking one on a blocking thread).
 fn run(server: &Running) -> JoinHandle<wskit::Result<()>> {
     match server {
@@ -146,7 +126,7 @@ async fn serve_binds_before_returning() {
         let ws = connect(layer, server.uri()).await;
         ws.assert_echoes("ping?").await;
         server.close();
-        wait_closed(&server).await;
+        server.wait_closed().await;
     }
 }
 
@@ -186,7 +166,7 @@ async fn serve_listener_serves_on_an_existing_listener() {
         let ws = connect(layer, format!("ws://{addr}/")).await;
         ws.assert_echoes("ping?").await;
         server.close();
-        wait_closed(&server).await;
+        server.wait_closed().await;
     }
 }
 
@@ -231,7 +211,7 @@ async fn run_serves_until_closed_from_another_handle() {
         server.close();
         assert!(is_closing(&server), "{layer:?}");
         // Bounded (the blocking `run` is `wait_closed`): then `run` returns at once.
-        wait_closed(&server).await;
+        server.wait_closed().await;
         within(running)
             .await
             .unwrap()
@@ -281,7 +261,7 @@ async fn close_closes_connections_and_wait_closed_waits_for_handlers() {
                 "{layer:?}"
             );
         }
-        wait_closed(&server).await;
+        server.wait_closed().await;
         assert_eq!(
             finished.load(Ordering::SeqCst),
             2,
@@ -300,9 +280,12 @@ async fn close_answers_handshakes_in_flight_with_503() {
     for layer in LAYERS {
         let server = start(layer, Handler::Echo, &[]).await;
         let addr = server.addr();
-        // A client whose TCP connection is accepted but whose request is not sent yet.
+        // A client whose TCP connection is accepted but whose request is not sent yet: a
+        // client connecting after it is accepted after it, so once that one is open, this
+        // one is in flight.
         let mut stream = within(TcpStream::connect(addr)).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let after = connect(layer, server.uri()).await;
+        after.assert_echoes("accepted").await;
         server.close();
         stream
             .write_all(upgrade_request("/").as_bytes())
@@ -314,7 +297,7 @@ async fn close_answers_handshakes_in_flight_with_503() {
             .unwrap_or_else(|error| panic!("{layer:?}: {error}"));
         assert_eq!(status(&head), 503, "{layer:?}: {head}");
         drop(stream);
-        wait_closed(&server).await;
+        server.wait_closed().await;
     }
 }
 
@@ -348,7 +331,7 @@ async fn connections_lists_the_open_connections() {
             "{layer:?}: the open one remains"
         );
         server.close();
-        wait_closed(&server).await;
+        server.wait_closed().await;
     }
 }
 
@@ -652,7 +635,7 @@ async fn unix_serve_and_unix_connect() {
         assert!(error.is_io(), "{layer:?}: {error:?}");
         ws.close(1000, "").await.unwrap();
         server.close();
-        wait_closed(&server).await;
+        server.wait_closed().await;
         assert!(
             !path.exists(),
             "{layer:?}: the socket file is removed on close"
@@ -765,7 +748,7 @@ async fn a_server_whose_handles_are_dropped_keeps_serving() {
         let url = handle.uri();
         connect(layer, url.clone()).await;
         handle.close();
-        wait_closed(&handle).await;
+        handle.wait_closed().await;
         assert!(
             client_connect(layer, url).await.is_err(),
             "{layer:?}: still serving after close"
